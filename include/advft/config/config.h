@@ -1,0 +1,88 @@
+#pragma once
+// Typed configuration of one run. Filled from JSON (defaults < file < --set < flags) and
+// validated once by config/load.h; the rest of advft only ever sees these structs.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "advft/models/model_spec.h"
+
+namespace advft::config {
+
+/// One attack, as in configs and `--attack pgd:steps=20,eps=8/255`.
+struct AttackConfig {
+  std::string kind = "pgd";   ///< "fgsm" or "pgd"
+  std::string norm = "linf";  ///< "linf" or "l2"
+  double eps = 8.0 / 255.0;   ///< radius in pixel units ([0,1] images)
+  double step_size = 2.0 / 255.0;
+  int64_t steps = 10;
+  int64_t restarts = 1;      ///< PGD: random restarts, per-example worst case kept
+  bool random_start = true;  ///< PGD: uniform start in the ball; FGSM: the "fast" random init
+};
+
+/// Where the images come from and how they are augmented.
+struct DataConfig {
+  std::string dataset = "cifar10";  ///< cifar10 | cifar100 | mnist | fashion_mnist
+  std::string dir = "data/cifar-10-batches-bin";
+  bool coarse_labels = false;  ///< cifar100: the 20 coarse classes instead of the 100 fine
+  int64_t val_size = 1000;     ///< held out from the training set for per-epoch validation
+  uint64_t split_seed = 0;
+  int64_t crop_padding = 4;  ///< random crop after zero padding (0 = off)
+  bool horizontal_flip = true;
+  int64_t train_limit = 0;  ///< use only the first N training images (0 = all)
+};
+
+/// SGD with momentum.
+struct OptimizerConfig {
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 5e-4;
+};
+
+/// Learning-rate schedule over all training iterations.
+struct ScheduleConfig {
+  /// slow_start_fast_decay | piecewise | cosine | constant
+  std::string kind = "slow_start_fast_decay";
+  double start_lr = 0.0;
+  double peak_lr = 0.05;  ///< slow_start_fast_decay peak; piecewise/cosine/constant base lr
+  double end_lr = 5e-5;
+  double warmup = 0.5;                ///< fraction of all iterations spent in the linear warm-up
+  std::string decay = "exponential";  ///< exponential | linear | cosine (after the warm-up)
+  std::vector<double> milestones = {0.5, 0.75};  ///< piecewise: fractions of all iterations
+  double gamma = 0.1;                            ///< piecewise: factor at each milestone
+};
+
+/// The training loop.
+struct TrainConfig {
+  int64_t epochs = 3;
+  int64_t batch_size = 128;
+  uint64_t seed = 0;
+  bool adversarial = true;      ///< train on PGD examples (false: clean training)
+  double clean_weight = 0.0;    ///< loss = (1-w)*adv + w*clean
+  std::string init_checkpoint;  ///< pretrained weights (finetune --checkpoint)
+  int64_t log_every = 50;       ///< steps between metrics.jsonl step records
+  AttackConfig val_attack;      ///< per-epoch robust validation
+  int64_t val_batch_size = 500;
+};
+
+/// Evaluation.
+struct EvalConfig {
+  int64_t batch_size = 500;
+  std::vector<std::string> attacks = {"fgsm", "pgd:steps=20"};  ///< attack specs
+  int64_t limit = 0;  ///< evaluate only the first N test images (0 = all)
+};
+
+/// A whole run.
+struct RunConfig {
+  models::ModelSpec model;
+  DataConfig data;
+  AttackConfig attack;  ///< the training attack
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  TrainConfig train;
+  EvalConfig eval;
+  std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
+  int64_t threads = 0;          ///< CPU intra-op threads (0 = LibTorch's default)
+};
+
+}  // namespace advft::config

@@ -1,0 +1,493 @@
+#include "advft/config/load.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+#include "advft/attacks/attack_spec.h"
+#include "advft/error.h"
+#include "json_reader.h"
+
+namespace advft::config {
+namespace fs = std::filesystem;
+using detail::JsonReader;
+using nlohmann::json;
+
+RunConfig default_config(Command command) {
+  RunConfig config;
+  if (command == Command::kTrain) {
+    // Training from scratch is the baseline the method is compared with: PGD-AT's classic
+    // piecewise schedule (lr 0.1, x0.1 at 50% and 75%).
+    config.schedule.kind = "piecewise";
+    config.schedule.peak_lr = 0.1;
+    config.train.epochs = 10;
+  }
+  return config;
+}
+
+namespace {
+
+std::string executable_dir() {
+  std::error_code error;
+  fs::path exe = fs::read_symlink("/proc/self/exe", error);
+  return error ? std::string() : exe.parent_path().string();
+}
+
+// Where shipped configs can live: next to an installed binary, in the source tree it was
+// built from, or wherever ADVFT_CONFIG_DIR points.
+std::vector<fs::path> config_search_dirs() {
+  std::vector<fs::path> dirs;
+  if (const char* env = std::getenv("ADVFT_CONFIG_DIR"))
+    dirs.emplace_back(env);
+  std::string exe_dir = executable_dir();
+  if (!exe_dir.empty()) {
+    dirs.push_back(fs::path(exe_dir) / ".." / "share" / "advft" / "configs");
+    dirs.push_back(fs::path(exe_dir) / ".." / "configs");
+  }
+#ifdef ADVFT_CONFIG_DIR
+  dirs.emplace_back(ADVFT_CONFIG_DIR);
+#endif
+  return dirs;
+}
+
+}  // namespace
+
+std::vector<std::string> shipped_config_names() {
+  std::vector<std::string> names;
+  for (const auto& dir : config_search_dirs()) {
+    std::error_code error;
+    if (!fs::is_directory(dir, error))
+      continue;
+    for (const auto& entry : fs::directory_iterator(dir, error)) {
+      if (entry.path().extension() == ".json")
+        names.push_back(entry.path().stem().string());
+    }
+    if (!names.empty())
+      break;
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string resolve_config_path(const std::string& path_or_name) {
+  std::error_code error;
+  if (fs::is_regular_file(path_or_name, error))
+    return path_or_name;
+  std::string name = fs::path(path_or_name).filename().string();
+  if (fs::path(name).extension() != ".json")
+    name += ".json";
+  // Only a bare name (or a path that does not exist) falls back to the shipped recipes.
+  for (const auto& dir : config_search_dirs()) {
+    fs::path candidate = dir / name;
+    if (fs::is_regular_file(candidate, error))
+      return fs::weakly_canonical(candidate).string();
+  }
+  std::string known;
+  for (const auto& n : shipped_config_names())
+    known += (known.empty() ? "" : ", ") + n;
+  throw ConfigError(path_or_name + ": no such config file, and no shipped config of that name" +
+                    (known.empty() ? std::string() : " (shipped: " + known + ")"));
+}
+
+json read_config_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    throw ConfigError(path + ": cannot open config file: " + std::strerror(errno));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return json::parse(buffer.str(), nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports the byte offset; users want line:column.
+    std::string text = buffer.str();
+    std::size_t offset = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    std::size_t line = 1 + std::count(text.begin(), text.begin() + offset, '\n');
+    std::size_t line_start = text.rfind('\n', offset == 0 ? 0 : offset - 1);
+    std::size_t column = offset - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
+    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                      ": not valid JSON (" + std::string(e.what()).substr(0, 120) + ")");
+  }
+}
+
+void apply_override(json& root, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set " + assignment + ": expected key.path=value, e.g. train.epochs=5");
+  }
+  std::string path = assignment.substr(0, eq);
+  std::string text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // bare words and fractions like 8/255 stay strings
+  }
+  json* node = &root;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = path.find('.', start);
+    std::string key =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (key.empty())
+      throw ConfigError("--set " + assignment + ": empty key in '" + path + "'");
+    if (!node->is_object()) {
+      throw ConfigError("--set " + assignment + ": '" + path.substr(0, start - 1) +
+                        "' is not an object");
+    }
+    if (dot == std::string::npos) {
+      (*node)[key] = value;
+      return;
+    }
+    node = &(*node)[key];
+    if (node->is_null())
+      *node = json::object();
+    start = dot + 1;
+  }
+}
+
+double parse_number(const json& value, const std::string& key_path) {
+  if (value.is_number())
+    return value.get<double>();
+  if (value.is_string()) {
+    const std::string text = value.get<std::string>();
+    auto parse_plain = [&](const std::string& part) {
+      std::size_t used = 0;
+      double number = 0.0;
+      try {
+        number = std::stod(part, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != part.size()) {
+        throw ConfigError(key_path + " = \"" + text +
+                          "\": expected a number or a fraction like 8/255");
+      }
+      return number;
+    };
+    auto slash = text.find('/');
+    if (slash == std::string::npos)
+      return parse_plain(text);
+    double denominator = parse_plain(text.substr(slash + 1));
+    if (denominator == 0.0)
+      throw ConfigError(key_path + " = \"" + text + "\": division by zero");
+    return parse_plain(text.substr(0, slash)) / denominator;
+  }
+  throw ConfigError(key_path + " = " + value.dump() +
+                    ": expected a number or a fraction like 8/255");
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+namespace {
+
+void read_attack(JsonReader& parent, const std::string& key, AttackConfig& attack) {
+  const json* object = parent.object(key);
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, parent.key_path(key));
+  r.read("kind", attack.kind);
+  r.read("norm", attack.norm);
+  r.read("eps", attack.eps);
+  r.read("step_size", attack.step_size);
+  r.read("steps", attack.steps);
+  r.read("restarts", attack.restarts);
+  r.read("random_start", attack.random_start);
+  r.finish();
+}
+
+void read_model(JsonReader& root, models::ModelSpec& m) {
+  const json* object = root.object("model");
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, "model");
+  r.read("arch", m.arch);
+  r.read("num_classes", m.num_classes);
+  r.read("in_channels", m.in_channels);
+  r.read("input_size", m.input_size);
+  r.read("mean", m.mean);
+  r.read("std", m.std);
+  r.read("blocks", m.blocks);
+  r.read("width", m.width);
+  r.read("cifar_stem", m.cifar_stem);
+  r.read("depth", m.depth);
+  r.read("widen_factor", m.widen_factor);
+  r.finish();
+}
+
+void read_data(JsonReader& root, DataConfig& d) {
+  const json* object = root.object("data");
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, "data");
+  r.read("dataset", d.dataset);
+  r.read("dir", d.dir);
+  r.read("coarse_labels", d.coarse_labels);
+  r.read("val_size", d.val_size);
+  r.read("split_seed", d.split_seed);
+  r.read("crop_padding", d.crop_padding);
+  r.read("horizontal_flip", d.horizontal_flip);
+  r.read("train_limit", d.train_limit);
+  r.finish();
+}
+
+void read_optimizer(JsonReader& root, OptimizerConfig& o) {
+  const json* object = root.object("optimizer");
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, "optimizer");
+  r.read("momentum", o.momentum);
+  r.read("nesterov", o.nesterov);
+  r.read("weight_decay", o.weight_decay);
+  r.finish();
+}
+
+void read_schedule(JsonReader& root, ScheduleConfig& s) {
+  const json* object = root.object("schedule");
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, "schedule");
+  r.read("kind", s.kind);
+  r.read("start_lr", s.start_lr);
+  r.read("peak_lr", s.peak_lr);
+  r.read("end_lr", s.end_lr);
+  r.read("warmup", s.warmup);
+  r.read("decay", s.decay);
+  r.read("milestones", s.milestones);
+  r.read("gamma", s.gamma);
+  r.finish();
+}
+
+void read_train(JsonReader& root, TrainConfig& t) {
+  const json* object = root.object("train");
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, "train");
+  r.read("epochs", t.epochs);
+  r.read("batch_size", t.batch_size);
+  r.read("seed", t.seed);
+  r.read("adversarial", t.adversarial);
+  r.read("clean_weight", t.clean_weight);
+  r.read("init_checkpoint", t.init_checkpoint);
+  r.read("log_every", t.log_every);
+  read_attack(r, "val_attack", t.val_attack);
+  r.read("val_batch_size", t.val_batch_size);
+  r.finish();
+}
+
+void read_eval(JsonReader& root, EvalConfig& e) {
+  const json* object = root.object("eval");
+  if (object == nullptr)
+    return;
+  JsonReader r(*object, "eval");
+  r.read("batch_size", e.batch_size);
+  r.read("attacks", e.attacks);
+  r.read("limit", e.limit);
+  r.finish();
+}
+
+void require(bool ok, const std::string& key, const std::string& value, const std::string& rule) {
+  if (!ok)
+    throw ConfigError(key + " = " + value + ": " + rule);
+}
+
+std::string num(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+void validate_attack(const AttackConfig& a, const std::string& path) {
+  require(a.kind == "pgd" || a.kind == "fgsm", path + ".kind", "\"" + a.kind + "\"",
+          "must be \"pgd\" or \"fgsm\"");
+  require(a.norm == "linf" || a.norm == "l2", path + ".norm", "\"" + a.norm + "\"",
+          "must be \"linf\" or \"l2\"");
+  require(std::isfinite(a.eps) && a.eps >= 0.0 && (a.norm == "l2" || a.eps <= 1.0), path + ".eps",
+          num(a.eps), "must be in [0, 1] (pixel units; write 8/255, not 8)");
+  require(std::isfinite(a.step_size) && a.step_size >= 0.0, path + ".step_size", num(a.step_size),
+          "must be >= 0");
+  require(a.steps >= 1 && a.steps <= 100000, path + ".steps", std::to_string(a.steps),
+          "must be in [1, 100000]");
+  require(a.restarts >= 1 && a.restarts <= 1000, path + ".restarts", std::to_string(a.restarts),
+          "must be in [1, 1000]");
+}
+
+}  // namespace
+
+RunConfig parse_run_config(const json& root, RunConfig base) {
+  JsonReader r(root, "");
+  read_model(r, base.model);
+  read_data(r, base.data);
+  read_attack(r, "attack", base.attack);
+  read_optimizer(r, base.optimizer);
+  read_schedule(r, base.schedule);
+  read_train(r, base.train);
+  read_eval(r, base.eval);
+  r.read("device", base.device);
+  r.read("threads", base.threads);
+  r.finish();
+  return base;
+}
+
+void validate(const RunConfig& c) {
+  validate_attack(c.attack, "attack");
+  validate_attack(c.train.val_attack, "train.val_attack");
+  const auto& s = c.schedule;
+  const std::vector<std::string> kinds = {"slow_start_fast_decay", "piecewise", "cosine",
+                                          "constant"};
+  require(std::find(kinds.begin(), kinds.end(), s.kind) != kinds.end(), "schedule.kind",
+          "\"" + s.kind + "\"",
+          "must be one of slow_start_fast_decay, piecewise, cosine, constant");
+  require(s.decay == "exponential" || s.decay == "linear" || s.decay == "cosine", "schedule.decay",
+          "\"" + s.decay + "\"", "must be exponential, linear or cosine");
+  require(s.start_lr >= 0.0 && std::isfinite(s.start_lr), "schedule.start_lr", num(s.start_lr),
+          "must be >= 0");
+  require(s.peak_lr > 0.0 && std::isfinite(s.peak_lr), "schedule.peak_lr", num(s.peak_lr),
+          "must be > 0");
+  require(s.end_lr >= 0.0 && std::isfinite(s.end_lr), "schedule.end_lr", num(s.end_lr),
+          "must be >= 0");
+  require(!(s.kind == "slow_start_fast_decay" && s.decay == "exponential" && s.end_lr <= 0.0),
+          "schedule.end_lr", num(s.end_lr), "must be > 0 for an exponential decay");
+  require(s.warmup >= 0.0 && s.warmup < 1.0, "schedule.warmup", num(s.warmup),
+          "must be a fraction of all iterations in [0, 1)");
+  require(s.gamma > 0.0 && s.gamma <= 1.0, "schedule.gamma", num(s.gamma), "must be in (0, 1]");
+  for (std::size_t i = 0; i < s.milestones.size(); ++i) {
+    double m = s.milestones[i];
+    require(m > 0.0 && m < 1.0 && (i == 0 || m > s.milestones[i - 1]),
+            "schedule.milestones[" + std::to_string(i) + "]", num(m),
+            "milestones must be increasing fractions of all iterations in (0, 1)");
+  }
+  require(c.optimizer.momentum >= 0.0 && c.optimizer.momentum < 1.0, "optimizer.momentum",
+          num(c.optimizer.momentum), "must be in [0, 1)");
+  require(!(c.optimizer.nesterov && c.optimizer.momentum == 0.0), "optimizer.nesterov", "true",
+          "needs optimizer.momentum > 0");
+  require(c.optimizer.weight_decay >= 0.0, "optimizer.weight_decay", num(c.optimizer.weight_decay),
+          "must be >= 0");
+  require(c.train.epochs >= 1, "train.epochs", std::to_string(c.train.epochs), "must be >= 1");
+  require(c.train.batch_size >= 1, "train.batch_size", std::to_string(c.train.batch_size),
+          "must be >= 1");
+  require(c.train.val_batch_size >= 1, "train.val_batch_size",
+          std::to_string(c.train.val_batch_size), "must be >= 1");
+  require(c.train.clean_weight >= 0.0 && c.train.clean_weight <= 1.0, "train.clean_weight",
+          num(c.train.clean_weight), "must be in [0, 1]");
+  require(c.train.log_every >= 1, "train.log_every", std::to_string(c.train.log_every),
+          "must be >= 1");
+  require(c.data.val_size >= 0, "data.val_size", std::to_string(c.data.val_size), "must be >= 0");
+  require(c.data.crop_padding >= 0 && c.data.crop_padding <= 64, "data.crop_padding",
+          std::to_string(c.data.crop_padding), "must be in [0, 64]");
+  require(c.data.train_limit >= 0, "data.train_limit", std::to_string(c.data.train_limit),
+          "must be >= 0");
+  require(c.eval.batch_size >= 1, "eval.batch_size", std::to_string(c.eval.batch_size),
+          "must be >= 1");
+  require(c.eval.limit >= 0, "eval.limit", std::to_string(c.eval.limit), "must be >= 0");
+  for (std::size_t i = 0; i < c.eval.attacks.size(); ++i) {
+    // Parsing is the validation: it throws a ConfigError naming the spec.
+    attacks::parse_attack_spec(c.eval.attacks[i], c.attack,
+                               "eval.attacks[" + std::to_string(i) + "]");
+  }
+  require(c.threads >= 0, "threads", std::to_string(c.threads), "must be >= 0");
+  const std::string& d = c.device;
+  require(d == "auto" || d == "cpu" || d == "cuda" || d.rfind("cuda:", 0) == 0, "device",
+          "\"" + d + "\"", "must be auto, cpu, cuda or cuda:N");
+}
+
+RunConfig load_run_config(Command command, const std::string& path_or_name,
+                          const std::vector<std::string>& overrides) {
+  json root = json::object();
+  if (!path_or_name.empty())
+    root = read_config_json(resolve_config_path(path_or_name));
+  for (const auto& assignment : overrides)
+    apply_override(root, assignment);
+  RunConfig config = parse_run_config(root, default_config(command));
+  validate(config);
+  return config;
+}
+
+namespace {
+
+json attack_json(const AttackConfig& a) {
+  return {{"kind", a.kind},
+          {"norm", a.norm},
+          {"eps", a.eps},
+          {"step_size", a.step_size},
+          {"steps", a.steps},
+          {"restarts", a.restarts},
+          {"random_start", a.random_start}};
+}
+
+}  // namespace
+
+json to_json(const RunConfig& c) {
+  const auto& m = c.model;
+  return {
+      {"model",
+       {{"arch", m.arch},
+        {"num_classes", m.num_classes},
+        {"in_channels", m.in_channels},
+        {"input_size", m.input_size},
+        {"mean", m.mean},
+        {"std", m.std},
+        {"blocks", m.blocks},
+        {"width", m.width},
+        {"cifar_stem", m.cifar_stem},
+        {"depth", m.depth},
+        {"widen_factor", m.widen_factor}}},
+      {"data",
+       {{"dataset", c.data.dataset},
+        {"dir", c.data.dir},
+        {"coarse_labels", c.data.coarse_labels},
+        {"val_size", c.data.val_size},
+        {"split_seed", c.data.split_seed},
+        {"crop_padding", c.data.crop_padding},
+        {"horizontal_flip", c.data.horizontal_flip},
+        {"train_limit", c.data.train_limit}}},
+      {"attack", attack_json(c.attack)},
+      {"optimizer",
+       {{"momentum", c.optimizer.momentum},
+        {"nesterov", c.optimizer.nesterov},
+        {"weight_decay", c.optimizer.weight_decay}}},
+      {"schedule",
+       {{"kind", c.schedule.kind},
+        {"start_lr", c.schedule.start_lr},
+        {"peak_lr", c.schedule.peak_lr},
+        {"end_lr", c.schedule.end_lr},
+        {"warmup", c.schedule.warmup},
+        {"decay", c.schedule.decay},
+        {"milestones", c.schedule.milestones},
+        {"gamma", c.schedule.gamma}}},
+      {"train",
+       {{"epochs", c.train.epochs},
+        {"batch_size", c.train.batch_size},
+        {"seed", c.train.seed},
+        {"adversarial", c.train.adversarial},
+        {"clean_weight", c.train.clean_weight},
+        {"init_checkpoint", c.train.init_checkpoint},
+        {"log_every", c.train.log_every},
+        {"val_attack", attack_json(c.train.val_attack)},
+        {"val_batch_size", c.train.val_batch_size}}},
+      {"eval",
+       {{"batch_size", c.eval.batch_size}, {"attacks", c.eval.attacks}, {"limit", c.eval.limit}}},
+      {"device", c.device},
+      {"threads", c.threads},
+  };
+}
+
+}  // namespace advft::config

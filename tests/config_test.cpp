@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include "advft/config/load.h"
+#include "advft/error.h"
+#include "test_util.h"
+
+namespace advft::config {
+namespace {
+
+using nlohmann::json;
+
+std::string config_error(const json& root) {
+  try {
+    RunConfig c = parse_run_config(root, default_config(Command::kFinetune));
+    validate(c);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, FractionsAndNumbers) {
+  EXPECT_DOUBLE_EQ(parse_number("8/255", "attack.eps"), 8.0 / 255.0);
+  EXPECT_DOUBLE_EQ(parse_number(0.25, "x"), 0.25);
+  EXPECT_DOUBLE_EQ(parse_number("0.5", "x"), 0.5);
+  EXPECT_THROW(parse_number("8/0", "x"), ConfigError);
+  EXPECT_THROW(parse_number("eight", "x"), ConfigError);
+  EXPECT_THROW(parse_number(json::array(), "x"), ConfigError);
+}
+
+TEST(Config, FileValuesOverrideDefaultsAndSetOverridesFile) {
+  testing::TempDir dir;
+  testing::write_bytes(dir.file("c.json"),
+                       R"({"train": {"epochs": 7, "batch_size": 64}, "attack": {"eps": "4/255"}})");
+  RunConfig c = load_run_config(Command::kFinetune, dir.file("c.json"), {"train.epochs=2"});
+  EXPECT_EQ(c.train.epochs, 2);       // --set beats the file
+  EXPECT_EQ(c.train.batch_size, 64);  // the file beats the default
+  EXPECT_DOUBLE_EQ(c.attack.eps, 4.0 / 255.0);
+  EXPECT_EQ(c.schedule.kind, "slow_start_fast_decay");  // finetune's default
+  RunConfig t = load_run_config(Command::kTrain, dir.file("c.json"), {});
+  EXPECT_EQ(t.schedule.kind, "piecewise");  // train's default
+}
+
+TEST(Config, UnknownKeySuggestsTheNearestKnownOne) {
+  std::string message = config_error(json::parse(R"({"train": {"epoch": 3}})"));
+  EXPECT_NE(message.find("unknown key train.epoch"), std::string::npos) << message;
+  EXPECT_NE(message.find("did you mean train.epochs?"), std::string::npos) << message;
+  message = config_error(json::parse(R"({"scheduel": {}})"));
+  EXPECT_NE(message.find("did you mean schedule?"), std::string::npos) << message;
+}
+
+TEST(Config, WrongTypesAndRangesNameTheKey) {
+  EXPECT_NE(config_error(json::parse(R"({"train": {"epochs": "three"}})")).find("train.epochs"),
+            std::string::npos);
+  EXPECT_NE(config_error(json::parse(R"({"attack": {"eps": 8}})")).find("attack.eps = 8"),
+            std::string::npos);
+  EXPECT_NE(config_error(json::parse(R"({"schedule": {"warmup": 1.5}})")).find("schedule.warmup"),
+            std::string::npos);
+  EXPECT_NE(config_error(json::parse(R"({"schedule": {"kind": "step"}})")).find("schedule.kind"),
+            std::string::npos);
+  EXPECT_NE(
+      config_error(json::parse(R"({"optimizer": {"momentum": 1.0}})")).find("optimizer.momentum"),
+      std::string::npos);
+  EXPECT_NE(config_error(json::parse(R"({"model": []})")).find("model"), std::string::npos);
+  EXPECT_NE(config_error(json::parse(R"({"eval": {"attacks": ["pgd:stepz=3"]}})"))
+                .find("eval.attacks[0]"),
+            std::string::npos);
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 3}})")), "");
+}
+
+TEST(Config, OverridesParseJsonOrKeepStrings) {
+  json root = json::object();
+  apply_override(root, "train.epochs=5");
+  apply_override(root, "attack.eps=8/255");
+  apply_override(root, "train.adversarial=false");
+  apply_override(root, "model.blocks=[1,1,1]");
+  EXPECT_EQ(root["train"]["epochs"], 5);
+  EXPECT_EQ(root["attack"]["eps"], "8/255");
+  EXPECT_EQ(root["train"]["adversarial"], false);
+  EXPECT_EQ(root["model"]["blocks"].size(), 3u);
+  EXPECT_THROW(apply_override(root, "noequals"), ConfigError);
+  EXPECT_THROW(apply_override(root, "train..epochs=1"), ConfigError);
+}
+
+TEST(Config, SyntaxErrorGivesLineAndColumn) {
+  testing::TempDir dir;
+  testing::write_bytes(dir.file("bad.json"), "{\n  \"train\": {\n    \"epochs\": 3,,\n  }\n}\n");
+  try {
+    read_config_json(dir.file("bad.json"));
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json:3:"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_config_json(dir.file("missing.json")), ConfigError);
+}
+
+TEST(Config, ResolvedConfigRoundTrips) {
+  RunConfig c = load_run_config(Command::kFinetune, "", {"train.epochs=4", "model.arch=wrn34_10"});
+  RunConfig back = parse_run_config(to_json(c), default_config(Command::kTrain));
+  EXPECT_EQ(to_json(back), to_json(c));
+}
+
+TEST(Config, ShippedConfigsLoadByNameAndValidate) {
+  for (const char* name :
+       {"cifar10", "cifar10.json", "cifar100", "cifar10_preact18", "cifar10_wrn34_10",
+        "cifar100_wrn34_10", "fashion_mnist", "quickstart"}) {
+    RunConfig c = load_run_config(Command::kFinetune, name, {});
+    EXPECT_GE(c.train.epochs, 1) << name;
+  }
+  RunConfig c10 = load_run_config(Command::kFinetune, "cifar10_preact18", {});
+  EXPECT_DOUBLE_EQ(c10.attack.eps, 8.0 / 255.0);
+  EXPECT_DOUBLE_EQ(c10.attack.step_size, 2.0 / 255.0);
+  EXPECT_EQ(c10.attack.steps, 10);
+  RunConfig fm = load_run_config(Command::kFinetune, "fashion_mnist", {});
+  EXPECT_DOUBLE_EQ(fm.attack.eps, 0.1);
+  EXPECT_DOUBLE_EQ(fm.attack.step_size, 0.025);
+  EXPECT_EQ(fm.model.in_channels, 1);
+  try {
+    resolve_config_path("no_such_recipe");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cifar10"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace advft::config
