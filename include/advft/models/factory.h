@@ -1,0 +1,29 @@
+#pragma once
+// Builds any supported network from a ModelSpec; the one place that knows architecture names.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "advft/models/classifier.h"
+#include "advft/models/model_spec.h"
+
+namespace advft::models {
+
+/// Architecture names accepted in ModelSpec::arch, in a stable order for messages and help.
+std::vector<std::string> known_architectures();
+
+/// Throws advft::ConfigError naming the `model.<field>` at fault when the spec cannot be built.
+void validate(const ModelSpec& spec);
+
+/// A freshly initialized network for the spec (validated first; train mode, CPU, float32).
+ClassifierPtr make_model(const ModelSpec& spec);
+
+/// Number of parameter elements (BatchNorm running statistics are buffers, not counted).
+int64_t count_parameters(torch::nn::Module& module);
+
+/// Short human description, e.g. "PreActResNet-18, 10 classes, 3x32x32".
+std::string describe(const ModelSpec& spec);
+
+}  // namespace advft::models

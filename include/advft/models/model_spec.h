@@ -1,0 +1,31 @@
+#pragma once
+// What a checkpoint needs to rebuild its network: architecture, shape and normalization.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace advft::models {
+
+/// Everything that determines a network's structure. Saved in checkpoint metadata so that
+/// `advft eval --checkpoint X` needs no config.
+struct ModelSpec {
+  /// "preact_resnet18", "preact_resnet" (custom blocks/width), "resnet18", "resnet34", "resnet50",
+  /// "wide_resnet" (depth/widen_factor), or the shorthands "wrn28_10", "wrn34_10", "wrn70_16".
+  std::string arch = "preact_resnet18";
+  int64_t num_classes = 10;
+  int64_t in_channels = 3;
+  int64_t input_size = 32;  ///< height = width of the input images
+  /// Per-channel normalization applied inside the model (size 1 or in_channels).
+  std::vector<double> mean = {0.0};
+  std::vector<double> std = {1.0};
+  /// preact_resnet: blocks per stage and width of the first stage (doubles every stage).
+  std::vector<int64_t> blocks = {2, 2, 2, 2};
+  int64_t width = 64;
+  /// resnet*: CIFAR stem (3x3 conv stride 1, no max-pool) instead of ImageNet's 7x7 + max-pool.
+  bool cifar_stem = false;
+  /// wide_resnet: depth (6n+4) and widen factor k.
+  int64_t depth = 34;
+  int64_t widen_factor = 10;
+};
+
+}  // namespace advft::models

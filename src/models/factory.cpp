@@ -1,0 +1,248 @@
+#include "advft/models/factory.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "advft/error.h"
+#include "advft/models/preact_resnet.h"
+#include "advft/models/resnet.h"
+#include "advft/models/wide_resnet.h"
+
+namespace advft::models {
+
+namespace {
+
+// Fixed-shape architectures: the spec's blocks/width/depth fields do not apply to these.
+constexpr const char* kPreAct18 = "preact_resnet18";
+const std::vector<int64_t> kPreAct18Blocks = {2, 2, 2, 2};
+constexpr int64_t kPreAct18Width = 64;
+
+struct ResNetVariant {
+  const char* arch;
+  const char* title;
+  std::vector<int64_t> blocks;
+  bool bottleneck;
+  int64_t width_per_group;
+};
+
+const std::vector<ResNetVariant>& resnet_variants() {
+  static const std::vector<ResNetVariant> variants = {
+      {"resnet18", "ResNet-18", {2, 2, 2, 2}, false, 64},
+      {"resnet34", "ResNet-34", {3, 4, 6, 3}, false, 64},
+      {"resnet50", "ResNet-50", {3, 4, 6, 3}, true, 64},
+      {"wide_resnet50_2", "Wide-ResNet-50-2", {3, 4, 6, 3}, true, 128},
+  };
+  return variants;
+}
+
+const ResNetVariant* find_resnet(const std::string& arch) {
+  for (const auto& v : resnet_variants()) {
+    if (arch == v.arch) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+struct WrnShorthand {
+  const char* arch;
+  int64_t depth;
+  int64_t widen_factor;
+};
+
+const std::vector<WrnShorthand>& wrn_shorthands() {
+  static const std::vector<WrnShorthand> shorthands = {
+      {"wrn28_10", 28, 10},
+      {"wrn34_10", 34, 10},
+      {"wrn70_16", 70, 16},
+  };
+  return shorthands;
+}
+
+// The (depth, widen_factor) a WRN arch resolves to; false when arch is not a WideResNet.
+bool wrn_shape(const ModelSpec& spec, int64_t& depth, int64_t& widen_factor) {
+  if (spec.arch == "wide_resnet") {
+    depth = spec.depth;
+    widen_factor = spec.widen_factor;
+    return true;
+  }
+  for (const auto& s : wrn_shorthands()) {
+    if (spec.arch == s.arch) {
+      depth = s.depth;
+      widen_factor = s.widen_factor;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string join(const std::vector<std::string>& items, const char* separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    out += (i ? separator : "") + items[i];
+  }
+  return out;
+}
+
+std::string join(const std::vector<int64_t>& items, const char* separator) {
+  std::vector<std::string> strings;
+  for (int64_t v : items) {
+    strings.push_back(std::to_string(v));
+  }
+  return join(strings, separator);
+}
+
+[[noreturn]] void fail(const std::string& key, const std::string& problem) {
+  throw ConfigError("model." + key + ": " + problem);
+}
+
+void validate_stats(const char* key, const std::vector<double>& values, int64_t channels,
+                    bool positive) {
+  if (values.size() != 1 && static_cast<int64_t>(values.size()) != channels) {
+    fail(key, "has " + std::to_string(values.size()) + " values; expected 1 or in_channels (" +
+                  std::to_string(channels) + ")");
+  }
+  for (double v : values) {
+    if (!std::isfinite(v) || (positive && v <= 0)) {
+      std::ostringstream s;
+      s << "value " << v << " must be " << (positive ? "finite and > 0" : "finite");
+      fail(key, s.str());
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> known_architectures() {
+  std::vector<std::string> names = {kPreAct18, "preact_resnet"};
+  for (const auto& v : resnet_variants()) {
+    names.emplace_back(v.arch);
+  }
+  names.emplace_back("wide_resnet");
+  for (const auto& s : wrn_shorthands()) {
+    names.emplace_back(s.arch);
+  }
+  return names;
+}
+
+void validate(const ModelSpec& spec) {
+  const auto known = known_architectures();
+  if (std::find(known.begin(), known.end(), spec.arch) == known.end()) {
+    throw ConfigError("model.arch = \"" + spec.arch +
+                      "\": unknown architecture; known: " + join(known, ", "));
+  }
+  if (spec.num_classes < 1) {
+    fail("num_classes", "must be >= 1, got " + std::to_string(spec.num_classes));
+  }
+  if (spec.in_channels < 1) {
+    fail("in_channels", "must be >= 1, got " + std::to_string(spec.in_channels));
+  }
+  if (spec.input_size < 1) {
+    fail("input_size", "must be >= 1, got " + std::to_string(spec.input_size));
+  }
+  validate_stats("mean", spec.mean, spec.in_channels, /*positive=*/false);
+  validate_stats("std", spec.std, spec.in_channels, /*positive=*/true);
+  if (spec.arch == "preact_resnet") {
+    if (spec.blocks.empty()) {
+      fail("blocks", "must list at least one stage, e.g. [2, 2, 2, 2]");
+    }
+    for (int64_t b : spec.blocks) {
+      if (b < 1) {
+        fail("blocks", "every stage needs >= 1 block, got [" + join(spec.blocks, ", ") + "]");
+      }
+    }
+    if (spec.width < 1) {
+      fail("width", "must be >= 1, got " + std::to_string(spec.width));
+    }
+    // Widths double per stage; keep the last stage's channel count representable.
+    if (spec.blocks.size() > 16) {
+      fail("blocks", "at most 16 stages, got " + std::to_string(spec.blocks.size()));
+    }
+  }
+  if (spec.arch == "wide_resnet") {
+    if (spec.depth < 10 || (spec.depth - 4) % 6 != 0) {
+      fail("depth", "must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, 70, ...), got " +
+                        std::to_string(spec.depth));
+    }
+    if (spec.widen_factor < 1) {
+      fail("widen_factor", "must be >= 1, got " + std::to_string(spec.widen_factor));
+    }
+  }
+}
+
+ClassifierPtr make_model(const ModelSpec& spec) {
+  validate(spec);
+  if (spec.arch == kPreAct18 || spec.arch == "preact_resnet") {
+    const bool fixed = spec.arch == kPreAct18;
+    return PreActResNet(PreActResNetOptions()
+                            .blocks(fixed ? kPreAct18Blocks : spec.blocks)
+                            .width(fixed ? kPreAct18Width : spec.width)
+                            .num_classes(spec.num_classes)
+                            .in_channels(spec.in_channels)
+                            .mean(spec.mean)
+                            .std(spec.std))
+        .ptr();
+  }
+  if (const auto* v = find_resnet(spec.arch)) {
+    return ResNet(ResNetOptions()
+                      .blocks(v->blocks)
+                      .bottleneck(v->bottleneck)
+                      .width_per_group(v->width_per_group)
+                      .num_classes(spec.num_classes)
+                      .in_channels(spec.in_channels)
+                      .cifar_stem(spec.cifar_stem)
+                      .mean(spec.mean)
+                      .std(spec.std))
+        .ptr();
+  }
+  int64_t depth = 0;
+  int64_t widen_factor = 0;
+  if (wrn_shape(spec, depth, widen_factor)) {
+    return WideResNet(WideResNetOptions()
+                          .depth(depth)
+                          .widen_factor(widen_factor)
+                          .num_classes(spec.num_classes)
+                          .in_channels(spec.in_channels)
+                          .mean(spec.mean)
+                          .std(spec.std))
+        .ptr();
+  }
+  // validate() accepted an arch that no branch builds: the tables above disagree.
+  throw Error("models: no builder for known architecture \"" + spec.arch + "\"");
+}
+
+int64_t count_parameters(torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters(/*recurse=*/true)) {
+    total += p.numel();
+  }
+  return total;
+}
+
+std::string describe(const ModelSpec& spec) {
+  std::string name;
+  int64_t depth = 0;
+  int64_t widen_factor = 0;
+  if (spec.arch == kPreAct18) {
+    name = "PreActResNet-18";
+  } else if (spec.arch == "preact_resnet") {
+    int64_t layers = 2;  // conv1 + linear
+    for (int64_t b : spec.blocks) {
+      layers += 2 * b;
+    }
+    name = "PreActResNet-" + std::to_string(layers) + " (blocks " + join(spec.blocks, "-") +
+           ", width " + std::to_string(spec.width) + ")";
+  } else if (const auto* v = find_resnet(spec.arch)) {
+    name = std::string(v->title) + (spec.cifar_stem ? " (CIFAR stem)" : "");
+  } else if (wrn_shape(spec, depth, widen_factor)) {
+    name = "WRN-" + std::to_string(depth) + "-" + std::to_string(widen_factor);
+  } else {
+    name = spec.arch;
+  }
+  return name + ", " + std::to_string(spec.num_classes) + " classes, " +
+         std::to_string(spec.in_channels) + "x" + std::to_string(spec.input_size) + "x" +
+         std::to_string(spec.input_size);
+}
+
+}  // namespace advft::models
