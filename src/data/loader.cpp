@@ -1,0 +1,103 @@
+#include "advft/data/loader.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace advft::data {
+
+BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, bool drop_last,
+                         uint64_t seed, torch::Device device)
+    : batch_size_(batch_size),
+      shuffle_(shuffle),
+      drop_last_(drop_last),
+      seed_(seed),
+      device_(device) {
+  TORCH_CHECK(batch_size > 0, "BatchLoader: batch_size must be > 0, got ", batch_size);
+  TORCH_CHECK(data.images.defined() && data.labels.defined(), "BatchLoader: empty Dataset");
+  TORCH_CHECK(data.images.dim() == 4, "BatchLoader: images must be [N, C, H, W], got ",
+              data.images.sizes());
+  TORCH_CHECK(data.images.size(0) == data.labels.size(0), "BatchLoader: ", data.images.size(0),
+              " images but ", data.labels.size(0), " labels");
+  images_ = data.images.to(device_, torch::kUInt8).contiguous();
+  labels_ = data.labels.to(device_, torch::kLong).contiguous();
+}
+
+int64_t BatchLoader::batches_per_epoch() const {
+  const int64_t n = size();
+  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+}
+
+int64_t BatchLoader::size() const {
+  return labels_.size(0);
+}
+
+const torch::Tensor& BatchLoader::order_of(int64_t epoch) {
+  if (epoch != cached_epoch_) {
+    // Mixing both through SplitMix64 keeps (seed, epoch) and (seed + 1, epoch - 1) unrelated.
+    const uint64_t epoch_seed = mix_seed(seed_ ^ mix_seed(static_cast<uint64_t>(epoch)));
+    const std::vector<int64_t> perm = seeded_permutation(size(), epoch_seed);
+    cached_order_ = torch::tensor(perm, torch::kLong).to(device_);
+    cached_epoch_ = epoch;
+  }
+  return cached_order_;
+}
+
+Batch BatchLoader::batch(int64_t epoch, int64_t index) {
+  TORCH_CHECK(epoch >= 0, "BatchLoader::batch: epoch must be >= 0, got ", epoch);
+  TORCH_CHECK(index >= 0 && index < batches_per_epoch(), "BatchLoader::batch: index ", index,
+              " out of range [0, ", batches_per_epoch(), ")");
+  const int64_t start = index * batch_size_;
+  const int64_t count = std::min(batch_size_, size() - start);
+  torch::Tensor images;
+  torch::Tensor labels;
+  if (shuffle_) {
+    const torch::Tensor picks = order_of(epoch).narrow(0, start, count);
+    images = images_.index_select(0, picks);
+    labels = labels_.index_select(0, picks);
+  } else {
+    images = images_.narrow(0, start, count);
+    labels = labels_.narrow(0, start, count);
+  }
+  return {images.to(torch::kFloat).div_(255.0), labels};
+}
+
+torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& opts) {
+  TORCH_CHECK(images.dim() == 4, "augment: images must be [B, C, H, W], got ", images.sizes());
+  TORCH_CHECK(opts.crop_padding >= 0, "augment: crop_padding must be >= 0, got ",
+              opts.crop_padding);
+  const int64_t b = images.size(0);
+  if ((opts.crop_padding == 0 && !opts.horizontal_flip) || b == 0) {
+    return images;
+  }
+  const int64_t c = images.size(1);
+  const int64_t h = images.size(2);
+  const int64_t w = images.size(3);
+  const int64_t pad = opts.crop_padding;
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(images.device());
+
+  // Each output pixel (i, j) of example n reads padded pixel (row[n][i], col[n][j]): a crop is
+  // an offset, a flip reverses the columns, so both become one pair of gathers with no loop.
+  torch::Tensor row = torch::arange(h, long_opts).unsqueeze(0).expand({b, h});
+  torch::Tensor col = torch::arange(w, long_opts).unsqueeze(0).expand({b, w});
+  torch::Tensor source = images;
+  if (pad > 0) {
+    const torch::Tensor dy = torch::randint(0, 2 * pad + 1, {b, 1}, long_opts);
+    const torch::Tensor dx = torch::randint(0, 2 * pad + 1, {b, 1}, long_opts);
+    row = row + dy;
+    col = col + dx;
+    source = torch::constant_pad_nd(images, {pad, pad, pad, pad}, 0);
+  }
+  if (opts.horizontal_flip) {
+    const torch::Tensor flip = torch::randint(0, 2, {b, 1}, long_opts).to(torch::kBool);
+    // Reversing the window [x, x + w) of the padded row: column x + j becomes x + w - 1 - j.
+    const torch::Tensor first = col.narrow(1, 0, 1);
+    col = torch::where(flip, 2 * first + (w - 1) - col, col);
+  }
+  const int64_t padded_w = source.size(3);
+  const torch::Tensor rows = row.reshape({b, 1, h, 1}).expand({b, c, h, padded_w});
+  const torch::Tensor cropped_rows = source.gather(2, rows);
+  const torch::Tensor cols = col.reshape({b, 1, 1, w}).expand({b, c, h, w});
+  return cropped_rows.gather(3, cols);
+}
+
+}  // namespace advft::data

@@ -1,0 +1,85 @@
+#include "advft/data/source.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "advft/data/cifar.h"
+#include "advft/data/idx.h"
+#include "advft/error.h"
+
+namespace advft::data {
+namespace {
+
+[[noreturn]] void unknown_dataset(const std::string& name) {
+  throw ConfigError("data.dataset: unknown data set \"" + name +
+                    "\" (allowed: cifar10, cifar100, mnist, fashion_mnist)");
+}
+
+Dataset read_split(const config::DataConfig& cfg, bool train) {
+  if (cfg.dataset == "cifar10") {
+    return read_cifar10(cfg.dir, train);
+  }
+  if (cfg.dataset == "cifar100") {
+    return read_cifar100(cfg.dir, train, cfg.coarse_labels);
+  }
+  if (cfg.dataset == "mnist" || cfg.dataset == "fashion_mnist") {
+    return read_mnist_like(cfg.dir, train, cfg.dataset);
+  }
+  unknown_dataset(cfg.dataset);
+}
+
+torch::Tensor to_index_tensor(const std::vector<int64_t>& indices) {
+  return torch::tensor(indices, torch::kLong);
+}
+
+}  // namespace
+
+DataSplits load_splits(const config::DataConfig& cfg, bool need_train) {
+  if (cfg.val_size < 0) {
+    throw ConfigError("data.val_size: must be >= 0, got " + std::to_string(cfg.val_size));
+  }
+  if (cfg.train_limit < 0) {
+    throw ConfigError("data.train_limit: must be >= 0, got " + std::to_string(cfg.train_limit));
+  }
+  DataSplits splits;
+  // Validate the name before touching the disk, so a typo is reported as a typo.
+  dataset_num_classes(cfg);
+  splits.test = read_split(cfg, /*train=*/false);
+  if (!need_train) {
+    splits.train = head(splits.test, 0);
+    splits.val = head(splits.test, 0);
+    return splits;
+  }
+  const Dataset full = read_split(cfg, /*train=*/true);
+  const int64_t n = full.size();
+  if (cfg.val_size >= n) {
+    throw DataError(cfg.dir + ": data.val_size = " + std::to_string(cfg.val_size) +
+                    " leaves no training images: the " + cfg.dataset + " training set has only " +
+                    std::to_string(n) + " images");
+  }
+  const std::vector<int64_t> perm = seeded_permutation(n, cfg.split_seed);
+  std::vector<int64_t> val(perm.begin(), perm.begin() + cfg.val_size);
+  std::vector<int64_t> train(perm.begin() + cfg.val_size, perm.end());
+  // File order within each split: the split depends on the seed, the order does not.
+  std::sort(val.begin(), val.end());
+  std::sort(train.begin(), train.end());
+  if (cfg.train_limit > 0 && cfg.train_limit < static_cast<int64_t>(train.size())) {
+    train.resize(static_cast<size_t>(cfg.train_limit));
+  }
+  splits.train = subset(full, to_index_tensor(train));
+  splits.val = subset(full, to_index_tensor(val));
+  return splits;
+}
+
+int64_t dataset_num_classes(const config::DataConfig& cfg) {
+  if (cfg.dataset == "cifar10" || cfg.dataset == "mnist" || cfg.dataset == "fashion_mnist") {
+    return 10;
+  }
+  if (cfg.dataset == "cifar100") {
+    return cfg.coarse_labels ? 20 : 100;
+  }
+  unknown_dataset(cfg.dataset);
+}
+
+}  // namespace advft::data
