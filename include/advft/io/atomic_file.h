@@ -1,0 +1,18 @@
+#pragma once
+// Whole-file reads and crash-safe whole-file writes. Everything advft leaves on disk (checkpoints,
+// results.json, resolved configs) goes through write_file_atomic so that a crash or a full disk
+// leaves either the old file or the new one, never a torn mix.
+#include <string>
+
+namespace advft::io {
+
+/// Replaces `path` with `bytes` atomically: temp file in the same directory, fsync, rename,
+/// fsync of the directory. On failure the temp file is removed and advft::Error (kExitRunDir)
+/// names the path and the system error; an existing `path` is then left untouched.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+/// The whole content of `path`; throws advft::Error (kExitRunDir) "cannot read <path>: <reason>".
+/// Callers that read checkpoints or data rethrow it as their own error type.
+std::string read_file_bytes(const std::string& path);
+
+}  // namespace advft::io

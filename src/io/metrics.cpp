@@ -1,0 +1,91 @@
+#include "advft/io/metrics.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "advft/error.h"
+#include "advft/io/atomic_file.h"
+
+namespace advft::io {
+namespace {
+
+// Never throws on odd strings: records may carry user-provided paths or names.
+std::string dump_line(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A process killed mid-write leaves a line without its newline; appending after it would glue
+// two records into one unparsable line.
+void drop_torn_last_line(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return;
+  }
+  const std::string bytes = read_file_bytes(path);
+  if (bytes.empty() || bytes.back() == '\n') {
+    return;
+  }
+  const auto last_newline = bytes.find_last_of('\n');
+  const auto keep = last_newline == std::string::npos ? 0 : last_newline + 1;
+  std::filesystem::resize_file(path, keep, ec);
+  if (ec) {
+    throw Error("cannot write " + path + ": cutting its torn last line: " + ec.message(),
+                kExitRunDir);
+  }
+}
+
+}  // namespace
+
+MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
+  if (append) {
+    drop_torn_last_line(path);
+  }
+  out_.open(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
+  if (!out_) {
+    throw Error("cannot open " + path + " for writing: " + std::strerror(errno), kExitRunDir);
+  }
+}
+
+void MetricsWriter::write(const nlohmann::json& record) {
+  const std::string line = dump_line(record, -1) + "\n";
+  out_.write(line.data(), static_cast<std::streamsize>(line.size()));
+  out_.flush();
+  if (!out_) {
+    throw Error("cannot write " + path_ + ": " + std::strerror(errno), kExitRunDir);
+  }
+}
+
+void write_json_atomic(const std::string& path, const nlohmann::json& value) {
+  write_file_atomic(path, dump_line(value, 2) + "\n");
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  const std::string bytes = read_file_bytes(path);
+  std::vector<nlohmann::json> out;
+  size_t pos = 0;
+  size_t line_number = 0;
+  while (pos < bytes.size()) {
+    ++line_number;
+    const size_t newline = bytes.find('\n', pos);
+    const bool terminated = newline != std::string::npos;
+    const size_t end = terminated ? newline : bytes.size();
+    const std::string line = bytes.substr(pos, end - pos);
+    pos = terminated ? newline + 1 : bytes.size();
+    if (line.find_first_not_of(" \t\r") == std::string::npos) {
+      continue;
+    }
+    try {
+      out.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception& e) {
+      if (!terminated) {
+        break;  // torn by a crash mid-write; the records before it are whole
+      }
+      throw Error(path + ":" + std::to_string(line_number) + ": not valid JSON (" + e.what() + ")",
+                  kExitRunDir);
+    }
+  }
+  return out;
+}
+
+}  // namespace advft::io
