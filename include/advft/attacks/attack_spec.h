@@ -1,0 +1,31 @@
+#pragma once
+// Attack specs as users write them: "fgsm", "pgd:steps=20,eps=8/255", "pgd:norm=l2,eps=0.5".
+#include <string>
+
+#include "advft/config/config.h"
+
+namespace advft::attacks {
+
+/// Options of one attack (the same struct configs hold).
+using AttackOptions = config::AttackConfig;
+
+/// A parsed attack with the name shown in tables and JSON.
+struct NamedAttack {
+  std::string name;  ///< e.g. "PGD-20 Linf eps=8/255"
+  AttackOptions options;
+};
+
+/// Parses `kind[:key=value,...]` over `base` (the run's training attack): keys not given keep
+/// base's values, except that a new eps without a step_size scales the step size with it and
+/// "fgsm" defaults to one step of size eps without random start. `where` names the source
+/// (a flag or config key) in ConfigError messages.
+NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
+                              const std::string& where);
+
+/// Short human name of an attack ("PGD-20 Linf eps=8/255 step=2/255").
+std::string describe_attack(const AttackOptions& options);
+
+/// A value in pixel units written as k/255 when it is one, else as a plain number.
+std::string format_pixels(double value);
+
+}  // namespace advft::attacks

@@ -1,0 +1,26 @@
+#pragma once
+// Adversarial attacks as pure functions of (model, x, y, options). They use input gradients only
+// (torch::autograd::grad), never touch parameter gradients or the model's train/eval mode, keep
+// x_adv within the eps-ball around x and within [0, 1].
+#include <torch/torch.h>
+
+#include "advft/attacks/attack_spec.h"
+#include "advft/models/classifier.h"
+
+namespace advft::attacks {
+
+/// FGSM: one signed-gradient step of size step_size (eps by default); with random_start it is
+/// the "fast" FGSM of Wong et al. (uniform start, then the step, then projection).
+torch::Tensor fgsm(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                   const AttackOptions& options);
+
+/// PGD in the Linf or L2 ball, with random start, `steps` steps and `restarts` restarts; per
+/// example the restart that fools the model (else the one with the highest loss) is kept.
+torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                  const AttackOptions& options);
+
+/// Dispatches on options.kind ("fgsm" or "pgd").
+torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
+                         const torch::Tensor& y, const AttackOptions& options);
+
+}  // namespace advft::attacks

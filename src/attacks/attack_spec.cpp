@@ -1,0 +1,146 @@
+#include "advft/attacks/attack_spec.h"
+
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/config/load.h"
+#include "advft/error.h"
+
+namespace advft::attacks {
+
+std::string format_pixels(double value) {
+  double in_255 = value * 255.0;
+  std::ostringstream out;
+  if (value != 0.0 && std::abs(in_255 - std::round(in_255)) < 1e-9) {
+    out << std::llround(in_255) << "/255";
+  } else {
+    out << value;
+  }
+  return out.str();
+}
+
+std::string describe_attack(const AttackOptions& o) {
+  std::ostringstream out;
+  if (o.kind == "fgsm") {
+    out << (o.random_start ? "FGSM-RS" : "FGSM");
+  } else {
+    out << "PGD-" << o.steps;
+    if (o.restarts > 1)
+      out << "x" << o.restarts;
+  }
+  out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
+  if (o.kind != "fgsm" || o.random_start)
+    out << " step=" << format_pixels(o.step_size);
+  return out.str();
+}
+
+namespace {
+
+bool parse_bool(const std::string& text, const std::string& context) {
+  if (text == "true" || text == "1" || text == "on")
+    return true;
+  if (text == "false" || text == "0" || text == "off")
+    return false;
+  throw ConfigError(context + ": expected true or false, got \"" + text + "\"");
+}
+
+int64_t parse_int(const std::string& text, const std::string& context) {
+  std::size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) {
+    throw ConfigError(context + ": expected an integer, got \"" + text + "\"");
+  }
+  return value;
+}
+
+}  // namespace
+
+NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
+                              const std::string& where) {
+  const std::string context = where + " \"" + spec + "\"";
+  auto colon = spec.find(':');
+  std::string kind = spec.substr(0, colon);
+  AttackOptions o = base;
+  if (kind == "fgsm") {
+    o.kind = "fgsm";
+    o.steps = 1;
+    o.restarts = 1;
+    o.random_start = false;
+    o.step_size = base.eps;
+  } else if (kind == "pgd" || kind == "pgd_linf" || kind == "pgd-linf") {
+    o.kind = "pgd";
+    o.norm = "linf";
+  } else if (kind == "pgd_l2" || kind == "pgd-l2") {
+    o.kind = "pgd";
+    o.norm = "l2";
+  } else {
+    throw ConfigError(context + ": unknown attack \"" + kind + "\" (known: fgsm, pgd, pgd_l2)");
+  }
+  bool eps_given = false;
+  bool step_given = false;
+  if (colon != std::string::npos) {
+    std::stringstream items(spec.substr(colon + 1));
+    std::string item;
+    while (std::getline(items, item, ',')) {
+      auto eq = item.find('=');
+      if (eq == std::string::npos) {
+        throw ConfigError(context + ": expected key=value, got \"" + item + "\"");
+      }
+      std::string key = item.substr(0, eq);
+      std::string value = item.substr(eq + 1);
+      std::string key_context = context + " " + key;
+      if (key == "eps") {
+        o.eps = config::parse_number(value, key_context);
+        eps_given = true;
+      } else if (key == "step_size" || key == "alpha" || key == "step") {
+        o.step_size = config::parse_number(value, key_context);
+        step_given = true;
+      } else if (key == "steps") {
+        o.steps = parse_int(value, key_context);
+      } else if (key == "restarts") {
+        o.restarts = parse_int(value, key_context);
+      } else if (key == "norm") {
+        o.norm = value;
+      } else if (key == "random_start" || key == "rs") {
+        o.random_start = parse_bool(value, key_context);
+      } else {
+        throw ConfigError(context + ": unknown option \"" + key +
+                          "\" (known: eps, step_size, steps, restarts, norm, random_start)");
+      }
+    }
+  }
+  if (eps_given && !step_given) {
+    // Keep the step/eps ratio of the base attack (2/255 for 8/255): the usual way step sizes
+    // are chosen, and it keeps "pgd:eps=4/255" meaningful without spelling out the step.
+    if (o.kind == "fgsm" && !o.random_start) {
+      o.step_size = o.eps;
+    } else {
+      o.step_size = base.eps > 0.0 ? base.step_size * o.eps / base.eps : o.eps / 4.0;
+    }
+  }
+  if (o.kind == "fgsm" && o.random_start && !step_given && !eps_given) {
+    o.step_size = 1.25 * o.eps;  // Wong et al.'s "fast" FGSM with random start
+  }
+  if (o.norm != "linf" && o.norm != "l2") {
+    throw ConfigError(context + ": norm must be linf or l2, got \"" + o.norm + "\"");
+  }
+  if (!(o.eps >= 0.0) || !std::isfinite(o.eps) || (o.norm == "linf" && o.eps > 1.0)) {
+    throw ConfigError(context + ": eps must be in [0, 1] in pixel units (write 8/255, not 8)");
+  }
+  if (!(o.step_size >= 0.0) || !std::isfinite(o.step_size)) {
+    throw ConfigError(context + ": step_size must be >= 0");
+  }
+  if (o.steps < 1 || o.restarts < 1) {
+    throw ConfigError(context + ": steps and restarts must be >= 1");
+  }
+  return NamedAttack{describe_attack(o), o};
+}
+
+}  // namespace advft::attacks
