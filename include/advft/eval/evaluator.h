@@ -1,0 +1,58 @@
+#pragma once
+// Clean and adversarial accuracy of a model on a data set.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "advft/attacks/attack_spec.h"
+#include "advft/data/dataset.h"
+#include "advft/models/classifier.h"
+
+namespace advft::eval {
+
+/// Accuracy under one attack.
+struct AttackAccuracy {
+  std::string name;
+  attacks::AttackOptions options;
+  int64_t correct = 0;
+  double accuracy = 0.0;  ///< percent
+  double seconds = 0.0;
+};
+
+/// What an evaluation measured.
+struct EvalReport {
+  int64_t total = 0;
+  int64_t clean_correct = 0;
+  double clean_accuracy = 0.0;  ///< percent
+  std::vector<AttackAccuracy> attacks;
+  /// Per example: correct on the clean image and under every attack.
+  int64_t worst_case_correct = 0;
+  double worst_case_accuracy = 0.0;
+  double seconds = 0.0;
+};
+
+struct EvalOptions {
+  int64_t batch_size = 500;
+  int64_t limit = 0;  ///< only the first N examples (0 = all)
+  uint64_t seed = 0;  ///< seeds the attacks' random starts, so a re-run gives the same numbers
+};
+
+/// Called after each batch with (examples done, total).
+using ProgressFn = std::function<void(int64_t, int64_t)>;
+
+/// Evaluates in eval mode (the model's previous mode is restored afterwards).
+EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& data,
+                    const std::vector<attacks::NamedAttack>& attacks, const EvalOptions& options,
+                    torch::Device device, const ProgressFn& progress = {});
+
+/// The report as JSON (results.json / --json).
+nlohmann::json to_json(const EvalReport& report);
+
+/// The report as an aligned text table.
+std::string format_table(const EvalReport& report);
+
+}  // namespace advft::eval

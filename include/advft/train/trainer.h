@@ -1,0 +1,31 @@
+#pragma once
+// The training loop: per step, PGD examples of the batch -> loss -> SGD with the scheduled lr;
+// per epoch, clean and robust validation, `last` / `best` checkpoints and metrics records.
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/config/config.h"
+#include "advft/io/run_dir.h"
+
+namespace advft::train {
+
+/// What a run is, for the records it writes.
+struct RunRequest {
+  std::string command = "finetune";  ///< "finetune" or "train"
+  config::RunConfig config;
+  io::RunPaths paths;
+  bool resume = false;  ///< continue from paths.last and its optimizer state
+};
+
+/// Runs (or resumes) a training and returns what results.json holds. Throws DivergedError on a
+/// non-finite loss (the last good checkpoint stays) and InterruptedError after saving a
+/// resumable checkpoint when SIGINT/SIGTERM arrived.
+nlohmann::json run_training(const RunRequest& request);
+
+/// The seed of the random draws (augmentation, PGD start) of one step; a pure function of the
+/// run seed and the step, which is what makes a resumed run bit-identical on CPU.
+uint64_t step_seed(uint64_t run_seed, int64_t step);
+
+}  // namespace advft::train

@@ -1,0 +1,140 @@
+#include "advft/eval/evaluator.h"
+
+#include <chrono>
+#include <iomanip>
+#include <sstream>
+
+#include "advft/attacks/attacks.h"
+#include "advft/data/loader.h"
+#include "advft/error.h"
+#include "advft/runtime/signals.h"
+
+namespace advft::eval {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double percent(int64_t part, int64_t whole) {
+  return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+}
+
+// Restores the model's train/eval mode on every exit path.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(models::ClassifierImpl& model)
+      : model_(model), was_training_(model.is_training()) {
+    model_.eval();
+  }
+  ~EvalModeGuard() { model_.train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  models::ClassifierImpl& model_;
+  bool was_training_;
+};
+
+torch::Tensor predictions(models::ClassifierImpl& model, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return model.forward(x).argmax(1);
+}
+
+}  // namespace
+
+EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_data,
+                    const std::vector<attacks::NamedAttack>& attacks, const EvalOptions& options,
+                    torch::Device device, const ProgressFn& progress) {
+  const auto start = Clock::now();
+  data::Dataset data = options.limit > 0 && options.limit < full_data.size()
+                           ? data::head(full_data, options.limit)
+                           : full_data;
+  EvalModeGuard mode_guard(model);
+  torch::manual_seed(options.seed);
+
+  EvalReport report;
+  report.total = data.size();
+  for (const auto& attack : attacks)
+    report.attacks.push_back({attack.name, attack.options, 0, 0.0, 0.0});
+
+  data::BatchLoader loader(data, options.batch_size, /*shuffle=*/false, /*drop_last=*/false,
+                           options.seed, device);
+  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
+    if (int signal = runtime::stop_signal()) {
+      throw InterruptedError(
+          "evaluation interrupted by signal " + std::to_string(signal) + "; nothing was written",
+          128 + signal);
+    }
+    data::Batch batch = loader.batch(0, b);
+    torch::Tensor robust = predictions(model, batch.images).eq(batch.labels);
+    report.clean_correct += robust.sum().item<int64_t>();
+    for (std::size_t a = 0; a < attacks.size(); ++a) {
+      const auto attack_start = Clock::now();
+      torch::Tensor x_adv =
+          attacks::run_attack(model, batch.images, batch.labels, attacks[a].options);
+      torch::Tensor correct = predictions(model, x_adv).eq(batch.labels);
+      report.attacks[a].correct += correct.sum().item<int64_t>();
+      report.attacks[a].seconds += seconds_since(attack_start);
+      robust = robust & correct;
+    }
+    report.worst_case_correct += robust.sum().item<int64_t>();
+    if (progress)
+      progress(std::min<int64_t>((b + 1) * options.batch_size, report.total), report.total);
+  }
+  report.clean_accuracy = percent(report.clean_correct, report.total);
+  for (auto& a : report.attacks)
+    a.accuracy = percent(a.correct, report.total);
+  report.worst_case_accuracy = percent(report.worst_case_correct, report.total);
+  report.seconds = seconds_since(start);
+  return report;
+}
+
+nlohmann::json to_json(const EvalReport& r) {
+  nlohmann::json attacks = nlohmann::json::array();
+  for (const auto& a : r.attacks) {
+    attacks.push_back({{"name", a.name},
+                       {"kind", a.options.kind},
+                       {"norm", a.options.norm},
+                       {"eps", a.options.eps},
+                       {"step_size", a.options.step_size},
+                       {"steps", a.options.steps},
+                       {"restarts", a.options.restarts},
+                       {"random_start", a.options.random_start},
+                       {"correct", a.correct},
+                       {"accuracy", a.accuracy},
+                       {"seconds", a.seconds}});
+  }
+  return {{"total", r.total},
+          {"clean", {{"correct", r.clean_correct}, {"accuracy", r.clean_accuracy}}},
+          {"attacks", attacks},
+          {"worst_case", {{"correct", r.worst_case_correct}, {"accuracy", r.worst_case_accuracy}}},
+          {"seconds", r.seconds}};
+}
+
+std::string format_table(const EvalReport& r) {
+  std::size_t width = std::string("worst case (all attacks)").size();
+  for (const auto& a : r.attacks)
+    width = std::max(width, a.name.size());
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2);
+  auto row = [&](const std::string& name, int64_t correct, double accuracy) {
+    out << std::left << std::setw(static_cast<int>(width)) << name << "  " << std::right
+        << std::setw(7) << accuracy << " %  " << std::setw(7) << correct << " / " << r.total
+        << "\n";
+  };
+  out << std::left << std::setw(static_cast<int>(width)) << "attack"
+      << "  " << std::right << std::setw(9) << "accuracy"
+      << "  "
+      << "correct\n";
+  row("clean", r.clean_correct, r.clean_accuracy);
+  for (const auto& a : r.attacks)
+    row(a.name, a.correct, a.accuracy);
+  if (r.attacks.size() > 1)
+    row("worst case (all attacks)", r.worst_case_correct, r.worst_case_accuracy);
+  return out.str();
+}
+
+}  // namespace advft::eval

@@ -1,0 +1,412 @@
+#include "advft/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <optional>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "advft/attacks/attacks.h"
+#include "advft/data/loader.h"
+#include "advft/data/source.h"
+#include "advft/error.h"
+#include "advft/eval/evaluator.h"
+#include "advft/io/checkpoint.h"
+#include "advft/io/metrics.h"
+#include "advft/models/factory.h"
+#include "advft/runtime/device.h"
+#include "advft/runtime/signals.h"
+#include "advft/schedule/lr_schedule.h"
+#include "advft/train/sgd.h"
+
+namespace advft::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The model must fit the data it is trained on; say which key to change when it does not.
+void check_model_fits_data(const models::ModelSpec& spec, const data::Dataset& train,
+                           const std::string& dataset) {
+  const auto& images = train.images;
+  if (images.size(1) != spec.in_channels) {
+    throw ConfigError("model.in_channels = " + std::to_string(spec.in_channels) + " but " +
+                      dataset + " images have " + std::to_string(images.size(1)) + " channel(s)");
+  }
+  if (images.size(2) != spec.input_size) {
+    throw ConfigError("model.input_size = " + std::to_string(spec.input_size) + " but " + dataset +
+                      " images are " + std::to_string(images.size(2)) + "x" +
+                      std::to_string(images.size(3)));
+  }
+  if (spec.num_classes < train.num_classes) {
+    throw ConfigError("model.num_classes = " + std::to_string(spec.num_classes) + " but " +
+                      dataset + " has " + std::to_string(train.num_classes) + " classes");
+  }
+}
+
+// The pretrained checkpoint must be the architecture the config asks for.
+void check_pretrained_matches(const models::ModelSpec& wanted, const io::LoadedCheckpoint& ckpt) {
+  const auto& have = ckpt.spec;
+  if (have.arch != wanted.arch || have.num_classes != wanted.num_classes ||
+      have.in_channels != wanted.in_channels) {
+    throw CheckpointError(ckpt.path + " holds " + models::describe(have) +
+                          " but the config asks for " + models::describe(wanted) +
+                          "; pick the matching config or set model.* to the checkpoint's");
+  }
+}
+
+struct TrainState {
+  int64_t next_step = 0;
+  double best_val_robust = -1.0;
+  int64_t best_epoch = 0;
+  double train_seconds = 0.0;
+  nlohmann::json last_epoch;  // the latest epoch record
+
+  static TrainState from_json(const nlohmann::json& j, const std::string& source) {
+    TrainState s;
+    try {
+      s.next_step = j.at("next_step").get<int64_t>();
+      s.best_val_robust = j.at("best_val_robust").get<double>();
+      s.best_epoch = j.at("best_epoch").get<int64_t>();
+      s.train_seconds = j.value("train_seconds", 0.0);
+      s.last_epoch = j.value("last_epoch", nlohmann::json());
+    } catch (const nlohmann::json::exception& e) {
+      throw CheckpointError(source + ": training state is incomplete (" + e.what() + ")");
+    }
+    return s;
+  }
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const RunRequest& request)
+      : request_(request),
+        config_(request.config),
+        paths_(request.paths),
+        device_(runtime::resolve_device(config_.device)) {}
+
+  nlohmann::json run();
+
+ private:
+  void build();
+  void train_step(int64_t step);
+  void end_of_epoch(int64_t epoch);
+  void save_last(int64_t next_step);
+  void check_finite(int64_t step) const;
+  [[noreturn]] void throw_diverged(int64_t step, const std::string& what) const;
+  void flush_step_record(int64_t step, int64_t epoch);
+  nlohmann::json results() const;
+  nlohmann::json state_json(int64_t epoch) const;
+
+  const RunRequest& request_;
+  config::RunConfig config_;
+  io::RunPaths paths_;
+  torch::Device device_;
+
+  data::DataSplits data_;
+  models::ClassifierPtr model_;
+  std::optional<data::BatchLoader> loader_;
+  std::unique_ptr<schedule::LrSchedule> schedule_;
+  std::unique_ptr<Sgd> optimizer_;
+  std::optional<io::MetricsWriter> metrics_;
+  int64_t steps_per_epoch_ = 0;
+  int64_t total_steps_ = 0;
+  TrainState state_;
+
+  // Running sums over the steps since the last step record.
+  double window_loss_ = 0.0;
+  int64_t window_correct_ = 0;
+  int64_t window_images_ = 0;
+  int64_t window_steps_ = 0;
+  Clock::time_point window_start_ = Clock::now();
+  double last_lr_ = 0.0;
+};
+
+void Trainer::build() {
+  data_ = data::load_splits(config_.data);
+  check_model_fits_data(config_.model, data_.train, config_.data.dataset);
+
+  models::ModelSpec spec = config_.model;
+  std::optional<io::LoadedCheckpoint> init;
+  if (request_.resume) {
+    init = io::load_checkpoint(paths_.last);
+  } else if (!config_.train.init_checkpoint.empty()) {
+    init = io::load_checkpoint(config_.train.init_checkpoint);
+    check_pretrained_matches(spec, *init);
+  }
+  if (init) {
+    // The pretrained model's own normalization travels with its weights.
+    spec.mean = init->spec.mean;
+    spec.std = init->spec.std;
+  }
+  config_.model = spec;
+  torch::manual_seed(config_.train.seed);  // the initial weights are part of a reproducible run
+  model_ = models::make_model(spec);
+  if (init)
+    io::load_weights(*model_, init->tensors, init->path, /*strict=*/true);
+  model_->to(device_);
+
+  loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,
+                  config_.train.seed, device_);
+  steps_per_epoch_ = loader_->batches_per_epoch();
+  if (steps_per_epoch_ == 0) {
+    throw ConfigError("train.batch_size = " + std::to_string(config_.train.batch_size) +
+                      " is larger than the training set (" + std::to_string(data_.train.size()) +
+                      " images)");
+  }
+  total_steps_ = steps_per_epoch_ * config_.train.epochs;
+  schedule_ = schedule::make_schedule(config_.schedule, total_steps_);
+  optimizer_ = std::make_unique<Sgd>(*model_, config_.optimizer);
+
+  if (request_.resume) {
+    state_ = TrainState::from_json(init->train_state, init->path);
+    auto [tensors, meta] = io::load_tensor_state(paths_.last_state);
+    if (meta.value("next_step", int64_t{-1}) != state_.next_step) {
+      throw CheckpointError(paths_.last_state + " belongs to step " +
+                            std::to_string(meta.value("next_step", int64_t{-1})) + " but " +
+                            paths_.last + " to step " + std::to_string(state_.next_step) +
+                            "; the run directory is inconsistent");
+    }
+    optimizer_->load_state(tensors, paths_.last_state);
+  }
+  metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
+}
+
+void Trainer::train_step(int64_t step) {
+  const int64_t epoch = step / steps_per_epoch_;
+  torch::manual_seed(step_seed(config_.train.seed, step));
+  data::Batch batch = loader_->batch(epoch, step % steps_per_epoch_);
+  torch::Tensor x = data::augment(
+      batch.images, data::AugmentOptions{config_.data.crop_padding, config_.data.horizontal_flip});
+  const torch::Tensor& y = batch.labels;
+
+  // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
+  model_->train();
+  torch::Tensor x_train =
+      config_.train.adversarial ? attacks::run_attack(*model_, x, y, config_.attack) : x;
+
+  last_lr_ = schedule_->lr(step);
+  apply_lr(*optimizer_, last_lr_);
+  torch::Tensor logits = model_->forward(x_train);
+  torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+  if (config_.train.adversarial && config_.train.clean_weight > 0.0) {
+    torch::Tensor clean_loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
+    loss = (1.0 - config_.train.clean_weight) * loss + config_.train.clean_weight * clean_loss;
+  }
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value))
+    throw_diverged(step, "the loss is " + std::to_string(loss_value));
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+
+  window_loss_ += loss_value;
+  window_correct_ += logits.argmax(1).eq(y).sum().item<int64_t>();
+  window_images_ += y.size(0);
+  ++window_steps_;
+}
+
+void Trainer::flush_step_record(int64_t step, int64_t epoch) {
+  if (window_steps_ == 0)
+    return;
+  const double seconds = seconds_since(window_start_);
+  const double images_per_s = seconds > 0 ? static_cast<double>(window_images_) / seconds : 0.0;
+  const double loss = window_loss_ / static_cast<double>(window_steps_);
+  const double accuracy =
+      100.0 * static_cast<double>(window_correct_) / static_cast<double>(window_images_);
+  metrics_->write({{"type", "step"},
+                   {"step", step + 1},
+                   {"epoch", epoch + 1},
+                   {"lr", last_lr_},
+                   {"loss", loss},
+                   {config_.train.adversarial ? "train_adv_accuracy" : "train_accuracy", accuracy},
+                   {"images_per_s", images_per_s}});
+  spdlog::info("epoch {}/{} step {}/{} lr {:.5f} loss {:.4f} {} acc {:.2f}% {:.0f} img/s",
+               epoch + 1, config_.train.epochs, step + 1, total_steps_, last_lr_, loss,
+               config_.train.adversarial ? "adv" : "train", accuracy, images_per_s);
+  window_loss_ = 0.0;
+  window_correct_ = window_images_ = window_steps_ = 0;
+  window_start_ = Clock::now();
+}
+
+// The loss can stay finite while BatchNorm statistics have already overflowed (BN renormalizes
+// huge activations), so a checkpoint is only written when every tensor in it is finite.
+void Trainer::check_finite(int64_t step) const {
+  torch::NoGradGuard no_grad;
+  for (const auto& item : model_->named_parameters()) {
+    if (!item.value().isfinite().all().item<bool>())
+      throw_diverged(step, item.key() + " is not finite");
+  }
+  for (const auto& item : model_->named_buffers()) {
+    if (item.value().is_floating_point() && !item.value().isfinite().all().item<bool>()) {
+      throw_diverged(step, item.key() + " is not finite");
+    }
+  }
+}
+
+void Trainer::throw_diverged(int64_t step, const std::string& what) const {
+  std::ostringstream message;
+  message << "training diverged: " << what << " at step " << step << " (epoch "
+          << step / steps_per_epoch_ + 1 << ", lr " << last_lr_ << "); the last good checkpoint is "
+          << (std::filesystem::exists(paths_.last) ? paths_.last : std::string("(none yet)"))
+          << "; lower schedule.peak_lr and start again";
+  throw DivergedError(message.str());
+}
+
+void Trainer::save_last(int64_t next_step) {
+  check_finite(next_step - 1);
+  state_.next_step = next_step;
+  const int64_t epoch = next_step / steps_per_epoch_;
+  // Optimizer state first: a crash between the two writes leaves a model file that is older
+  // than its state file, which resume detects by the step they each record.
+  io::save_tensor_state(paths_.last_state, optimizer_->state(), {{"next_step", next_step}});
+  io::save_checkpoint(paths_.last, *model_, config_.model, state_json(epoch));
+}
+
+void Trainer::end_of_epoch(int64_t epoch) {
+  check_finite((epoch + 1) * steps_per_epoch_ - 1);  // before validating a broken model
+  nlohmann::json record = {{"type", "epoch"},
+                           {"epoch", epoch + 1},
+                           {"lr", last_lr_},
+                           {"train_seconds", state_.train_seconds}};
+  if (data_.val.size() > 0) {
+    attacks::NamedAttack attack{attacks::describe_attack(config_.train.val_attack),
+                                config_.train.val_attack};
+    eval::EvalOptions options;
+    options.batch_size = config_.train.val_batch_size;
+    options.seed = config_.train.seed;
+    eval::EvalReport report = eval::evaluate(*model_, data_.val, {attack}, options, device_);
+    record["val_clean_accuracy"] = report.clean_accuracy;
+    record["val_robust_accuracy"] = report.attacks[0].accuracy;
+    record["val_attack"] = attack.name;
+    record["val_seconds"] = report.seconds;
+    spdlog::info("epoch {}/{} validation ({} images): clean {:.2f}%, {} {:.2f}%", epoch + 1,
+                 config_.train.epochs, report.total, report.clean_accuracy, attack.name,
+                 report.attacks[0].accuracy);
+    if (report.attacks[0].accuracy > state_.best_val_robust) {
+      state_.best_val_robust = report.attacks[0].accuracy;
+      state_.best_epoch = epoch + 1;
+      record["best"] = true;
+    }
+  }
+  state_.last_epoch = record;
+  metrics_->write(record);
+  save_last((epoch + 1) * steps_per_epoch_);
+  if (record.value("best", false) || data_.val.size() == 0) {
+    io::save_checkpoint(paths_.best, *model_, config_.model, state_json(epoch + 1));
+  }
+}
+
+// Besides what resume needs, the data set and training attack: `advft eval --checkpoint` uses
+// them as defaults, so a checkpoint evaluates with no config.
+nlohmann::json Trainer::state_json(int64_t epoch) const {
+  const auto& a = config_.attack;
+  return {{"command", request_.command},
+          {"next_step", state_.next_step},
+          {"total_steps", total_steps_},
+          {"epoch", epoch},
+          {"best_val_robust", state_.best_val_robust},
+          {"best_epoch", state_.best_epoch},
+          {"train_seconds", state_.train_seconds},
+          {"last_epoch", state_.last_epoch},
+          {"data",
+           {{"dataset", config_.data.dataset},
+            {"dir", config_.data.dir},
+            {"coarse_labels", config_.data.coarse_labels}}},
+          {"attack",
+           {{"kind", a.kind},
+            {"norm", a.norm},
+            {"eps", a.eps},
+            {"step_size", a.step_size},
+            {"steps", a.steps},
+            {"restarts", a.restarts},
+            {"random_start", a.random_start},
+            {"adversarial", config_.train.adversarial}}}};
+}
+
+nlohmann::json Trainer::results() const {
+  return {{"command", request_.command},
+          {"run_dir", paths_.dir},
+          {"epochs", config_.train.epochs},
+          {"steps", total_steps_},
+          {"train_images", data_.train.size()},
+          {"val_images", data_.val.size()},
+          {"train_seconds", state_.train_seconds},
+          {"best_epoch", state_.best_epoch},
+          {"best_val_robust_accuracy", state_.best_val_robust},
+          {"final", state_.last_epoch},
+          {"checkpoints", {{"last", paths_.last}, {"best", paths_.best}}},
+          {"model", models::describe(config_.model)}};
+}
+
+nlohmann::json Trainer::run() {
+  build();
+  spdlog::info("{} {} on {}: {} training / {} validation images, {} epochs x {} steps, device {}",
+               request_.command, models::describe(config_.model), config_.data.dataset,
+               data_.train.size(), data_.val.size(), config_.train.epochs, steps_per_epoch_,
+               device_.str());
+  if (request_.resume)
+    spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
+
+  const int64_t first_step = state_.next_step;
+  int64_t completed = first_step;
+  try {
+    for (int64_t step = first_step; step < total_steps_; ++step) {
+      const auto step_start = Clock::now();
+      train_step(step);
+      completed = step + 1;
+      state_.train_seconds += seconds_since(step_start);
+      const int64_t epoch = step / steps_per_epoch_;
+      const bool epoch_done = completed % steps_per_epoch_ == 0;
+      if (completed % config_.train.log_every == 0 || epoch_done)
+        flush_step_record(step, epoch);
+      if (epoch_done)
+        end_of_epoch(epoch);
+      if (int signal = runtime::stop_signal()) {
+        throw InterruptedError("stopped by signal " + std::to_string(signal), 128 + signal);
+      }
+    }
+  } catch (const InterruptedError& e) {
+    // The model is consistent after every completed step: keep it so --resume continues here.
+    if (completed > first_step) {
+      flush_step_record(completed - 1, (completed - 1) / steps_per_epoch_);
+      save_last(completed);
+    }
+    const bool resumable = std::filesystem::exists(paths_.last);
+    throw InterruptedError(
+        std::string(e.what()) + " at step " + std::to_string(completed) + " of " +
+            std::to_string(total_steps_) +
+            (resumable ? "; saved " + paths_.last + "; continue with --resume " + paths_.dir
+                       : std::string("; no step was completed, nothing to resume")),
+        e.exit_code());
+  }
+  nlohmann::json out = results();
+  io::write_json_atomic(paths_.results, out);
+  metrics_->write(
+      {{"type", "done"}, {"steps", total_steps_}, {"train_seconds", state_.train_seconds}});
+  return out;
+}
+
+}  // namespace
+
+uint64_t step_seed(uint64_t run_seed, int64_t step) {
+  // splitmix64 of (seed, step): well-mixed, cheap, the same everywhere.
+  uint64_t z =
+      run_seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return (z ^ (z >> 31)) >> 1;  // manual_seed wants a value that fits in int64 for some backends
+}
+
+nlohmann::json run_training(const RunRequest& request) {
+  Trainer trainer(request);
+  return trainer.run();
+}
+
+}  // namespace advft::train
