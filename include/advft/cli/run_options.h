@@ -1,0 +1,34 @@
+#pragma once
+// What `finetune` and `train` share: the flags that pick the config, the run directory and the
+// few settings worth a named flag, and the code that turns them into a run.
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "advft/config/load.h"
+
+namespace advft::cli {
+
+struct RunOptions {
+  std::string config;
+  std::string checkpoint;  ///< finetune: the pretrained model
+  std::string out;
+  std::vector<std::string> sets;
+  std::string resume;
+  bool force = false;
+  std::string device;
+  std::string data_dir;
+  int64_t epochs = 0;
+  int64_t batch_size = 0;
+  int64_t threads = 0;
+  bool verbose = false;
+};
+
+/// Binds the shared flags on a subcommand.
+void add_run_options(CLI::App& command, RunOptions& options, bool pretrained_checkpoint);
+
+/// Resolves the config and run directory and trains (errors are thrown as advft::Error).
+void run_training_command(const RunOptions& options, config::Command command);
+
+}  // namespace advft::cli

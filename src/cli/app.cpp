@@ -1,0 +1,31 @@
+#include "advft/cli/app.h"
+
+#include <iostream>
+
+#include "advft/cli/eval.h"
+#include "advft/cli/finetune.h"
+#include "advft/cli/schedule.h"
+#include "advft/cli/train.h"
+#include "advft/runtime/version.h"
+
+namespace advft::cli {
+
+void setup_app(CLI::App& app) {
+  app.description(
+      "advft: adversarial fine-tuning of pretrained image classifiers (PGD-AT with a slow-start, "
+      "fast-decay learning rate) and clean / FGSM / PGD evaluation");
+  app.require_subcommand(0, 1);
+  app.add_flag_callback(
+      "--version",
+      []() {
+        std::cout << runtime::version_string() << std::endl;
+        throw CLI::Success();
+      },
+      "Print the version and the LibTorch it runs on");
+  setup_finetune(app);
+  setup_train(app);
+  setup_eval(app);
+  setup_schedule(app);
+}
+
+}  // namespace advft::cli

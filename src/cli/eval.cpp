@@ -1,0 +1,153 @@
+#include "advft/cli/eval.h"
+
+#include <iostream>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "advft/attacks/attack_spec.h"
+#include "advft/config/load.h"
+#include "advft/data/source.h"
+#include "advft/error.h"
+#include "advft/eval/evaluator.h"
+#include "advft/io/checkpoint.h"
+#include "advft/io/metrics.h"
+#include "advft/models/factory.h"
+#include "advft/runtime/device.h"
+#include "advft/runtime/logging.h"
+
+namespace advft::cli {
+
+struct EvalCliOptions {
+  std::string checkpoint;
+  std::string config;
+  std::string data_dir;
+  std::string dataset;
+  std::vector<std::string> attacks;
+  std::string json;
+  std::string device = "auto";
+  int64_t batch_size = 0;
+  int64_t limit = 0;
+  uint64_t seed = 0;
+  int64_t threads = 0;
+  bool verbose = false;
+};
+
+namespace {
+
+// The training attack stored in the checkpoint sets the default eps and step size, so a model
+// fine-tuned at eps = 0.1 is evaluated at 0.1 unless asked otherwise.
+attacks::AttackOptions base_attack(const io::LoadedCheckpoint& ckpt, const config::RunConfig* run) {
+  if (run != nullptr)
+    return run->attack;
+  attacks::AttackOptions base;
+  const auto it = ckpt.train_state.find("attack");
+  if (it != ckpt.train_state.end() && it->is_object()) {
+    base.norm = it->value("norm", base.norm);
+    base.eps = it->value("eps", base.eps);
+    base.step_size = it->value("step_size", base.step_size);
+  }
+  return base;
+}
+
+void run_eval(const EvalCliOptions& o) {
+  runtime::init_logging(o.verbose);
+  runtime::set_cpu_threads(o.threads);
+  io::LoadedCheckpoint ckpt = io::load_checkpoint(o.checkpoint);
+
+  std::unique_ptr<config::RunConfig> run;
+  if (!o.config.empty()) {
+    run = std::make_unique<config::RunConfig>(
+        config::load_run_config(config::Command::kEval, o.config, {}));
+  }
+  config::DataConfig data = run ? run->data : config::DataConfig{};
+  if (!run) {
+    const auto it = ckpt.train_state.find("data");
+    if (it != ckpt.train_state.end() && it->is_object()) {
+      data.dataset = it->value("dataset", data.dataset);
+      data.dir = it->value("dir", data.dir);
+      data.coarse_labels = it->value("coarse_labels", data.coarse_labels);
+    }
+  }
+  if (!o.dataset.empty())
+    data.dataset = o.dataset;
+  if (!o.data_dir.empty())
+    data.dir = o.data_dir;
+  data.val_size = 0;
+
+  const attacks::AttackOptions base = base_attack(ckpt, run.get());
+  std::vector<std::string> specs = o.attacks;
+  if (specs.empty())
+    specs = run ? run->eval.attacks : config::EvalConfig{}.attacks;
+  std::vector<attacks::NamedAttack> attacks;
+  for (const auto& spec : specs)
+    attacks.push_back(attacks::parse_attack_spec(spec, base, "--attack"));
+
+  eval::EvalOptions options;
+  options.batch_size = o.batch_size > 0 ? o.batch_size : (run ? run->eval.batch_size : 500);
+  options.limit = o.limit > 0 ? o.limit : (run ? run->eval.limit : 0);
+  options.seed = o.seed;
+
+  const torch::Device device = runtime::resolve_device(o.device);
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  io::load_weights(*model, ckpt.tensors, ckpt.path, /*strict=*/true);
+  model->to(device);
+
+  data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
+  const auto& images = splits.test.images;
+  if (images.size(1) != ckpt.spec.in_channels || images.size(2) != ckpt.spec.input_size) {
+    throw DataError(
+        data.dir + ": " + data.dataset + " images are " + std::to_string(images.size(1)) + "x" +
+        std::to_string(images.size(2)) + "x" + std::to_string(images.size(3)) +
+        " but the model in " + ckpt.path + " expects " + std::to_string(ckpt.spec.in_channels) +
+        "x" + std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
+        "; pass the right --dataset / --data-dir");
+  }
+  spdlog::info("evaluating {} ({}) on {} test images of {} on {}", ckpt.path,
+               models::describe(ckpt.spec),
+               options.limit > 0 ? std::min(options.limit, splits.test.size()) : splits.test.size(),
+               data.dataset, device.str());
+  eval::EvalReport report = eval::evaluate(
+      *model, splits.test, attacks, options, device,
+      [](int64_t done, int64_t total) { spdlog::debug("evaluated {}/{}", done, total); });
+  std::cout << eval::format_table(report) << std::flush;
+  spdlog::info("evaluation took {:.1f} s", report.seconds);
+  if (!o.json.empty()) {
+    nlohmann::json out = eval::to_json(report);
+    out["checkpoint"] = ckpt.path;
+    out["model"] = models::describe(ckpt.spec);
+    out["dataset"] = data.dataset;
+    io::write_json_atomic(o.json, out);
+  }
+}
+
+}  // namespace
+
+void setup_eval(CLI::App& app) {
+  auto o = std::make_shared<EvalCliOptions>();
+  auto* command = app.add_subcommand(
+      "eval", "Clean accuracy and accuracy under each attack of a checkpoint, on a test set");
+  command->add_option("--checkpoint", o->checkpoint, "advft checkpoint (.safetensors)")->required();
+  command->add_option("--data-dir", o->data_dir,
+                      "Data set directory (default: the one the checkpoint was trained on)");
+  command->add_option("--dataset", o->dataset,
+                      "cifar10 | cifar100 | mnist | fashion_mnist (default: the checkpoint's)");
+  command->add_option("-a,--attack", o->attacks,
+                      "Attack spec, repeatable: fgsm, pgd:steps=20,eps=8/255,step_size=2/255, "
+                      "pgd:restarts=5, pgd_l2:eps=0.5 (default: fgsm and PGD-20 at the "
+                      "checkpoint's training eps)");
+  command->add_option("-c,--config", o->config,
+                      "Take data and eval settings from this config instead of the checkpoint");
+  command->add_option("--json", o->json, "Also write the results as JSON to this file");
+  command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
+  command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--limit", o->limit, "Evaluate only the first N test images")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--seed", o->seed, "Seed of the attacks' random starts");
+  command->add_option("--threads", o->threads, "CPU threads")->check(CLI::PositiveNumber);
+  command->add_flag("-v,--verbose", o->verbose, "Debug logging");
+  command->callback([o]() { run_eval(*o); });
+}
+
+}  // namespace advft::cli

@@ -1,0 +1,135 @@
+#include "advft/cli/run_options.h"
+
+#include <filesystem>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "advft/error.h"
+#include "advft/io/metrics.h"
+#include "advft/runtime/device.h"
+#include "advft/runtime/logging.h"
+#include "advft/train/trainer.h"
+
+namespace advft::cli {
+namespace fs = std::filesystem;
+
+void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoint) {
+  auto* config = command.add_option("-c,--config", o.config,
+                                    "Config JSON file, or the name of a shipped config "
+                                    "(cifar10, cifar100, imagenet, fashion_mnist, ...)");
+  if (pretrained_checkpoint) {
+    command.add_option("--checkpoint", o.checkpoint,
+                       "Pretrained advft checkpoint to fine-tune (sets train.init_checkpoint)");
+  }
+  command.add_option("-o,--out", o.out,
+                     "Run directory for config.json, log.txt, metrics.jsonl, checkpoints and "
+                     "results.json (default: runs/<config>-<time>)");
+  command.add_option("--set", o.sets,
+                     "Override a config value: key.path=value (repeatable), e.g. "
+                     "--set train.epochs=5 --set attack.eps=8/255");
+  auto* resume = command.add_option("--resume", o.resume,
+                                    "Continue an interrupted run from its directory, exactly "
+                                    "(uses the run's own config.json)");
+  command.add_flag("--force", o.force, "Reuse an existing, non-empty --out directory");
+  command.add_option("--device", o.device, "auto | cpu | cuda | cuda:N (config key: device)");
+  command.add_option("--data-dir", o.data_dir, "Data set directory (config key: data.dir)");
+  command.add_option("--epochs", o.epochs, "Number of epochs (config key: train.epochs)")
+      ->check(CLI::PositiveNumber);
+  command.add_option("--batch-size", o.batch_size, "Batch size (config key: train.batch_size)")
+      ->check(CLI::PositiveNumber);
+  command.add_option("--threads", o.threads, "CPU threads (config key: threads)")
+      ->check(CLI::PositiveNumber);
+  command.add_flag("-v,--verbose", o.verbose, "Debug logging");
+  resume->excludes(config);
+  config->excludes(resume);
+}
+
+namespace {
+
+// Named flags win over the file and --set (the last step of the precedence chain).
+void apply_named_flags(const RunOptions& o, config::RunConfig& c) {
+  if (!o.checkpoint.empty())
+    c.train.init_checkpoint = o.checkpoint;
+  if (!o.device.empty())
+    c.device = o.device;
+  if (!o.data_dir.empty())
+    c.data.dir = o.data_dir;
+  if (o.epochs > 0)
+    c.train.epochs = o.epochs;
+  if (o.batch_size > 0)
+    c.train.batch_size = o.batch_size;
+  if (o.threads > 0)
+    c.threads = o.threads;
+}
+
+std::string config_stem(const std::string& path_or_name) {
+  return fs::path(path_or_name).stem().string();
+}
+
+}  // namespace
+
+void run_training_command(const RunOptions& o, config::Command command) {
+  const std::string name = command == config::Command::kFinetune ? "finetune" : "train";
+  if (o.config.empty() && o.resume.empty()) {
+    throw UsageError(name + " needs --config FILE (or --resume RUN_DIR); see advft " + name +
+                     " --help");
+  }
+  runtime::init_logging(o.verbose);
+  train::RunRequest request;
+  request.command = name;
+  bool created_dir = false;
+  if (!o.resume.empty()) {
+    if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty()) {
+      throw ConfigError(
+          "--resume continues a run exactly as it was configured; drop --set, "
+          "--checkpoint, --out and --force");
+    }
+    request.paths = io::prepare_run_dir(o.resume, io::RunDirMode::kResume);
+    request.config = config::parse_run_config(config::read_config_json(request.paths.config),
+                                              config::default_config(command));
+    // Where the machine differs (another GPU, another data mount), these may change safely.
+    if (!o.device.empty())
+      request.config.device = o.device;
+    if (!o.data_dir.empty())
+      request.config.data.dir = o.data_dir;
+    if (o.threads > 0)
+      request.config.threads = o.threads;
+    request.resume = true;
+  } else {
+    request.config = config::load_run_config(command, o.config, o.sets);
+    apply_named_flags(o, request.config);
+    config::validate(request.config);
+    if (command == config::Command::kFinetune && request.config.train.init_checkpoint.empty()) {
+      throw ConfigError(
+          "finetune needs a pretrained model: pass --checkpoint FILE or set "
+          "train.init_checkpoint (use `advft train` to train from scratch)");
+    }
+    const std::string dir = o.out.empty() ? io::default_run_dir(config_stem(o.config)) : o.out;
+    created_dir = !fs::exists(dir);
+    request.paths =
+        io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew);
+    io::write_json_atomic(request.paths.config, config::to_json(request.config));
+  }
+
+  runtime::add_log_file(request.paths.log);
+  runtime::set_cpu_threads(request.config.threads);
+  spdlog::info("run directory {}", request.paths.dir);
+  nlohmann::json results;
+  try {
+    results = train::run_training(request);
+  } catch (...) {
+    // A run that fails before its first checkpoint leaves nothing worth keeping: remove the
+    // directory it created, so that the corrected command can use the same --out.
+    std::error_code ignored;
+    if (created_dir && !fs::exists(request.paths.last, ignored))
+      fs::remove_all(request.paths.dir, ignored);
+    throw;
+  }
+  spdlog::info("done: best robust validation accuracy {:.2f}% (epoch {}); results in {}",
+               results.value("best_val_robust_accuracy", 0.0), results.value("best_epoch", 0),
+               request.paths.results);
+  std::cout << results.dump(2) << std::endl;
+}
+
+}  // namespace advft::cli

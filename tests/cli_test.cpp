@@ -1,0 +1,268 @@
+// End-to-end tests of the real advft binary on CIFAR-format files the tests write.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/io/checkpoint.h"
+#include "advft/io/metrics.h"
+#include "fixtures.h"
+
+namespace advft::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// A deliberately small recipe: a one-stage pre-activation ResNet of width 8 on 32x32 images.
+json tiny_config(const std::string& data_dir) {
+  json config = json::parse(R"({
+    "model": {"arch": "preact_resnet", "blocks": [1], "width": 8, "num_classes": 10,
+              "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    "data": {"dataset": "cifar10", "val_size": 100, "crop_padding": 2, "horizontal_flip": true},
+    "attack": {"eps": "8/255", "step_size": "4/255", "steps": 2},
+    "train": {"epochs": 1, "batch_size": 50, "log_every": 2, "val_batch_size": 100,
+              "val_attack": {"eps": "8/255", "step_size": "4/255", "steps": 2}},
+    "eval": {"batch_size": 100, "attacks": ["fgsm", "pgd:steps=3"]},
+    "threads": 1
+  })");
+  config["data"]["dir"] = data_dir;
+  return config;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir = tmp.file("cifar");
+    write_cifar10(data_dir, 100, 200);
+    config_path = tmp.file("tiny.json");
+    write_config(tiny_config(data_dir));
+  }
+  void write_config(const json& config) { write_bytes(config_path, config.dump(2)); }
+
+  std::string pretrain(const std::string& name = "pre") {
+    std::string out = tmp.file(name);
+    RunResult r = run_advft("train --config " + config_path + " --out " + out +
+                            " --set train.adversarial=false --set schedule.peak_lr=0.05");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return out;
+  }
+
+  TempDir tmp;
+  std::string data_dir;
+  std::string config_path;
+};
+
+TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
+  std::string pre = pretrain();
+  for (const char* file : {"config.json", "log.txt", "metrics.jsonl", "last.safetensors",
+                           "last.optim.safetensors", "best.safetensors", "results.json"}) {
+    EXPECT_TRUE(fs::exists(fs::path(pre) / file)) << file;
+  }
+  std::string ft = tmp.file("ft");
+  RunResult r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
+                          "/best.safetensors --out " + ft + " --epochs 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // metrics.jsonl: step records with the scheduled lr, one epoch record per epoch.
+  auto records = io::read_jsonl(ft + "/metrics.jsonl");
+  int epochs = 0;
+  double peak = 0.0;
+  for (const auto& rec : records) {
+    if (rec["type"] == "epoch") {
+      ++epochs;
+      EXPECT_TRUE(rec.contains("val_robust_accuracy"));
+      EXPECT_TRUE(rec.contains("val_clean_accuracy"));
+    }
+    if (rec["type"] == "step") {
+      EXPECT_TRUE(rec.contains("images_per_s"));
+      peak = std::max(peak, rec["lr"].get<double>());
+    }
+  }
+  EXPECT_EQ(epochs, 2);
+  EXPECT_LE(peak, 0.05 + 1e-12);  // slow start, then fast decay from the 0.05 peak
+  json results = json::parse(read_bytes(ft + "/results.json"));
+  EXPECT_EQ(results["command"], "finetune");
+  EXPECT_EQ(results["steps"], 16);
+  json resolved = json::parse(read_bytes(ft + "/config.json"));
+  EXPECT_EQ(resolved["train"]["epochs"], 2);
+  EXPECT_EQ(resolved["schedule"]["kind"], "slow_start_fast_decay");
+
+  // eval needs no config: data set, directory and eps come from the checkpoint.
+  std::string json_out = tmp.file("eval.json");
+  r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
+                " --attack fgsm --attack pgd:steps=5 --limit 100");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("clean"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("PGD-5 Linf eps=8/255 step=4/255"), std::string::npos) << r.output;
+  json ev = json::parse(read_bytes(json_out));
+  EXPECT_EQ(ev["total"], 100);
+  ASSERT_EQ(ev["attacks"].size(), 2u);
+  const double clean = ev["clean"]["accuracy"].get<double>();
+  EXPECT_GT(clean, 30.0);  // the synthetic classes are easy; a broken pipeline sits at 10%
+  for (const auto& a : ev["attacks"])
+    EXPECT_LE(a["accuracy"].get<double>(), clean + 5.0);
+  EXPECT_LE(ev["worst_case"]["accuracy"].get<double>(), ev["attacks"][1]["accuracy"].get<double>());
+
+  // eps = 0 PGD is clean accuracy.
+  r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
+                " --attack pgd:eps=0,steps=2 --limit 100");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ev = json::parse(read_bytes(json_out));
+  EXPECT_EQ(ev["attacks"][0]["correct"], ev["clean"]["correct"]);
+}
+
+TEST_F(CliTest, SameSeedSameMetrics) {
+  std::string a = pretrain("a");
+  std::string b = pretrain("b");
+  auto ra = io::read_jsonl(a + "/metrics.jsonl");
+  auto rb = io::read_jsonl(b + "/metrics.jsonl");
+  ASSERT_EQ(ra.size(), rb.size());
+  for (std::size_t i = 0; i < ra.size(); ++i) {
+    for (const char* key :
+         {"loss", "lr", "train_accuracy", "val_clean_accuracy", "val_robust_accuracy"}) {
+      if (ra[i].contains(key)) {
+        EXPECT_EQ(ra[i][key], rb[i][key]) << key << " in record " << i;
+      }
+    }
+  }
+}
+
+TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
+  std::string pre = pretrain();
+  // Reference: the same fine-tune without interruption.
+  std::string ref = tmp.file("ref");
+  std::string common = "finetune --config " + config_path + " --checkpoint " + pre +
+                       "/last.safetensors --epochs 3 --set train.log_every=1";
+  ASSERT_EQ(run_advft(common + " --out " + ref).exit_code, 0);
+
+  std::string run = tmp.file("interrupted");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string cmd =
+        std::string(ADVFT_BINARY) + " " + common + " --out " + run + " >/dev/null 2>&1";
+    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until a few steps are logged, then ask it to stop the way a cluster scheduler does.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(run + "/metrics.jsonl") && io::read_jsonl(run + "/metrics.jsonl").size() >= 3)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 143);
+  ASSERT_TRUE(fs::exists(run + "/last.safetensors"));
+  auto state = io::load_checkpoint(run + "/last.safetensors").train_state;
+  EXPECT_GT(state["next_step"].get<int64_t>(), 0);
+  EXPECT_LT(state["next_step"].get<int64_t>(), 24);
+
+  RunResult r = run_advft("finetune --resume " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto a = io::load_checkpoint(ref + "/last.safetensors");
+  auto b = io::load_checkpoint(run + "/last.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (std::size_t i = 0; i < a.tensors.size(); ++i) {
+    EXPECT_TRUE(a.tensors[i].tensor.equal(b.tensors[i].tensor)) << a.tensors[i].name;
+  }
+  json ra = json::parse(read_bytes(ref + "/results.json"));
+  json rb = json::parse(read_bytes(run + "/results.json"));
+  EXPECT_EQ(ra["final"]["val_robust_accuracy"], rb["final"]["val_robust_accuracy"]);
+}
+
+TEST_F(CliTest, ExistingRunDirectoryIsRefusedUnlessForced) {
+  std::string pre = pretrain();
+  std::string before = read_bytes(pre + "/results.json");
+  RunResult r = run_advft("train --config " + config_path + " --out " + pre);
+  EXPECT_EQ(r.exit_code, 6) << r.output;
+  EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
+  EXPECT_EQ(read_bytes(pre + "/results.json"), before);  // untouched
+  r = run_advft("train --config " + config_path + " --out " + pre +
+                " --force --set train.adversarial=false");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(CliTest, DivergingRunStopsAndKeepsTheLastGoodCheckpoint) {
+  std::string pre = pretrain();
+  // An lr that grows exponentially: fine in the first epoch, NaN later.
+  std::string run = tmp.file("diverge");
+  RunResult r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
+                          "/last.safetensors --out " + run +
+                          " --epochs 12 --set schedule.warmup=0 --set schedule.peak_lr=0.001 --set "
+                          "schedule.end_lr=1e40");
+  EXPECT_EQ(r.exit_code, 7) << r.output;
+  EXPECT_NE(r.output.find("diverged"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("last.safetensors"), std::string::npos) << r.output;
+  ASSERT_TRUE(fs::exists(run + "/last.safetensors"));
+  auto ckpt = io::load_checkpoint(run + "/last.safetensors");
+  for (const auto& t : ckpt.tensors) {
+    if (t.tensor.is_floating_point()) {
+      EXPECT_TRUE(t.tensor.isfinite().all().item<bool>()) << t.name;
+    }
+  }
+  EXPECT_FALSE(fs::exists(run + "/results.json"));
+}
+
+TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
+  struct Case {
+    std::string args;
+    int code;
+    std::string needle;
+  };
+  write_bytes(tmp.file("typo.json"), R"({"train": {"epoch": 3}})");
+  write_bytes(tmp.file("junk.safetensors"), "this is not a checkpoint");
+  json no_data = tiny_config(tmp.file("nowhere"));
+  write_bytes(tmp.file("nodata.json"), no_data.dump());
+  std::string pre = pretrain();
+  json other = tiny_config(data_dir);
+  other["model"]["width"] = 8;
+  other["model"]["arch"] = "resnet18";
+  other["model"]["cifar_stem"] = true;
+  write_bytes(tmp.file("resnet.json"), other.dump());
+  const std::vector<Case> cases = {
+      {"train --config " + tmp.file("typo.json"), 3, "did you mean train.epochs?"},
+      {"train --config " + tmp.file("missing.json"), 3, "missing.json"},
+      {"train --config " + config_path + " --set attack.eps=8 --out " + tmp.file("x1"), 3,
+       "attack.eps"},
+      {"train --config " + tmp.file("nodata.json") + " --out " + tmp.file("x2"), 4, "nowhere"},
+      {"eval --checkpoint " + tmp.file("junk.safetensors"), 5, "junk.safetensors"},
+      {"eval --checkpoint " + tmp.file("none.safetensors"), 5, "none.safetensors"},
+      {"finetune --config " + tmp.file("resnet.json") + " --checkpoint " + pre +
+           "/last.safetensors --out " + tmp.file("x3"),
+       5, "PreActResNet"},
+      {"finetune --config " + config_path + " --out " + tmp.file("x4"), 3, "--checkpoint"},
+      {"finetune --bogus-flag", 2, "bogus"},
+      {"eval --checkpoint " + pre + "/last.safetensors --attack cw", 3, "cw"},
+      {"finetune --resume " + tmp.file("norun"), 6, "norun"},
+  };
+  for (const auto& c : cases) {
+    RunResult r = run_advft(c.args);
+    EXPECT_EQ(r.exit_code, c.code) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  }
+  // Runs that failed before their first checkpoint leave no directory behind.
+  for (const char* out : {"x1", "x2", "x3", "x4"})
+    EXPECT_FALSE(fs::exists(tmp.file(out))) << out;
+}
+
+TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {
+  RunResult r = run_advft("schedule --config " + config_path + " --set train.epochs=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step,epoch,lr\n0,0,0\n1,0.125,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\n15,1.875,"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace advft::testing
