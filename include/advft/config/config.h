@@ -82,7 +82,7 @@ struct RunConfig {
   TrainConfig train;
   EvalConfig eval;
   std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
-  int64_t threads = 0;          ///< CPU intra-op threads (0 = LibTorch's default)
+  int64_t threads = 0;          ///< CPU intra-op threads (0 = every core)
 };
 
 }  // namespace advft::config

@@ -10,7 +10,7 @@ namespace advft::runtime {
 /// is none throws ConfigError naming the `device` setting.
 torch::Device resolve_device(const std::string& name);
 
-/// Sets LibTorch's CPU intra-op threads when n > 0.
+/// Sets LibTorch's CPU intra-op threads: n, or every core when n is 0.
 void set_cpu_threads(int64_t n);
 
 }  // namespace advft::runtime
