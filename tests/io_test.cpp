@@ -504,18 +504,17 @@ TEST(Checkpoint, SpecJsonRoundTrips) {
   spec.blocks = {3, 4, 6, 3};
   spec.width = 16;
   spec.cifar_stem = false;
-  const nlohmann::json j = advft::io::spec_to_json(spec);
+  const nlohmann::json j = advft::models::spec_to_json(spec);
   const auto back = advft::io::spec_from_json(nlohmann::json::parse(j.dump()));
-  EXPECT_EQ(advft::io::spec_to_json(back), j);
+  EXPECT_EQ(advft::models::spec_to_json(back), j);
   EXPECT_EQ(back.arch, "wide_resnet");
   EXPECT_EQ(back.num_classes, 100);
   EXPECT_EQ(back.mean, std::vector<double>{0.2860});
   EXPECT_EQ(back.blocks, (std::vector<int64_t>{3, 4, 6, 3}));
-  EXPECT_EQ(advft::io::describe_spec(back), "wide_resnet, 100 classes");
 }
 
 TEST(Checkpoint, SpecFromJsonNamesMissingAndMistypedFields) {
-  nlohmann::json j = advft::io::spec_to_json(tiny_spec(10));
+  nlohmann::json j = advft::models::spec_to_json(tiny_spec(10));
   const auto expect_field_error = [](const nlohmann::json& bad, const std::string& field) {
     try {
       advft::io::spec_from_json(bad);
@@ -563,7 +562,7 @@ TEST(Checkpoint, SaveLoadRoundTrip) {
 
   const auto loaded = advft::io::load_checkpoint(path);
   EXPECT_EQ(loaded.path, path);
-  EXPECT_EQ(advft::io::spec_to_json(loaded.spec), advft::io::spec_to_json(spec));
+  EXPECT_EQ(advft::models::spec_to_json(loaded.spec), advft::models::spec_to_json(spec));
   EXPECT_EQ(loaded.train_state, train_state);
   std::set<std::string> names;
   for (const auto& nt : loaded.tensors) {
@@ -587,7 +586,8 @@ TEST(Checkpoint, SaveLoadRoundTrip) {
   EXPECT_EQ(raw.metadata.at("format"), "advft-checkpoint");
   EXPECT_EQ(raw.metadata.at("format_version"), "1");
   EXPECT_EQ(raw.metadata.at("advft_version"), ADVFT_VERSION);
-  EXPECT_EQ(nlohmann::json::parse(raw.metadata.at("model_spec")), advft::io::spec_to_json(spec));
+  EXPECT_EQ(nlohmann::json::parse(raw.metadata.at("model_spec")),
+            advft::models::spec_to_json(spec));
 }
 
 TEST(Checkpoint, LoadConvertsDtype) {
@@ -654,7 +654,7 @@ TEST(Checkpoint, MissingForeignAndWrongFormatFiles) {
                                {{"format", "advft-checkpoint"}, {"format_version", "2"}});
   expect_error(dir.file("future.safetensors"), "format_version \"2\"");
 
-  nlohmann::json bad_spec = advft::io::spec_to_json(tiny_spec(10));
+  nlohmann::json bad_spec = advft::models::spec_to_json(tiny_spec(10));
   bad_spec.erase("arch");
   advft::io::write_safetensors(
       dir.file("badspec.safetensors"), {},
@@ -684,12 +684,13 @@ TEST(Checkpoint, StrictLoadListsEveryProblemAndChangesNothing) {
   const auto before = state_of(*model);
   try {
     advft::io::load_weights(*model, tensors, "run/best.safetensors", true,
-                            advft::io::describe_spec(tiny_spec(10)));
+                            "preact_resnet18, 10 classes");
     FAIL() << "expected an error";
   } catch (const CheckpointError& e) {
     const std::string what = e.what();
-    EXPECT_EQ(what.rfind(
-                  "checkpoint: run/best.safetensors does not fit the model (tiny, 10 classes):", 0),
+    EXPECT_EQ(what.rfind("checkpoint: run/best.safetensors does not fit the model "
+                         "(preact_resnet18, 10 classes):",
+                         0),
               0u)
         << what;
     EXPECT_NE(what.find("linear.weight (checkpoint [100, 4] vs model [10, 4])"), std::string::npos)

@@ -38,8 +38,7 @@ namespace {
 // The training attack stored in the checkpoint sets the default eps and step size, so a model
 // fine-tuned at eps = 0.1 is evaluated at 0.1 unless asked otherwise.
 attacks::AttackOptions base_attack(const io::LoadedCheckpoint& ckpt, const config::RunConfig* run) {
-  if (run != nullptr)
-    return run->attack;
+  if (run != nullptr) return run->attack;
   attacks::AttackOptions base;
   const auto it = ckpt.train_state.find("attack");
   if (it != ckpt.train_state.end() && it->is_object()) {
@@ -69,16 +68,13 @@ void run_eval(const EvalCliOptions& o) {
       data.coarse_labels = it->value("coarse_labels", data.coarse_labels);
     }
   }
-  if (!o.dataset.empty())
-    data.dataset = o.dataset;
-  if (!o.data_dir.empty())
-    data.dir = o.data_dir;
+  if (!o.dataset.empty()) data.dataset = o.dataset;
+  if (!o.data_dir.empty()) data.dir = o.data_dir;
   data.val_size = 0;
 
   const attacks::AttackOptions base = base_attack(ckpt, run.get());
   std::vector<std::string> specs = o.attacks;
-  if (specs.empty())
-    specs = run ? run->eval.attacks : config::EvalConfig{}.attacks;
+  if (specs.empty()) specs = run ? run->eval.attacks : config::EvalConfig{}.attacks;
   std::vector<attacks::NamedAttack> attacks;
   for (const auto& spec : specs)
     attacks.push_back(attacks::parse_attack_spec(spec, base, "--attack"));
@@ -90,7 +86,7 @@ void run_eval(const EvalCliOptions& o) {
 
   const torch::Device device = runtime::resolve_device(o.device);
   models::ClassifierPtr model = models::make_model(ckpt.spec);
-  io::load_weights(*model, ckpt.tensors, ckpt.path, /*strict=*/true);
+  io::load_weights(*model, ckpt.tensors, ckpt.path, /*strict=*/true, models::describe(ckpt.spec));
   model->to(device);
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);

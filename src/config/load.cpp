@@ -42,8 +42,7 @@ std::string executable_dir() {
 // built from, or wherever ADVFT_CONFIG_DIR points.
 std::vector<fs::path> config_search_dirs() {
   std::vector<fs::path> dirs;
-  if (const char* env = std::getenv("ADVFT_CONFIG_DIR"))
-    dirs.emplace_back(env);
+  if (const char* env = std::getenv("ADVFT_CONFIG_DIR")) dirs.emplace_back(env);
   std::string exe_dir = executable_dir();
   if (!exe_dir.empty()) {
     dirs.push_back(fs::path(exe_dir) / ".." / "share" / "advft" / "configs");
@@ -61,14 +60,11 @@ std::vector<std::string> shipped_config_names() {
   std::vector<std::string> names;
   for (const auto& dir : config_search_dirs()) {
     std::error_code error;
-    if (!fs::is_directory(dir, error))
-      continue;
+    if (!fs::is_directory(dir, error)) continue;
     for (const auto& entry : fs::directory_iterator(dir, error)) {
-      if (entry.path().extension() == ".json")
-        names.push_back(entry.path().stem().string());
+      if (entry.path().extension() == ".json") names.push_back(entry.path().stem().string());
     }
-    if (!names.empty())
-      break;
+    if (!names.empty()) break;
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -76,16 +72,13 @@ std::vector<std::string> shipped_config_names() {
 
 std::string resolve_config_path(const std::string& path_or_name) {
   std::error_code error;
-  if (fs::is_regular_file(path_or_name, error))
-    return path_or_name;
+  if (fs::is_regular_file(path_or_name, error)) return path_or_name;
   std::string name = fs::path(path_or_name).filename().string();
-  if (fs::path(name).extension() != ".json")
-    name += ".json";
+  if (fs::path(name).extension() != ".json") name += ".json";
   // Only a bare name (or a path that does not exist) falls back to the shipped recipes.
   for (const auto& dir : config_search_dirs()) {
     fs::path candidate = dir / name;
-    if (fs::is_regular_file(candidate, error))
-      return fs::weakly_canonical(candidate).string();
+    if (fs::is_regular_file(candidate, error)) return fs::weakly_canonical(candidate).string();
   }
   std::string known;
   for (const auto& n : shipped_config_names())
@@ -96,8 +89,7 @@ std::string resolve_config_path(const std::string& path_or_name) {
 
 json read_config_json(const std::string& path) {
   std::ifstream in(path);
-  if (!in)
-    throw ConfigError(path + ": cannot open config file: " + std::strerror(errno));
+  if (!in) throw ConfigError(path + ": cannot open config file: " + std::strerror(errno));
   std::stringstream buffer;
   buffer << in.rdbuf();
   try {
@@ -133,8 +125,7 @@ void apply_override(json& root, const std::string& assignment) {
     std::size_t dot = path.find('.', start);
     std::string key =
         path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (key.empty())
-      throw ConfigError("--set " + assignment + ": empty key in '" + path + "'");
+    if (key.empty()) throw ConfigError("--set " + assignment + ": empty key in '" + path + "'");
     if (!node->is_object()) {
       throw ConfigError("--set " + assignment + ": '" + path.substr(0, start - 1) +
                         "' is not an object");
@@ -144,15 +135,13 @@ void apply_override(json& root, const std::string& assignment) {
       return;
     }
     node = &(*node)[key];
-    if (node->is_null())
-      *node = json::object();
+    if (node->is_null()) *node = json::object();
     start = dot + 1;
   }
 }
 
 double parse_number(const json& value, const std::string& key_path) {
-  if (value.is_number())
-    return value.get<double>();
+  if (value.is_number()) return value.get<double>();
   if (value.is_string()) {
     const std::string text = value.get<std::string>();
     auto parse_plain = [&](const std::string& part) {
@@ -170,11 +159,9 @@ double parse_number(const json& value, const std::string& key_path) {
       return number;
     };
     auto slash = text.find('/');
-    if (slash == std::string::npos)
-      return parse_plain(text);
+    if (slash == std::string::npos) return parse_plain(text);
     double denominator = parse_plain(text.substr(slash + 1));
-    if (denominator == 0.0)
-      throw ConfigError(key_path + " = \"" + text + "\": division by zero");
+    if (denominator == 0.0) throw ConfigError(key_path + " = \"" + text + "\": division by zero");
     return parse_plain(text.substr(0, slash)) / denominator;
   }
   throw ConfigError(key_path + " = " + value.dump() +
@@ -201,8 +188,7 @@ namespace {
 
 void read_attack(JsonReader& parent, const std::string& key, AttackConfig& attack) {
   const json* object = parent.object(key);
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, parent.key_path(key));
   r.read("kind", attack.kind);
   r.read("norm", attack.norm);
@@ -216,8 +202,7 @@ void read_attack(JsonReader& parent, const std::string& key, AttackConfig& attac
 
 void read_model(JsonReader& root, models::ModelSpec& m) {
   const json* object = root.object("model");
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, "model");
   r.read("arch", m.arch);
   r.read("num_classes", m.num_classes);
@@ -235,8 +220,7 @@ void read_model(JsonReader& root, models::ModelSpec& m) {
 
 void read_data(JsonReader& root, DataConfig& d) {
   const json* object = root.object("data");
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, "data");
   r.read("dataset", d.dataset);
   r.read("dir", d.dir);
@@ -251,8 +235,7 @@ void read_data(JsonReader& root, DataConfig& d) {
 
 void read_optimizer(JsonReader& root, OptimizerConfig& o) {
   const json* object = root.object("optimizer");
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, "optimizer");
   r.read("momentum", o.momentum);
   r.read("nesterov", o.nesterov);
@@ -262,8 +245,7 @@ void read_optimizer(JsonReader& root, OptimizerConfig& o) {
 
 void read_schedule(JsonReader& root, ScheduleConfig& s) {
   const json* object = root.object("schedule");
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, "schedule");
   r.read("kind", s.kind);
   r.read("start_lr", s.start_lr);
@@ -278,8 +260,7 @@ void read_schedule(JsonReader& root, ScheduleConfig& s) {
 
 void read_train(JsonReader& root, TrainConfig& t) {
   const json* object = root.object("train");
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, "train");
   r.read("epochs", t.epochs);
   r.read("batch_size", t.batch_size);
@@ -295,8 +276,7 @@ void read_train(JsonReader& root, TrainConfig& t) {
 
 void read_eval(JsonReader& root, EvalConfig& e) {
   const json* object = root.object("eval");
-  if (object == nullptr)
-    return;
+  if (object == nullptr) return;
   JsonReader r(*object, "eval");
   r.read("batch_size", e.batch_size);
   r.read("attacks", e.attacks);
@@ -305,8 +285,7 @@ void read_eval(JsonReader& root, EvalConfig& e) {
 }
 
 void require(bool ok, const std::string& key, const std::string& value, const std::string& rule) {
-  if (!ok)
-    throw ConfigError(key + " = " + value + ": " + rule);
+  if (!ok) throw ConfigError(key + " = " + value + ": " + rule);
 }
 
 std::string num(double v) {
@@ -412,8 +391,7 @@ void validate(const RunConfig& c) {
 RunConfig load_run_config(Command command, const std::string& path_or_name,
                           const std::vector<std::string>& overrides) {
   json root = json::object();
-  if (!path_or_name.empty())
-    root = read_config_json(resolve_config_path(path_or_name));
+  if (!path_or_name.empty()) root = read_config_json(resolve_config_path(path_or_name));
   for (const auto& assignment : overrides)
     apply_override(root, assignment);
   RunConfig config = parse_run_config(root, default_config(command));
@@ -421,9 +399,7 @@ RunConfig load_run_config(Command command, const std::string& path_or_name,
   return config;
 }
 
-namespace {
-
-json attack_json(const AttackConfig& a) {
+json attack_to_json(const AttackConfig& a) {
   return {{"kind", a.kind},
           {"norm", a.norm},
           {"eps", a.eps},
@@ -433,23 +409,9 @@ json attack_json(const AttackConfig& a) {
           {"random_start", a.random_start}};
 }
 
-}  // namespace
-
 json to_json(const RunConfig& c) {
-  const auto& m = c.model;
   return {
-      {"model",
-       {{"arch", m.arch},
-        {"num_classes", m.num_classes},
-        {"in_channels", m.in_channels},
-        {"input_size", m.input_size},
-        {"mean", m.mean},
-        {"std", m.std},
-        {"blocks", m.blocks},
-        {"width", m.width},
-        {"cifar_stem", m.cifar_stem},
-        {"depth", m.depth},
-        {"widen_factor", m.widen_factor}}},
+      {"model", models::spec_to_json(c.model)},
       {"data",
        {{"dataset", c.data.dataset},
         {"dir", c.data.dir},
@@ -459,7 +421,7 @@ json to_json(const RunConfig& c) {
         {"crop_padding", c.data.crop_padding},
         {"horizontal_flip", c.data.horizontal_flip},
         {"train_limit", c.data.train_limit}}},
-      {"attack", attack_json(c.attack)},
+      {"attack", attack_to_json(c.attack)},
       {"optimizer",
        {{"momentum", c.optimizer.momentum},
         {"nesterov", c.optimizer.nesterov},
@@ -481,7 +443,7 @@ json to_json(const RunConfig& c) {
         {"clean_weight", c.train.clean_weight},
         {"init_checkpoint", c.train.init_checkpoint},
         {"log_every", c.train.log_every},
-        {"val_attack", attack_json(c.train.val_attack)},
+        {"val_attack", attack_to_json(c.train.val_attack)},
         {"val_batch_size", c.train.val_batch_size}}},
       {"eval",
        {{"batch_size", c.eval.batch_size}, {"attacks", c.eval.attacks}, {"limit", c.eval.limit}}},

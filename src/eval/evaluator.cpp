@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "advft/attacks/attacks.h"
+#include "advft/config/load.h"
 #include "advft/data/loader.h"
 #include "advft/error.h"
 #include "advft/runtime/signals.h"
@@ -95,17 +96,12 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
 nlohmann::json to_json(const EvalReport& r) {
   nlohmann::json attacks = nlohmann::json::array();
   for (const auto& a : r.attacks) {
-    attacks.push_back({{"name", a.name},
-                       {"kind", a.options.kind},
-                       {"norm", a.options.norm},
-                       {"eps", a.options.eps},
-                       {"step_size", a.options.step_size},
-                       {"steps", a.options.steps},
-                       {"restarts", a.options.restarts},
-                       {"random_start", a.options.random_start},
-                       {"correct", a.correct},
-                       {"accuracy", a.accuracy},
-                       {"seconds", a.seconds}});
+    nlohmann::json entry = config::attack_to_json(a.options);
+    entry["name"] = a.name;
+    entry["correct"] = a.correct;
+    entry["accuracy"] = a.accuracy;
+    entry["seconds"] = a.seconds;
+    attacks.push_back(entry);
   }
   return {{"total", r.total},
           {"clean", {{"correct", r.clean_correct}, {"accuracy", r.clean_accuracy}}},

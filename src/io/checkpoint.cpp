@@ -178,26 +178,8 @@ std::vector<std::pair<std::string, torch::Tensor>> model_entries(models::Classif
 
 }  // namespace
 
-nlohmann::json spec_to_json(const models::ModelSpec& spec) {
-  return {{"arch", spec.arch},
-          {"num_classes", spec.num_classes},
-          {"in_channels", spec.in_channels},
-          {"input_size", spec.input_size},
-          {"mean", spec.mean},
-          {"std", spec.std},
-          {"blocks", spec.blocks},
-          {"width", spec.width},
-          {"cifar_stem", spec.cifar_stem},
-          {"depth", spec.depth},
-          {"widen_factor", spec.widen_factor}};
-}
-
 models::ModelSpec spec_from_json(const nlohmann::json& json) {
   return spec_from_json_in(json, "model_spec");
-}
-
-std::string describe_spec(const models::ModelSpec& spec) {
-  return spec.arch + ", " + std::to_string(spec.num_classes) + " classes";
 }
 
 void save_checkpoint(const std::string& path, models::ClassifierImpl& model,
@@ -207,8 +189,10 @@ void save_checkpoint(const std::string& path, models::ClassifierImpl& model,
     tensors.push_back({name, tensor.detach()});
   }
   const std::map<std::string, std::string> metadata = {
-      {"format", kCheckpointFormat},           {"format_version", kCheckpointFormatVersion},
-      {"advft_version", ADVFT_VERSION},        {"model_spec", dump_safe(spec_to_json(spec))},
+      {"format", kCheckpointFormat},
+      {"format_version", kCheckpointFormatVersion},
+      {"advft_version", ADVFT_VERSION},
+      {"model_spec", dump_safe(models::spec_to_json(spec))},
       {"train_state", dump_safe(train_state)},
   };
   write_safetensors(path, tensors, metadata);

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "advft/attacks/attacks.h"
+#include "advft/config/load.h"
 #include "advft/data/loader.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
@@ -149,7 +150,7 @@ void Trainer::build() {
   torch::manual_seed(config_.train.seed);  // the initial weights are part of a reproducible run
   model_ = models::make_model(spec);
   if (init)
-    io::load_weights(*model_, init->tensors, init->path, /*strict=*/true);
+    io::load_weights(*model_, init->tensors, init->path, /*strict=*/true, models::describe(spec));
   model_->to(device_);
 
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,
@@ -200,8 +201,7 @@ void Trainer::train_step(int64_t step) {
     loss = (1.0 - config_.train.clean_weight) * loss + config_.train.clean_weight * clean_loss;
   }
   const double loss_value = loss.item<double>();
-  if (!std::isfinite(loss_value))
-    throw_diverged(step, "the loss is " + std::to_string(loss_value));
+  if (!std::isfinite(loss_value)) throw_diverged(step, "the loss is " + std::to_string(loss_value));
   optimizer_->zero_grad();
   loss.backward();
   optimizer_->step();
@@ -213,8 +213,7 @@ void Trainer::train_step(int64_t step) {
 }
 
 void Trainer::flush_step_record(int64_t step, int64_t epoch) {
-  if (window_steps_ == 0)
-    return;
+  if (window_steps_ == 0) return;
   const double seconds = seconds_since(window_start_);
   const double images_per_s = seconds > 0 ? static_cast<double>(window_images_) / seconds : 0.0;
   const double loss = window_loss_ / static_cast<double>(window_steps_);
@@ -306,7 +305,8 @@ void Trainer::end_of_epoch(int64_t epoch) {
 // Besides what resume needs, the data set and training attack: `advft eval --checkpoint` uses
 // them as defaults, so a checkpoint evaluates with no config.
 nlohmann::json Trainer::state_json(int64_t epoch) const {
-  const auto& a = config_.attack;
+  nlohmann::json attack = config::attack_to_json(config_.attack);
+  attack["adversarial"] = config_.train.adversarial;
   return {{"command", request_.command},
           {"next_step", state_.next_step},
           {"total_steps", total_steps_},
@@ -319,15 +319,7 @@ nlohmann::json Trainer::state_json(int64_t epoch) const {
            {{"dataset", config_.data.dataset},
             {"dir", config_.data.dir},
             {"coarse_labels", config_.data.coarse_labels}}},
-          {"attack",
-           {{"kind", a.kind},
-            {"norm", a.norm},
-            {"eps", a.eps},
-            {"step_size", a.step_size},
-            {"steps", a.steps},
-            {"restarts", a.restarts},
-            {"random_start", a.random_start},
-            {"adversarial", config_.train.adversarial}}}};
+          {"attack", attack}};
 }
 
 nlohmann::json Trainer::results() const {
@@ -351,8 +343,7 @@ nlohmann::json Trainer::run() {
                request_.command, models::describe(config_.model), config_.data.dataset,
                data_.train.size(), data_.val.size(), config_.train.epochs, steps_per_epoch_,
                device_.str());
-  if (request_.resume)
-    spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
+  if (request_.resume) spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
 
   const int64_t first_step = state_.next_step;
   int64_t completed = first_step;
@@ -364,10 +355,8 @@ nlohmann::json Trainer::run() {
       state_.train_seconds += seconds_since(step_start);
       const int64_t epoch = step / steps_per_epoch_;
       const bool epoch_done = completed % steps_per_epoch_ == 0;
-      if (completed % config_.train.log_every == 0 || epoch_done)
-        flush_step_record(step, epoch);
-      if (epoch_done)
-        end_of_epoch(epoch);
+      if (completed % config_.train.log_every == 0 || epoch_done) flush_step_record(step, epoch);
+      if (epoch_done) end_of_epoch(epoch);
       if (int signal = runtime::stop_signal()) {
         throw InterruptedError("stopped by signal " + std::to_string(signal), 128 + signal);
       }

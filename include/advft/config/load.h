@@ -43,6 +43,9 @@ RunConfig load_run_config(Command command, const std::string& path_or_name,
 /// The resolved config as JSON (what the run directory's config.json holds; parses back).
 nlohmann::json to_json(const RunConfig& config);
 
+/// An attack's options as JSON (configs, checkpoint metadata, evaluation results).
+nlohmann::json attack_to_json(const AttackConfig& attack);
+
 /// Parses a number that may be written as a fraction ("8/255") or as a JSON number.
 double parse_number(const nlohmann::json& value, const std::string& key_path);
 

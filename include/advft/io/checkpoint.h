@@ -22,15 +22,9 @@ inline constexpr const char* kCheckpointFormatVersion = "1";
 /// Metadata "format" of optimizer / tensor state files.
 inline constexpr const char* kTensorStateFormat = "advft-state";
 
-/// The spec as a JSON object with every field of models::ModelSpec.
-nlohmann::json spec_to_json(const models::ModelSpec& spec);
-
-/// Inverse of spec_to_json; CheckpointError names the missing or mistyped field. Unknown
+/// Inverse of models::spec_to_json; CheckpointError names the missing or mistyped field. Unknown
 /// fields are ignored so that older advft versions can read newer specs' known parts.
 models::ModelSpec spec_from_json(const nlohmann::json& json);
-
-/// "preact_resnet18, 10 classes": how error messages name a model.
-std::string describe_spec(const models::ModelSpec& spec);
 
 /// Writes all named parameters and buffers of `model` (LibTorch names, own dtypes, moved to CPU)
 /// with the spec and `train_state` in the metadata, atomically.

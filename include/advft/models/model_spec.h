@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace advft::models {
 
 /// Everything that determines a network's structure. Saved in checkpoint metadata so that
@@ -27,5 +29,8 @@ struct ModelSpec {
   int64_t depth = 34;
   int64_t widen_factor = 10;
 };
+
+/// The spec as a JSON object with every field (checkpoint metadata, resolved configs).
+nlohmann::json spec_to_json(const ModelSpec& spec);
 
 }  // namespace advft::models
