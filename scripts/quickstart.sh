@@ -16,7 +16,7 @@ echo "== 1/3 clean training (the stand-in for a pretrained model)"
 "$advft" train --config quickstart --data-dir "$data" --out "$runs/pretrain" --epochs 2 \
   --set train.adversarial=false >/dev/null
 
-echo "== 2/3 adversarial fine-tuning: PGD-3 at eps 0.1, slow start, fast decay"
+echo "== 2/3 adversarial fine-tuning: 2 epochs of PGD-3 at eps 0.1, slow start, fast decay"
 "$advft" finetune --config quickstart --data-dir "$data" --out "$runs/finetune" \
   --checkpoint "$runs/pretrain/last.safetensors" >/dev/null
 

@@ -57,8 +57,7 @@ inline RunResult run_advft(const std::string& args) {
   std::string command = std::string(ADVFT_BINARY) + " " + args + " 2>&1";
   RunResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr)
-    return result;
+  if (pipe == nullptr) return result;
   std::array<char, 4096> buffer{};
   std::size_t n = 0;
   while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)

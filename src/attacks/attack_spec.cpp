@@ -27,22 +27,18 @@ std::string describe_attack(const AttackOptions& o) {
     out << (o.random_start ? "FGSM-RS" : "FGSM");
   } else {
     out << "PGD-" << o.steps;
-    if (o.restarts > 1)
-      out << "x" << o.restarts;
+    if (o.restarts > 1) out << "x" << o.restarts;
   }
   out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
-  if (o.kind != "fgsm" || o.random_start)
-    out << " step=" << format_pixels(o.step_size);
+  if (o.kind != "fgsm" || o.random_start) out << " step=" << format_pixels(o.step_size);
   return out.str();
 }
 
 namespace {
 
 bool parse_bool(const std::string& text, const std::string& context) {
-  if (text == "true" || text == "1" || text == "on")
-    return true;
-  if (text == "false" || text == "0" || text == "off")
-    return false;
+  if (text == "true" || text == "1" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "off") return false;
   throw ConfigError(context + ": expected true or false, got \"" + text + "\"");
 }
 

@@ -44,8 +44,7 @@ torch::Tensor random_start(const torch::Tensor& x, const AttackOptions& o) {
 }
 
 torch::Tensor ascent_step(const torch::Tensor& grad, const AttackOptions& o) {
-  if (o.norm == "l2")
-    return o.step_size * grad / per_example_norm(grad);
+  if (o.norm == "l2") return o.step_size * grad / per_example_norm(grad);
   return o.step_size * grad.sign();
 }
 
@@ -81,8 +80,7 @@ torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const t
                   const AttackOptions& options) {
   check_inputs(x, y);
   torch::Tensor best = pgd_once(model, x, y, options);
-  if (options.restarts <= 1)
-    return best.detach();
+  if (options.restarts <= 1) return best.detach();
 
   // Worst case over restarts, per example: prefer a fooling restart, then a higher loss.
   auto score = [&](const torch::Tensor& x_adv) {
@@ -108,10 +106,8 @@ torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const t
 
 torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
                          const torch::Tensor& y, const AttackOptions& options) {
-  if (options.kind == "fgsm")
-    return fgsm(model, x, y, options);
-  if (options.kind == "pgd")
-    return pgd(model, x, y, options);
+  if (options.kind == "fgsm") return fgsm(model, x, y, options);
+  if (options.kind == "pgd") return pgd(model, x, y, options);
   throw Error("unknown attack kind \"" + options.kind + "\"");
 }
 

@@ -49,18 +49,12 @@ namespace {
 
 // Named flags win over the file and --set (the last step of the precedence chain).
 void apply_named_flags(const RunOptions& o, config::RunConfig& c) {
-  if (!o.checkpoint.empty())
-    c.train.init_checkpoint = o.checkpoint;
-  if (!o.device.empty())
-    c.device = o.device;
-  if (!o.data_dir.empty())
-    c.data.dir = o.data_dir;
-  if (o.epochs > 0)
-    c.train.epochs = o.epochs;
-  if (o.batch_size > 0)
-    c.train.batch_size = o.batch_size;
-  if (o.threads > 0)
-    c.threads = o.threads;
+  if (!o.checkpoint.empty()) c.train.init_checkpoint = o.checkpoint;
+  if (!o.device.empty()) c.device = o.device;
+  if (!o.data_dir.empty()) c.data.dir = o.data_dir;
+  if (o.epochs > 0) c.train.epochs = o.epochs;
+  if (o.batch_size > 0) c.train.batch_size = o.batch_size;
+  if (o.threads > 0) c.threads = o.threads;
 }
 
 std::string config_stem(const std::string& path_or_name) {
@@ -89,12 +83,9 @@ void run_training_command(const RunOptions& o, config::Command command) {
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),
                                               config::default_config(command));
     // Where the machine differs (another GPU, another data mount), these may change safely.
-    if (!o.device.empty())
-      request.config.device = o.device;
-    if (!o.data_dir.empty())
-      request.config.data.dir = o.data_dir;
-    if (o.threads > 0)
-      request.config.threads = o.threads;
+    if (!o.device.empty()) request.config.device = o.device;
+    if (!o.data_dir.empty()) request.config.data.dir = o.data_dir;
+    if (o.threads > 0) request.config.threads = o.threads;
     request.resume = true;
   } else {
     request.config = config::load_run_config(command, o.config, o.sets);

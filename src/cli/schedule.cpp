@@ -25,10 +25,8 @@ namespace {
 
 // The standard training-set sizes, for when the data is not on this machine.
 int64_t known_train_size(const std::string& dataset) {
-  if (dataset == "cifar10" || dataset == "cifar100")
-    return 50000;
-  if (dataset == "mnist" || dataset == "fashion_mnist")
-    return 60000;
+  if (dataset == "cifar10" || dataset == "cifar100") return 50000;
+  if (dataset == "mnist" || dataset == "fashion_mnist") return 60000;
   return 0;
 }
 
@@ -37,8 +35,7 @@ int64_t training_images(const config::RunConfig& c) {
     return data::load_splits(c.data).train.size();
   } catch (const DataError& e) {
     int64_t size = known_train_size(c.data.dataset) - c.data.val_size;
-    if (c.data.train_limit > 0)
-      size = std::min(size, c.data.train_limit);
+    if (c.data.train_limit > 0) size = std::min(size, c.data.train_limit);
     spdlog::warn("{}; assuming the standard {} training images of {}", e.what(), size,
                  c.data.dataset);
     return size;
@@ -59,8 +56,7 @@ void run_schedule(const ScheduleCliOptions& o) {
   auto schedule = schedule::make_schedule(c.schedule, total);
   std::cout << "step,epoch,lr\n";
   for (int64_t step = 0; step < total; ++step) {
-    if (step % o.every != 0 && step != total - 1)
-      continue;
+    if (step % o.every != 0 && step != total - 1) continue;
     const double epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
     std::cout << step << "," << epoch << "," << schedule->lr(step) << "\n";
   }

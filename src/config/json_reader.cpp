@@ -31,8 +31,7 @@ void JsonReader::type_error(const std::string& key, const char* expected) const 
 
 void JsonReader::read(const std::string& key, bool& out) {
   if (const auto* v = find(key)) {
-    if (!v->is_boolean())
-      type_error(key, "true or false");
+    if (!v->is_boolean()) type_error(key, "true or false");
     out = v->get<bool>();
   }
 }
@@ -59,22 +58,19 @@ void JsonReader::read(const std::string& key, uint64_t& out) {
 }
 
 void JsonReader::read(const std::string& key, double& out) {
-  if (const auto* v = find(key))
-    out = parse_number(*v, key_path(key));
+  if (const auto* v = find(key)) out = parse_number(*v, key_path(key));
 }
 
 void JsonReader::read(const std::string& key, std::string& out) {
   if (const auto* v = find(key)) {
-    if (!v->is_string())
-      type_error(key, "a string");
+    if (!v->is_string()) type_error(key, "a string");
     out = v->get<std::string>();
   }
 }
 
 void JsonReader::read(const std::string& key, std::vector<double>& out) {
   if (const auto* v = find(key)) {
-    if (!v->is_array())
-      type_error(key, "an array of numbers");
+    if (!v->is_array()) type_error(key, "an array of numbers");
     out.clear();
     for (std::size_t i = 0; i < v->size(); ++i) {
       out.push_back(parse_number((*v)[i], key_path(key) + "[" + std::to_string(i) + "]"));
@@ -84,12 +80,10 @@ void JsonReader::read(const std::string& key, std::vector<double>& out) {
 
 void JsonReader::read(const std::string& key, std::vector<int64_t>& out) {
   if (const auto* v = find(key)) {
-    if (!v->is_array())
-      type_error(key, "an array of integers");
+    if (!v->is_array()) type_error(key, "an array of integers");
     out.clear();
     for (const auto& item : *v) {
-      if (!item.is_number_integer())
-        type_error(key, "an array of integers");
+      if (!item.is_number_integer()) type_error(key, "an array of integers");
       out.push_back(item.get<int64_t>());
     }
   }
@@ -97,12 +91,10 @@ void JsonReader::read(const std::string& key, std::vector<int64_t>& out) {
 
 void JsonReader::read(const std::string& key, std::vector<std::string>& out) {
   if (const auto* v = find(key)) {
-    if (!v->is_array())
-      type_error(key, "an array of strings");
+    if (!v->is_array()) type_error(key, "an array of strings");
     out.clear();
     for (const auto& item : *v) {
-      if (!item.is_string())
-        type_error(key, "an array of strings");
+      if (!item.is_string()) type_error(key, "an array of strings");
       out.push_back(item.get<std::string>());
     }
   }
@@ -110,15 +102,13 @@ void JsonReader::read(const std::string& key, std::vector<std::string>& out) {
 
 const nlohmann::json* JsonReader::object(const std::string& key) {
   const auto* v = find(key);
-  if (v != nullptr && !v->is_object())
-    type_error(key, "an object { ... }");
+  if (v != nullptr && !v->is_object()) type_error(key, "an object { ... }");
   return v;
 }
 
 void JsonReader::finish() const {
   for (const auto& item : object_.items()) {
-    if (known_.count(item.key()) != 0)
-      continue;
+    if (known_.count(item.key()) != 0) continue;
     std::string best;
     std::size_t best_distance = std::numeric_limits<std::size_t>::max();
     for (const auto& candidate : known_) {

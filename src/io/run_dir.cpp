@@ -25,8 +25,7 @@ RunPaths prepare_run_dir(const std::string& dir, RunDirMode mode) {
   std::error_code error;
   const bool exists = fs::exists(dir, error);
   if (mode == RunDirMode::kResume) {
-    if (!exists)
-      throw RunDirError(dir + ": no such run directory to resume");
+    if (!exists) throw RunDirError(dir + ": no such run directory to resume");
     if (!fs::is_regular_file(paths.config, error) || !fs::is_regular_file(paths.last, error)) {
       throw RunDirError(dir +
                         ": cannot resume: it has no config.json and last.safetensors "
@@ -42,8 +41,7 @@ RunPaths prepare_run_dir(const std::string& dir, RunDirMode mode) {
                       " to continue it, --force to reuse it, or another --out");
   }
   fs::create_directories(dir, error);
-  if (error)
-    throw RunDirError(dir + ": cannot create: " + error.message());
+  if (error) throw RunDirError(dir + ": cannot create: " + error.message());
   return paths;
 }
 

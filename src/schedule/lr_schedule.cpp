@@ -8,8 +8,7 @@
 namespace advft::schedule {
 
 LrSchedule::LrSchedule(int64_t total_steps) : total_steps_(total_steps) {
-  if (total_steps_ < 1)
-    throw ConfigError("a schedule needs at least one training step");
+  if (total_steps_ < 1) throw ConfigError("a schedule needs at least one training step");
 }
 
 double LrSchedule::progress(int64_t step) const {
@@ -37,10 +36,8 @@ double SlowStartFastDecay::lr(int64_t step) const {
   // u runs from 0 at the peak towards 1 at the end of the run.
   double u = static_cast<double>(step - warmup_steps_) /
              static_cast<double>(total_steps() - warmup_steps_);
-  if (decay_ == "linear")
-    return peak_lr_ + (end_lr_ - peak_lr_) * u;
-  if (decay_ == "cosine")
-    return end_lr_ + (peak_lr_ - end_lr_) * 0.5 * (1.0 + std::cos(M_PI * u));
+  if (decay_ == "linear") return peak_lr_ + (end_lr_ - peak_lr_) * u;
+  if (decay_ == "cosine") return end_lr_ + (peak_lr_ - end_lr_) * 0.5 * (1.0 + std::cos(M_PI * u));
   return peak_lr_ * std::pow(end_lr_ / peak_lr_, u);
 }
 
@@ -55,8 +52,7 @@ double Piecewise::lr(int64_t step) const {
   double t = progress(step);
   double lr = base_lr_;
   for (double milestone : milestones_) {
-    if (t >= milestone)
-      lr *= gamma_;
+    if (t >= milestone) lr *= gamma_;
   }
   return lr;
 }
@@ -81,10 +77,8 @@ std::unique_ptr<LrSchedule> make_schedule(const config::ScheduleConfig& c, int64
   }
   if (c.kind == "piecewise")
     return std::make_unique<Piecewise>(total_steps, c.peak_lr, c.milestones, c.gamma);
-  if (c.kind == "cosine")
-    return std::make_unique<Cosine>(total_steps, c.peak_lr, c.end_lr);
-  if (c.kind == "constant")
-    return std::make_unique<Constant>(total_steps, c.peak_lr);
+  if (c.kind == "cosine") return std::make_unique<Cosine>(total_steps, c.peak_lr, c.end_lr);
+  if (c.kind == "constant") return std::make_unique<Constant>(total_steps, c.peak_lr);
   throw ConfigError("schedule.kind = \"" + c.kind +
                     "\": must be one of slow_start_fast_decay, piecewise, cosine, constant");
 }

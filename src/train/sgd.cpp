@@ -8,8 +8,7 @@ namespace advft::train {
 
 Sgd::Sgd(torch::nn::Module& module, const config::OptimizerConfig& options) : options_(options) {
   for (const auto& item : module.named_parameters()) {
-    if (!item.value().requires_grad())
-      continue;
+    if (!item.value().requires_grad()) continue;
     names_.push_back(item.key());
     params_.push_back(item.value());
   }
@@ -25,11 +24,9 @@ void Sgd::step() {
   torch::NoGradGuard no_grad;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor& p = params_[i];
-    if (!p.grad().defined())
-      continue;
+    if (!p.grad().defined()) continue;
     torch::Tensor d_p = p.grad();
-    if (options_.weight_decay != 0.0)
-      d_p = d_p.add(p, options_.weight_decay);
+    if (options_.weight_decay != 0.0) d_p = d_p.add(p, options_.weight_decay);
     if (options_.momentum != 0.0) {
       torch::Tensor& buf = momentum_[i];
       if (!buf.defined()) {
@@ -46,8 +43,7 @@ void Sgd::step() {
 std::vector<io::NamedTensor> Sgd::state() const {
   std::vector<io::NamedTensor> out;
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    if (momentum_[i].defined())
-      out.push_back({names_[i], momentum_[i]});
+    if (momentum_[i].defined()) out.push_back({names_[i], momentum_[i]});
   }
   return out;
 }
