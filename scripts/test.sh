@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # The test command: set-up if needed, a formatting check, then every test (unit tests and the
-# CLI end-to-end tests) through CTest.
+# CLI end-to-end tests) through CTest. In CI (CI=true) or with ADVFT_TEST_SANITIZE=1, the whole
+# suite runs a second time from an AddressSanitizer + UndefinedBehaviorSanitizer build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/format.sh --check
 build_dir=${ADVFT_BUILD_DIR:-build}
-# Two cores: tests run one at a time, each with LibTorch's default thread pool.
+# Two cores: tests run one at a time, each with LibTorch's thread pool.
 ctest --test-dir "$build_dir" --output-on-failure --timeout 1200
+
+if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_SANITIZE:-0}" = "1" ]; then
+  echo "test: again under AddressSanitizer + UBSan"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DADVFT_SANITIZE="address;undefined" >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  # LibTorch itself is not instrumented and keeps global caches alive at exit: leaks off.
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure --timeout 1800
+fi

@@ -64,7 +64,12 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
                            "last.optim.safetensors", "best.safetensors", "results.json"}) {
     EXPECT_TRUE(fs::exists(fs::path(pre) / file)) << file;
   }
+  // A clean run picks its best checkpoint by clean accuracy (its robust accuracy is ~0).
+  json pre_results = json::parse(read_bytes(pre + "/results.json"));
+  EXPECT_EQ(pre_results["best_by"], "clean validation accuracy");
+  EXPECT_GT(pre_results["best_val_accuracy"].get<double>(), 0.0);
   std::string ft = tmp.file("ft");
+
   RunResult r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
                           "/best.safetensors --out " + ft + " --epochs 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;

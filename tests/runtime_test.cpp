@@ -29,7 +29,11 @@ TEST(Signals, HandlerRecordsTheSignalInsteadOfKilling) {
   EXPECT_EQ(stop_signal(), SIGTERM);
   clear_stop_signal();
   EXPECT_EQ(stop_signal(), 0);
-  install_stop_handlers();  // SA_RESETHAND: re-arm for whoever runs next
+  install_stop_handlers();  // SA_RESETHAND: re-arm after each delivery
+  std::raise(SIGINT);
+  EXPECT_EQ(stop_signal(), SIGINT);
+  clear_stop_signal();
+  install_stop_handlers();
 }
 
 TEST(Version, NamesAdvftAndLibTorch) {

@@ -16,7 +16,8 @@ void expect_same_as_torch_sgd(double momentum, bool nesterov, double weight_deca
   torch::NoGradGuard copy_guard;
   auto pa = a->parameters();
   auto pb = b->parameters();
-  for (std::size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    pb[i].copy_(pa[i]);
   config::OptimizerConfig options;
   options.momentum = momentum;
   options.nesterov = nesterov;
@@ -24,7 +25,8 @@ void expect_same_as_torch_sgd(double momentum, bool nesterov, double weight_deca
   Sgd ours(*a, options);
   torch::optim::SGD reference(
       b->parameters(),
-      torch::optim::SGDOptions(0.05).momentum(momentum).nesterov(nesterov).weight_decay(weight_decay));
+      torch::optim::SGDOptions(0.05).momentum(momentum).nesterov(nesterov).weight_decay(
+          weight_decay));
   torch::AutoGradMode enable(true);
   for (int step = 0; step < 5; ++step) {
     torch::Tensor x = torch::rand({6, 3, 5, 5});
@@ -54,7 +56,9 @@ TEST(Sgd, StateRoundTripsByParameterName) {
   Sgd sgd(*net, config::OptimizerConfig{});
   EXPECT_TRUE(sgd.state().empty());  // no buffers before the first step
   apply_lr(sgd, 0.1);
-  torch::nn::functional::cross_entropy(net->forward(torch::rand({2, 3, 4, 4})), torch::tensor({0, 1})).backward();
+  torch::nn::functional::cross_entropy(net->forward(torch::rand({2, 3, 4, 4})),
+                                       torch::tensor({0, 1}))
+      .backward();
   sgd.step();
   auto state = sgd.state();
   ASSERT_EQ(state.size(), net->parameters().size());
@@ -62,7 +66,8 @@ TEST(Sgd, StateRoundTripsByParameterName) {
   Sgd restored(*net, config::OptimizerConfig{});
   restored.load_state(state, "test");
   auto again = restored.state();
-  for (std::size_t i = 0; i < state.size(); ++i) EXPECT_TRUE(again[i].tensor.equal(state[i].tensor));
+  for (std::size_t i = 0; i < state.size(); ++i)
+    EXPECT_TRUE(again[i].tensor.equal(state[i].tensor));
   EXPECT_THROW(restored.load_state({{"nope.weight", torch::zeros({1})}}, "test"), CheckpointError);
   EXPECT_THROW(restored.load_state({{"conv.weight", torch::zeros({1})}}, "test"), CheckpointError);
 }

@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoint) {
   auto* config = command.add_option("-c,--config", o.config,
                                     "Config JSON file, or the name of a shipped config "
-                                    "(cifar10, cifar100, imagenet, fashion_mnist, ...)");
+                                    "(cifar10, cifar100, fashion_mnist, quickstart, ...)");
   if (pretrained_checkpoint) {
     command.add_option("--checkpoint", o.checkpoint,
                        "Pretrained advft checkpoint to fine-tune (sets train.init_checkpoint)");
@@ -117,8 +117,8 @@ void run_training_command(const RunOptions& o, config::Command command) {
       fs::remove_all(request.paths.dir, ignored);
     throw;
   }
-  spdlog::info("done: best robust validation accuracy {:.2f}% (epoch {}); results in {}",
-               results.value("best_val_robust_accuracy", 0.0), results.value("best_epoch", 0),
+  spdlog::info("done: best validation accuracy {:.2f}% (epoch {}); results in {}",
+               results.value("best_val_accuracy", 0.0), results.value("best_epoch", 0),
                request.paths.results);
   std::cout << results.dump(2) << std::endl;
 }

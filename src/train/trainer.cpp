@@ -64,7 +64,7 @@ void check_pretrained_matches(const models::ModelSpec& wanted, const io::LoadedC
 
 struct TrainState {
   int64_t next_step = 0;
-  double best_val_robust = -1.0;
+  double best_val_score = -1.0;
   int64_t best_epoch = 0;
   double train_seconds = 0.0;
   nlohmann::json last_epoch;  // the latest epoch record
@@ -73,7 +73,7 @@ struct TrainState {
     TrainState s;
     try {
       s.next_step = j.at("next_step").get<int64_t>();
-      s.best_val_robust = j.at("best_val_robust").get<double>();
+      s.best_val_score = j.at("best_val_score").get<double>();
       s.best_epoch = j.at("best_epoch").get<int64_t>();
       s.train_seconds = j.value("train_seconds", 0.0);
       s.last_epoch = j.value("last_epoch", nlohmann::json());
@@ -288,8 +288,12 @@ void Trainer::end_of_epoch(int64_t epoch) {
     spdlog::info("epoch {}/{} validation ({} images): clean {:.2f}%, {} {:.2f}%", epoch + 1,
                  config_.train.epochs, report.total, report.clean_accuracy, attack.name,
                  report.attacks[0].accuracy);
-    if (report.attacks[0].accuracy > state_.best_val_robust) {
-      state_.best_val_robust = report.attacks[0].accuracy;
+    // "Best" is by robust accuracy, except for clean training, where robust accuracy is ~0.
+    const double score =
+        config_.train.adversarial ? report.attacks[0].accuracy : report.clean_accuracy;
+    if (score > state_.best_val_score) {
+      state_.best_val_score = score;
+
       state_.best_epoch = epoch + 1;
       record["best"] = true;
     }
@@ -311,7 +315,7 @@ nlohmann::json Trainer::state_json(int64_t epoch) const {
           {"next_step", state_.next_step},
           {"total_steps", total_steps_},
           {"epoch", epoch},
-          {"best_val_robust", state_.best_val_robust},
+          {"best_val_score", state_.best_val_score},
           {"best_epoch", state_.best_epoch},
           {"train_seconds", state_.train_seconds},
           {"last_epoch", state_.last_epoch},
@@ -331,7 +335,10 @@ nlohmann::json Trainer::results() const {
           {"val_images", data_.val.size()},
           {"train_seconds", state_.train_seconds},
           {"best_epoch", state_.best_epoch},
-          {"best_val_robust_accuracy", state_.best_val_robust},
+          {"best_val_accuracy", state_.best_val_score},
+          {"best_by",
+           config_.train.adversarial ? "robust validation accuracy" : "clean validation accuracy"},
+
           {"final", state_.last_epoch},
           {"checkpoints", {{"last", paths_.last}, {"best", paths_.best}}},
           {"model", models::describe(config_.model)}};
