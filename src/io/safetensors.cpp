@@ -10,12 +10,15 @@
 
 #include "advft/error.h"
 #include "advft/io/atomic_file.h"
+#include "printable.h"
 
 // The format is little-endian and we copy raw bytes; a big-endian port needs byte swapping here.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes little-endian");
 
 namespace advft::io {
 namespace {
+
+using detail::printable;
 
 // The reference implementation refuses larger headers too; it bounds what a lying file costs us.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
@@ -50,20 +53,6 @@ const DtypeInfo* dtype_by_name(const std::string& name) {
     }
   }
   return nullptr;
-}
-
-// Names and strings from a hostile file go into one-line error messages: no control
-// characters, bounded length.
-std::string printable(const std::string& s, size_t max_len = 120) {
-  std::string out;
-  for (char c : s.substr(0, max_len)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u == 0x7f) ? '?' : c;
-  }
-  if (s.size() > max_len) {
-    out += "...";
-  }
-  return out;
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {

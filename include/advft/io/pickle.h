@@ -1,0 +1,59 @@
+#pragma once
+// A restricted unpickler for the data.pkl of torch.save files. Python's pickle is a small stack
+// machine that can call any importable function; this one knows only plain values, OrderedDict,
+// the storage types and the tensor rebuild functions, and refuses every other global by name,
+// as PyTorch's torch.load(weights_only=True) does: loading a checkpoint must never run code.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace advft::io {
+
+struct PickleDictEntry;
+
+/// One Python value of the subset checkpoints use, as an owned tree (no cycles, bounded depth).
+struct PickleValue {
+  /// The Python type; sets become kList, OrderedDict and dict both kDict, Parameter kTensor.
+  enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kTuple, kList, kDict, kTensor };
+
+  Kind kind = Kind::kNone;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0.0;
+  std::string text;                      ///< kString (UTF-8 as pickled) and kBytes
+  std::vector<PickleValue> items;        ///< kTuple and kList
+  std::vector<PickleDictEntry> entries;  ///< kDict, in insertion order, keys unique
+  torch::Tensor tensor;                  ///< kTensor: CPU, contiguous, owns its memory
+
+  /// The value of a kDict entry whose key is the string `key`, or nullptr.
+  const PickleValue* find(const std::string& key) const;
+
+  /// The Python-ish name of the kind ("dict", "tensor", "int", ...), for messages.
+  const char* kind_name() const;
+};
+
+/// One key/value pair of a dict.
+struct PickleDictEntry {
+  PickleValue key;
+  PickleValue value;
+};
+
+/// Returns the raw bytes of the storage record `key` (archive/data/<key> in a torch.save zip);
+/// the view must stay valid until unpickle returns. Throws advft::CheckpointError when missing.
+using StorageLoader = std::function<std::string_view(const std::string& key)>;
+
+/// Unpickles `bytes` (protocol 2 as torch.save writes it; the binary opcodes of protocols 1-5
+/// that plain data uses are accepted too). Storages named by persistent ids
+/// ('storage', torch.<Type>Storage, key, location, numel) come from `load_storage` (once per
+/// key: views of one storage share it) and tensors are rebuilt from them with their offset,
+/// size and stride, range-checked. Any other global, opcode or malformed input throws
+/// advft::CheckpointError "<source>: ..."; a refused global reads
+/// "<source>: refuses to load global os.system: loading a checkpoint must never run code".
+PickleValue unpickle(std::string_view bytes, const std::string& source,
+                     const StorageLoader& load_storage);
+
+}  // namespace advft::io

@@ -1,0 +1,642 @@
+// torch.save files: what Python PyTorch writes loads with exact values, and what a stranger could
+// write (code-running globals, truncated or lying archives) fails with a CheckpointError naming
+// the file, never a crash. The fixtures come from tests/fixtures/make_torch_fixtures.py, run
+// with Debian's python3-torch (/usr/bin/python3) once per build and script version.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "advft/error.h"
+#include "advft/io/pickle.h"
+#include "advft/io/torch_file.h"
+#include "advft/io/zip_reader.h"
+#include "test_util.h"
+
+namespace {
+
+using advft::CheckpointError;
+using advft::io::decode_torch_file;
+using advft::io::find_state_dict;
+using advft::io::PickleValue;
+using advft::io::read_torch_file;
+using advft::io::StorageLoader;
+using advft::io::TorchFileContent;
+using advft::io::unpickle;
+using advft::io::ZipReader;
+using advft::testing::read_bytes;
+using advft::testing::write_bytes;
+using Kind = PickleValue::Kind;
+using namespace std::string_literals;
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+struct FixtureFiles {
+  std::filesystem::path dir;
+  int status = -1;
+  std::string command;
+};
+
+// The script takes a few seconds (importing torch) and CTest runs every test in its own process,
+// so the files are made once per build and script version: into a cache folder of the build
+// directory named by the script's hash, published by an atomic rename so that concurrent test
+// processes never see half of it.
+const FixtureFiles& fixture_files() {
+  static const FixtureFiles files = [] {
+    namespace fs = std::filesystem;
+    FixtureFiles f;
+    const std::string script =
+        std::string(ADVFT_SOURCE_DIR) + "/tests/fixtures/make_torch_fixtures.py";
+    char hash[32];
+    std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(read_bytes(script)));
+    f.dir = fs::path(ADVFT_BINARY).parent_path() / "torch_fixtures" / hash;
+    if (fs::exists(f.dir / "complete")) {
+      f.status = 0;
+      return f;
+    }
+    const fs::path staging = f.dir.string() + ".tmp" + std::to_string(::getpid());
+    fs::create_directories(staging);
+    f.command = std::string(kPython) + " '" + script + "' '" + staging.string() + "'";
+    f.status = std::system(f.command.c_str());
+    std::error_code ec;
+    if (f.status == 0) {
+      write_bytes((staging / "complete").string(), "");
+      fs::rename(staging, f.dir, ec);  // fails when another process published first: use theirs
+    }
+    fs::remove_all(staging, ec);
+    if (f.status == 0 && !fs::exists(f.dir / "complete")) f.status = -1;
+    return f;
+  }();
+  return files;
+}
+
+class TorchFileTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { fixture_files(); }
+  // A missing python3-torch is a broken test set-up, not a reason to skip the safety tests.
+  void SetUp() override {
+    ASSERT_EQ(fixture_files().status, 0)
+        << "fixture generation failed: " << fixture_files().command;
+  }
+  static std::string path(const std::string& name) { return (fixture_files().dir / name).string(); }
+};
+
+class ZipReaderTest : public TorchFileTest {};
+class PickleTest : public TorchFileTest {};
+
+/// The values make_torch_fixtures.py writes: ((3 i + seed) mod 97 - 48) / 16.
+torch::Tensor pattern(int64_t numel, int64_t seed, torch::ScalarType dtype = torch::kFloat32) {
+  const auto i = torch::arange(numel, torch::kInt64);
+  return ((i * 3 + seed).remainder(97) - 48).to(torch::kFloat64).div(16).to(dtype);
+}
+
+std::map<std::string, torch::Tensor> by_name(const TorchFileContent& content) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& t : content.tensors)
+    out[t.name] = t.tensor;
+  return out;
+}
+
+std::vector<std::string> names(const TorchFileContent& content) {
+  std::vector<std::string> out;
+  for (const auto& t : content.tensors)
+    out.push_back(t.name);
+  return out;
+}
+
+// Exact equality including dtype and shape.
+void expect_tensor(const std::map<std::string, torch::Tensor>& tensors, const std::string& name,
+                   const torch::Tensor& expected) {
+  const auto it = tensors.find(name);
+  ASSERT_NE(it, tensors.end()) << name;
+  const torch::Tensor& got = it->second;
+  EXPECT_EQ(got.scalar_type(), expected.scalar_type()) << name;
+  EXPECT_EQ(got.sizes(), expected.sizes()) << name;
+  EXPECT_TRUE(got.is_contiguous()) << name;
+  if (got.scalar_type() == expected.scalar_type() && got.sizes() == expected.sizes()) {
+    EXPECT_TRUE(torch::equal(got, expected)) << name << ": " << got << " vs " << expected;
+  }
+}
+
+// The SmallConvNet state_dict of the fixture script: seed = position in the state_dict.
+void expect_small_conv_net(const std::map<std::string, torch::Tensor>& t) {
+  expect_tensor(t, "conv.weight", pattern(108, 0).reshape({4, 3, 3, 3}));
+  expect_tensor(t, "bn.weight", pattern(4, 1));
+  expect_tensor(t, "bn.bias", pattern(4, 2));
+  expect_tensor(t, "bn.running_mean", pattern(4, 3));
+  expect_tensor(t, "bn.running_var", pattern(4, 4));
+  expect_tensor(t, "bn.num_batches_tracked", torch::tensor(5, torch::kInt64));
+  expect_tensor(t, "fc.weight", pattern(40, 6).reshape({10, 4}));
+  expect_tensor(t, "fc.bias", pattern(10, 7));
+}
+
+const std::vector<std::string> kConvNames = {"conv.weight",    "bn.weight",
+                                             "bn.bias",        "bn.running_mean",
+                                             "bn.running_var", "bn.num_batches_tracked",
+                                             "fc.weight",      "fc.bias"};
+
+// Runs `load` and requires a CheckpointError whose message holds every one of `parts`.
+void expect_checkpoint_error(const std::function<void()>& load,
+                             const std::vector<std::string>& parts) {
+  try {
+    load();
+    ADD_FAILURE() << "no error; expected one mentioning " << parts.front();
+  } catch (const CheckpointError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    for (const auto& part : parts) {
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- torch.save files
+
+TEST_F(TorchFileTest, ReadsOrderedDictStateDictOfEveryDtype) {
+  const TorchFileContent content = read_torch_file(path("conv_state.pt"));
+  EXPECT_EQ(content.chosen_key, "");
+  EXPECT_EQ(content.stripped_prefix, "");
+  EXPECT_TRUE(content.candidate_keys.empty());
+  std::vector<std::string> expected_names = kConvNames;
+  for (const char* extra : {"half", "bfloat16", "double", "long", "int32", "int16", "int8", "uint8",
+                            "bool", "scalar", "empty"}) {
+    expected_names.push_back(std::string("extra.") + extra);
+  }
+  EXPECT_EQ(names(content), expected_names);  // the file's order
+
+  const auto t = by_name(content);
+  expect_small_conv_net(t);
+  expect_tensor(t, "extra.half", pattern(6, 8, torch::kFloat16).reshape({2, 3}));
+  expect_tensor(t, "extra.bfloat16", pattern(5, 9, torch::kBFloat16));
+  expect_tensor(t, "extra.double", pattern(4, 10, torch::kFloat64).reshape({2, 2}));
+  expect_tensor(t, "extra.long", torch::arange(5, torch::kInt64) * (int64_t{1} << 40) - 7);
+  expect_tensor(t, "extra.int32", (torch::arange(4, torch::kInt32) * 100000 - 3));
+  expect_tensor(t, "extra.int16", (torch::arange(3, torch::kInt16) * 1000 - 1));
+  expect_tensor(t, "extra.int8", (torch::arange(4, torch::kInt8) * 40 - 100));
+  expect_tensor(t, "extra.uint8",
+                torch::arange(300, torch::kInt64).remainder(256).to(torch::kUInt8));
+  expect_tensor(t, "extra.bool", torch::arange(7).remainder(3) == 0);
+  expect_tensor(t, "extra.scalar", torch::tensor(2.5f));
+  expect_tensor(t, "extra.empty", torch::zeros({0, 3}));
+
+  // The same archive laid out as PyTorch 2.x writes it, with unaligned records (Python's zipfile
+  // does not pad), loads the same.
+  const TorchFileContent layout2 = read_torch_file(path("torch2_layout.pt"));
+  EXPECT_EQ(names(layout2), expected_names);
+  for (const auto& [name, tensor] : by_name(layout2)) {
+    expect_tensor(t, name, tensor);
+  }
+}
+
+TEST_F(TorchFileTest, ResolvesOffsetsStridesAndSharedStorages) {
+  const auto t = by_name(read_torch_file(path("views.pt")));
+  const auto base = torch::arange(30, torch::kFloat32).reshape({5, 6});
+  const auto shared = torch::arange(10, torch::kFloat64);
+  expect_tensor(t, "base", base);
+  expect_tensor(t, "view", base.slice(0, 1).slice(1, 0, 6, 2).contiguous());  // base[1:, ::2]
+  expect_tensor(t, "column", base.select(1, 4).contiguous());
+  expect_tensor(t, "transposed", base.t().contiguous());
+  expect_tensor(t, "shared_a", shared.slice(0, 0, 6));
+  expect_tensor(t, "shared_b", shared.slice(0, 4));
+  expect_tensor(t, "expanded", torch::arange(3, torch::kFloat32).expand({4, 3}).contiguous());
+  // Views of one storage load as separate tensors that own their memory.
+  t.at("shared_a").fill_(-1);
+  EXPECT_EQ(t.at("shared_b")[0].item<double>(), 4.0);
+}
+
+TEST_F(TorchFileTest, FindsStateDictUnderCommonKey) {
+  const TorchFileContent content = read_torch_file(path("epoch_dict.pt"));
+  EXPECT_EQ(content.chosen_key, "state_dict");
+  EXPECT_EQ(content.candidate_keys, std::vector<std::string>{"state_dict"});
+  EXPECT_EQ(names(content), kConvNames);
+  expect_small_conv_net(by_name(content));
+}
+
+TEST_F(TorchFileTest, StripsDataParallelPrefix) {
+  const TorchFileContent content = read_torch_file(path("module_prefix.pt"));
+  EXPECT_EQ(content.stripped_prefix, "module.");
+  EXPECT_EQ(names(content), kConvNames);
+  expect_small_conv_net(by_name(content));
+}
+
+TEST_F(TorchFileTest, StripsDataParallelAndModelWrapperPrefixes) {
+  const TorchFileContent content = read_torch_file(path("wrapped.pt"));
+  EXPECT_EQ(content.stripped_prefix, "module.model.");
+  EXPECT_EQ(names(content), kConvNames);
+}
+
+TEST_F(TorchFileTest, PrefersModelOverOptimizerInNestedCheckpoint) {
+  const TorchFileContent content = read_torch_file(path("nested.pt"));
+  EXPECT_EQ(content.chosen_key, "model");
+  EXPECT_EQ(content.candidate_keys, (std::vector<std::string>{"model", "optimizer"}));
+  expect_small_conv_net(by_name(content));
+
+  // Another key on request; its nested dicts (int keys included) flatten with dots.
+  const auto optimizer = by_name(read_torch_file(path("nested.pt"), "optimizer"));
+  ASSERT_EQ(optimizer.size(), 5u);
+  EXPECT_EQ(optimizer.at("state.0.momentum_buffer").sizes(), torch::IntArrayRef({4, 3, 3, 3}));
+  EXPECT_EQ(optimizer.count("state.4.momentum_buffer"), 1u);
+}
+
+TEST_F(TorchFileTest, LoadsParametersSavedAsParameters) {
+  const auto t = by_name(read_torch_file(path("parameters.pt")));
+  ASSERT_EQ(t.size(), 5u);
+  expect_tensor(t, "conv.weight", pattern(108, 0).reshape({4, 3, 3, 3}));
+  expect_tensor(t, "bn.bias", pattern(4, 2));
+  expect_tensor(t, "fc.weight", pattern(40, 6).reshape({10, 4}));
+  EXPECT_FALSE(t.at("fc.weight").requires_grad());
+}
+
+TEST_F(TorchFileTest, AmbiguousCheckpointNeedsAKeyAndListsThem) {
+  const std::string file = path("ambiguous.pt");
+  expect_checkpoint_error([&] { read_torch_file(file); },
+                          {file, "cannot tell", "'a' (dict)", "'b' (dict)"});
+  const auto t = by_name(read_torch_file(file, "b"));
+  EXPECT_EQ(t.size(), 2u);
+  expect_tensor(t, "weight", pattern(40, 6).reshape({10, 4}));  // net.fc.state_dict()
+}
+
+TEST_F(TorchFileTest, UnknownKeyListsAvailableKeys) {
+  const std::string file = path("epoch_dict.pt");
+  expect_checkpoint_error(
+      [&] { read_torch_file(file, "ema"); },
+      {file, "no key 'ema'", "'epoch' (int)", "'arch' (str)", "'state_dict' (dict)"});
+  expect_checkpoint_error([&] { read_torch_file(file, "epoch"); },
+                          {file, "key 'epoch' holds a value of type int without tensors"});
+}
+
+TEST_F(TorchFileTest, RefusesEveryGlobalThatCouldRunCode) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"hostile_os_system.pt", "os.system"},
+      {"hostile_eval.pt", "builtins.eval"},
+      {"hostile_stack_global.pt", "posix.system"},
+      {"hostile_nested.pt", "subprocess.Popen"}};
+  for (const auto& [name, global] : cases) {
+    const std::string file = path(name);
+    expect_checkpoint_error([&] { read_torch_file(file); },
+                            {"checkpoint: " + file + ": refuses to load global " + global +
+                             ": loading a checkpoint must never run code"});
+  }
+}
+
+TEST_F(TorchFileTest, BrokenAndForeignFilesGiveClearErrors) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"truncated.pt", "truncated"},
+      {"short_storage.pt", "holds 428 bytes, but the pickle claims 108 elements of 4 bytes"},
+      {"missing_storage.pt", "data/1' is missing"},
+      {"compressed.pt", "is compressed (method 8)"},
+      {"big_endian.pt", "big-endian"},
+      {"legacy.pt",
+       "legacy torch.save format (before PyTorch 1.6): re-save it with torch.save(obj, path, "
+       "_use_new_zipfile_serialization=True)"},
+      {"torchscript.pt", "TorchScript archive"},
+      {"notes.txt", "not a torch.save file"},
+      {"plain_p2.pkl", "plain Python pickle"},
+      {"does_not_exist.pt", "no such file"}};
+  for (const auto& [name, what] : cases) {
+    const std::string file = path(name);
+    expect_checkpoint_error([&] { read_torch_file(file); }, {file, what});
+  }
+}
+
+// Every strict prefix of a valid file, and random byte changes, end in CheckpointError or a
+// successful load: never another exception, never a crash (the ASan build runs this too).
+TEST_F(TorchFileTest, CutsAndMutationsOnlyEverThrowCheckpointError) {
+  const std::string bytes = read_bytes(path("conv_state.pt"));
+  ASSERT_GT(bytes.size(), 1000u);
+  auto check = [&](const std::string& variant, const std::string& what) {
+    try {
+      decode_torch_file(variant, "variant.pt");
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("variant.pt"), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": " << e.what();
+    }
+  };
+  int cuts = 0;
+  for (size_t length = 0; length < bytes.size(); length += length < 64 ? 1 : 37) {
+    EXPECT_THROW(decode_torch_file(bytes.substr(0, length), "variant.pt"), CheckpointError)
+        << length;
+    ++cuts;
+  }
+  EXPECT_GT(cuts, 200);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 400; ++i) {
+    std::string variant = bytes;
+    const int changes = 1 + static_cast<int>(rng() % 3);
+    for (int c = 0; c < changes; ++c) {
+      variant[rng() % variant.size()] = static_cast<char>(rng());
+    }
+    check(variant, "mutation " + std::to_string(i));
+  }
+}
+
+// The CRC check stops most mutations at the zip layer; this feeds changed pickles straight to the
+// unpickler, with the real storages behind it.
+TEST_F(PickleTest, MutatedPicklesOnlyEverThrowCheckpointError) {
+  const ZipReader zip(read_bytes(path("views.pt")), "views.pt");
+  std::string pickle_name;
+  for (const auto& name : zip.names()) {
+    if (name.size() > 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0) pickle_name = name;
+  }
+  ASSERT_FALSE(pickle_name.empty());
+  const std::string folder = pickle_name.substr(0, pickle_name.size() - 8);
+  const std::string pickle = zip.read(pickle_name);
+  const StorageLoader loader = [&](const std::string& key) {
+    const std::string name = folder + "data/" + key;
+    if (!zip.has(name)) throw CheckpointError("views.pt: no " + name);
+    return zip.view(name);
+  };
+  auto check = [&](const std::string& variant, const std::string& what) {
+    try {
+      const PickleValue root = unpickle(variant, "views.pt", loader);
+      find_state_dict(root, "views.pt");
+    } catch (const CheckpointError&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": " << e.what();
+    }
+  };
+  for (size_t length = 0; length < pickle.size(); ++length) {
+    EXPECT_THROW(unpickle(pickle.substr(0, length), "views.pt", loader), CheckpointError);
+  }
+  std::mt19937 rng(11);
+  for (int i = 0; i < 600; ++i) {
+    std::string variant = pickle;
+    const int changes = 1 + static_cast<int>(rng() % 3);
+    for (int c = 0; c < changes; ++c) {
+      // Small values hit sizes, strides, offsets, opcodes and memo indices more often.
+      variant[rng() % variant.size()] = static_cast<char>(rng() % 2 ? rng() % 16 : rng());
+    }
+    check(variant, "mutation " + std::to_string(i));
+  }
+}
+
+// ---------------------------------------------------------------- the zip layer
+
+TEST_F(ZipReaderTest, IndexesTorchSaveArchive) {
+  const ZipReader zip(read_bytes(path("conv_state.pt")), "conv_state.pt");
+  ASSERT_FALSE(zip.names().empty());
+  const std::string first = zip.names().front();
+  const std::string folder = first.substr(0, first.find('/') + 1);
+  EXPECT_TRUE(zip.has(folder + "data.pkl"));
+  EXPECT_TRUE(zip.has(folder + "data/0"));
+  EXPECT_FALSE(zip.has(folder + "data/999"));
+  EXPECT_EQ(zip.view(folder + "data/0").size(), 108u * 4);  // conv.weight, float32
+  EXPECT_FALSE(zip.read(folder + "version").empty());
+  expect_checkpoint_error([&] { zip.view("nope"); }, {"conv_state.pt", "no entry 'nope'"});
+}
+
+TEST_F(ZipReaderTest, ReadsArchivesOfPythonsZipfileToo) {
+  // zipfile writes no zip64 records for small archives; torch.save always does.
+  const ZipReader zip(read_bytes(path("short_storage.pt")), "short_storage.pt");
+  EXPECT_EQ(zip.names().size(), ZipReader(read_bytes(path("conv_state.pt")), "x").names().size());
+}
+
+TEST_F(ZipReaderTest, RejectsCompressedEntriesAndCorruptData) {
+  const ZipReader compressed(read_bytes(path("compressed.pt")), "compressed.pt");
+  expect_checkpoint_error([&] { compressed.view(compressed.names().front()); },
+                          {"compressed.pt", "is compressed (method 8)", "re-zipped"});
+
+  std::string bytes = read_bytes(path("conv_state.pt"));
+  const ZipReader clean(bytes, "x");
+  const std::string entry = clean.names()[1];
+  // The view points into the reader's own copy; find the same bytes in ours.
+  const std::string data(clean.view(entry));
+  const size_t at = bytes.find(data);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at] = static_cast<char>(bytes[at] ^ 0x40);
+  const ZipReader corrupt(bytes, "corrupt.pt");
+  expect_checkpoint_error([&] { corrupt.view(entry); }, {"corrupt.pt", "CRC-32 mismatch"});
+}
+
+TEST(ZipReaderHostileTest, LyingDirectoriesThrow) {
+  auto end_record = [](uint16_t entries, uint32_t size, uint32_t offset) {
+    std::string r("PK\x05\x06", 4);
+    r += std::string(4, '\0');
+    for (uint16_t v : {entries, entries})
+      r += {static_cast<char>(v), static_cast<char>(v >> 8)};
+    for (uint32_t v : {size, offset}) {
+      for (int i = 0; i < 4; ++i)
+        r += static_cast<char>(v >> (8 * i));
+    }
+    return r + std::string(2, '\0');
+  };
+  // Claims 60000 entries in a directory of 100 bytes, a directory past the end, and a zip64
+  // locator that points nowhere.
+  expect_checkpoint_error(
+      [&] { ZipReader(std::string(100, 'x') + end_record(60000, 100, 0), "a"); },
+      {"a: corrupt zip archive", "entries cannot fit"});
+  expect_checkpoint_error([&] { ZipReader(end_record(1, 46, 4000), "b"); },
+                          {"b: truncated or corrupt zip archive"});
+  expect_checkpoint_error(
+      [&] {
+        ZipReader(std::string("PK\x06\x07", 4) + std::string(16, '\xff') +
+                      end_record(0xffff, 0xffffffff, 0xffffffff),
+                  "c");
+      },
+      {"c: truncated or corrupt zip archive"});
+  expect_checkpoint_error([&] { ZipReader("PK", "d"); }, {"d: not a zip archive or truncated"});
+  EXPECT_TRUE(ZipReader(end_record(0, 0, 0), "empty").names().empty());
+}
+
+// ---------------------------------------------------------------- the unpickler
+
+TEST_F(PickleTest, PlainValuesInEveryProtocol) {
+  for (int protocol = 2; protocol <= 5; ++protocol) {
+    SCOPED_TRACE(protocol);
+    const std::string bytes = read_bytes(path("plain_p" + std::to_string(protocol) + ".pkl"));
+    const PickleValue v = unpickle(bytes, "plain.pkl", nullptr);
+    ASSERT_EQ(v.kind, Kind::kDict);
+    const PickleValue* ints = v.find("ints");
+    ASSERT_NE(ints, nullptr);
+    ASSERT_EQ(ints->kind, Kind::kList);
+    const std::vector<int64_t> expected = {0,
+                                           1,
+                                           -1,
+                                           255,
+                                           256,
+                                           65535,
+                                           -70000,
+                                           int64_t{1} << 40,
+                                           std::numeric_limits<int64_t>::min(),
+                                           std::numeric_limits<int64_t>::max()};
+    ASSERT_EQ(ints->items.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(ints->items[i].kind, Kind::kInt);
+      EXPECT_EQ(ints->items[i].integer, expected[i]) << i;
+    }
+    const PickleValue* floats = v.find("floats");
+    ASSERT_EQ(floats->kind, Kind::kTuple);
+    EXPECT_EQ(floats->items.at(0).real, 0.5);
+    EXPECT_EQ(floats->items.at(1).real, -1e300);
+    EXPECT_EQ(v.find("none")->kind, Kind::kNone);
+    EXPECT_TRUE(v.find("flags")->items.at(0).boolean);
+    EXPECT_FALSE(v.find("flags")->items.at(1).boolean);
+    EXPECT_EQ(v.find("text")->text, "h\xc3\xa9llo \xe2\x82\xac");
+    EXPECT_EQ(v.find("bytes")->kind, Kind::kBytes);  // protocol 2: _codecs.encode(..., 'latin1')
+    EXPECT_EQ(v.find("bytes")->text, std::string("\x00\xff", 2));
+    const PickleValue* by_int = v.find("by_int");
+    ASSERT_EQ(by_int->entries.size(), 1u);
+    EXPECT_EQ(by_int->entries[0].key.integer, 7);
+    EXPECT_EQ(by_int->entries[0].value.text, "seven");
+    EXPECT_EQ(v.find("shared")->items.at(1).text, "s");
+  }
+}
+
+// Small hand-made pickles: a header, opcodes, STOP.
+std::string p2(const std::string& body) {
+  return "\x80\x02"s + body + ".";
+}
+std::string text_op(const std::string& s) {
+  return "X" + std::string{static_cast<char>(s.size()), 0, 0, 0} + s;
+}
+
+TEST(PickleHostileTest, RefusesGlobalsByName) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {p2("c__builtin__\nexec\n" + text_op("x") + "\x85R"), "__builtin__.exec"},
+      {p2("ctorch\nload\n"), "torch.load"},
+      {p2("ctorch._utils\n_rebuild_sparse_tensor\n"), "torch._utils._rebuild_sparse_tensor"},
+      {p2(text_op("nt") + text_op("system") + "\x93"), "nt.system"},
+      {p2("(ios\nsystem\n"), "os.system"},  // INST
+      {p2("\x82\x01"), "from the copyreg extension registry (code 1)"},
+  };
+  for (const auto& [bytes, global] : cases) {
+    expect_checkpoint_error([&] { unpickle(bytes, "evil.pt", nullptr); },
+                            {"evil.pt: refuses to load global " + global, "never run code"});
+  }
+  expect_checkpoint_error([&] { unpickle(p2("ctorch\nComplexFloatStorage\n"), "c.pt", nullptr); },
+                          {"c.pt: unsupported storage type torch.ComplexFloatStorage"});
+}
+
+TEST(PickleHostileTest, MalformedPicklesThrow) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "ends without a STOP"},
+      {"\x80\x02"s, "ends without a STOP"},
+      {p2(""), "stack underflow"},
+      {p2("h\x05"), "memo entry 5 was never stored"},
+      {p2("}(K\x01u"), "odd number of dict items"},
+      {p2(")K\x01"
+          "a"),
+       "APPEND target must be of type list, got tuple"},
+      {p2("]}b"), "BUILD (setting object state) on type list"},
+      {p2("X\xff\xff\xff\x7f"), "runs past its end"},
+      {p2("\x8a\x09\0\0\0\0\0\0\0\0\x01"s), "does not fit in 64 bits"},
+      {std::string("\x80\x09.", 3), "unsupported pickle protocol 9"},
+      {p2("S'abc'\n"), "unsupported pickle opcode 0x53"},
+      {p2("ccollections\nOrderedDict\nK\x01\x85R"), "called with 1 arguments"},
+      {p2("]q\0h\0a"s), "nested deeper"},  // a list that contains itself
+  };
+  for (const auto& [bytes, what] : cases) {
+    SCOPED_TRACE(what);
+    expect_checkpoint_error([&] { unpickle(bytes, "bad.pkl", nullptr); }, {"bad.pkl: ", what});
+  }
+  // 10^4 nested lists; and one list shared 2^60 times.
+  const std::string chain = std::string(10000, ']') + std::string(9999, 'a');
+  expect_checkpoint_error([&] { unpickle(p2(chain), "deep.pkl", nullptr); }, {"nested deeper"});
+  std::string shared = "]r\0\0\0\0"s;
+  for (uint32_t k = 1; k <= 60; ++k) {
+    auto index = [](uint32_t v) {
+      return std::string{static_cast<char>(v), static_cast<char>(v >> 8), 0, 0};
+    };
+    shared += "](j" + index(k - 1) + "j" + index(k - 1) + "er" + index(k);
+  }
+  expect_checkpoint_error([&] { unpickle(p2(shared), "wide.pkl", nullptr); },
+                          {"shares values too many times"});
+}
+
+// A pickle of _rebuild_tensor_v2 over one float storage of `numel` elements, key "0".
+std::string tensor_pickle(int offset, const std::vector<int>& size, const std::vector<int>& stride,
+                          int numel, const std::string& storage_type = "FloatStorage") {
+  std::string s = "ctorch._utils\n_rebuild_tensor_v2\n((" + text_op("storage") + "ctorch\n" +
+                  storage_type + "\n" + text_op("0") + text_op("cpu") + "K" +
+                  static_cast<char>(numel) + "tQK" + static_cast<char>(offset) + "(";
+  for (int v : size)
+    s += "K" + std::string(1, static_cast<char>(v));
+  s += "t(";
+  for (int v : stride)
+    s += "K" + std::string(1, static_cast<char>(v));
+  s += "t\x89"
+       "ccollections\nOrderedDict\n)RtR";
+  return p2(s);
+}
+
+TEST(PickleTensorTest, RebuildsViewsAndChecksThemAgainstTheirStorage) {
+  std::vector<float> values(12);
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = static_cast<float>(i);
+  const std::string storage(reinterpret_cast<const char*>(values.data()), 48);
+  const StorageLoader loader = [&](const std::string& key) {
+    EXPECT_EQ(key, "0");
+    return std::string_view(storage);
+  };
+  const PickleValue v = unpickle(tensor_pickle(1, {2, 3}, {4, 2}, 12), "t.pt", loader);
+  ASSERT_EQ(v.kind, Kind::kTensor);
+  EXPECT_TRUE(torch::equal(v.tensor, torch::tensor({{1.f, 3.f, 5.f}, {5.f, 7.f, 9.f}})));
+
+  expect_checkpoint_error(
+      [&] {
+        unpickle(tensor_pickle(1, {2, 3}, {6, 3}, 12), "t.pt", loader);
+      },
+      {"t.pt: tensor view", "reaching element 13", "of 12 elements"});
+  expect_checkpoint_error([&] { unpickle(tensor_pickle(0, {2}, {1}, 13), "t.pt", loader); },
+                          {"t.pt: storage '0' holds 48 bytes, but the pickle claims 13 elements"});
+  expect_checkpoint_error([&] { unpickle(tensor_pickle(0, {2}, {1}, 12), "t.pt", nullptr); },
+                          {"no archive holds storages"});
+  // A bool storage must hold 0 or 1 only; 0x02 would be undefined behaviour in every kernel.
+  expect_checkpoint_error(
+      [&] { unpickle(tensor_pickle(0, {2}, {1}, 12, "BoolStorage"), "t.pt", loader); },
+      {"bool storage '0' holds a byte other than 0 or 1"});
+  // Stride 0 over 12 floats: 200 x 200 x 200 x 200 elements is refused before allocating.
+  expect_checkpoint_error(
+      [&] {
+        unpickle(tensor_pickle(0, {200, 200, 200, 200}, {0, 0, 0, 0}, 12), "t.pt", loader);
+      },
+      {"expand to far more memory"});
+}
+
+TEST(PickleStateDictTest, FlattensNestedDictsAndSkipsOtherValues) {
+  auto tensor_value = [](float x) {
+    PickleValue v;
+    v.kind = Kind::kTensor;
+    v.tensor = torch::full({1}, x);
+    return v;
+  };
+  auto string_value = [](const std::string& s) {
+    PickleValue v;
+    v.kind = Kind::kString;
+    v.text = s;
+    return v;
+  };
+  PickleValue inner;
+  inner.kind = Kind::kDict;
+  inner.entries.push_back({string_value("b"), tensor_value(2)});
+  PickleValue root;
+  root.kind = Kind::kDict;
+  root.entries.push_back({string_value("a"), tensor_value(1)});
+  root.entries.push_back({string_value("nested"), inner});
+  root.entries.push_back({string_value("note"), string_value("skipped")});
+  // Inside the chosen state_dict, nested tensor dicts flatten with dots; other values drop.
+  PickleValue wrapper;
+  wrapper.kind = Kind::kDict;
+  wrapper.entries.push_back({string_value("state_dict"), root});
+  const TorchFileContent content = find_state_dict(wrapper, "n.pt");
+  EXPECT_EQ(content.chosen_key, "state_dict");
+  EXPECT_EQ(names(content), (std::vector<std::string>{"a", "nested.b"}));
+  // At the top level, the only value holding tensors is the state_dict.
+  const TorchFileContent top = find_state_dict(root, "n.pt");
+  EXPECT_EQ(top.candidate_keys, std::vector<std::string>{"nested"});
+  EXPECT_EQ(top.chosen_key, "nested");
+  EXPECT_EQ(names(top), std::vector<std::string>{"b"});
+}
+
+}  // namespace
