@@ -146,7 +146,6 @@ constexpr uint8_t kFrame = 0x95;
 constexpr uint8_t kByteArray8 = 0x96;
 }  // namespace op
 
-
 const char* node_kind_name(NodeKind kind) {
   switch (kind) {
     case NodeKind::kNone:

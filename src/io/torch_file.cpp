@@ -4,9 +4,9 @@
 #include <set>
 
 #include "advft/error.h"
-#include "printable.h"
 #include "advft/io/atomic_file.h"
 #include "advft/io/zip_reader.h"
+#include "printable.h"
 
 namespace advft::io {
 namespace {
@@ -23,7 +23,6 @@ constexpr int kMaxNesting = 32;
 
 // What torch.save wrote before PyTorch 1.6: a pickled magic number (LONG1, 10 bytes) first.
 constexpr char kLegacyMagic[] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
-
 
 // State_dict keys are strings; optimizer state uses ints. Anything else cannot name a tensor.
 bool key_name(const PickleValue& key, std::string& out) {

@@ -26,7 +26,6 @@ constexpr uint64_t kZip64LocatorBytes = 20;
 constexpr uint64_t kMaxCommentBytes = 0xffff;
 constexpr uint16_t kZip64ExtraId = 0x0001;
 
-
 // Bounds-checked little-endian field access over the whole file.
 class Bytes {
  public:
