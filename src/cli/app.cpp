@@ -4,6 +4,7 @@
 
 #include "advft/cli/eval.h"
 #include "advft/cli/finetune.h"
+#include "advft/cli/inspect.h"
 #include "advft/cli/schedule.h"
 #include "advft/cli/train.h"
 #include "advft/runtime/version.h"
@@ -31,6 +32,7 @@ void setup_app(CLI::App& app) {
   setup_train(app);
   setup_eval(app);
   setup_schedule(app);
+  setup_inspect(app);
 }
 
 }  // namespace advft::cli

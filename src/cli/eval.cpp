@@ -11,6 +11,7 @@
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
 #include "advft/io/checkpoint.h"
+#include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
@@ -21,6 +22,8 @@ namespace advft::cli {
 struct EvalCliOptions {
   std::string checkpoint;
   std::string config;
+  std::string key;
+  bool non_strict = false;
   std::string data_dir;
   std::string dataset;
   std::vector<std::string> attacks;
@@ -52,13 +55,17 @@ attacks::AttackOptions base_attack(const io::LoadedCheckpoint& ckpt, const confi
 void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
   runtime::set_cpu_threads(o.threads);
-  io::LoadedCheckpoint ckpt = io::load_checkpoint(o.checkpoint);
-
   std::unique_ptr<config::RunConfig> run;
   if (!o.config.empty()) {
     run = std::make_unique<config::RunConfig>(
         config::load_run_config(config::Command::kEval, o.config, {}));
   }
+  io::ForeignOptions foreign;
+  foreign.key = o.key;
+  foreign.strict = !o.non_strict;
+  if (run) foreign.spec = run->model;  // what a PyTorch file holds; advft files know it
+  io::LoadedCheckpoint ckpt = io::load_any_checkpoint(o.checkpoint, foreign);
+
   config::DataConfig data = run ? run->data : config::DataConfig{};
   if (!run) {
     const auto it = ckpt.train_state.find("data");
@@ -86,7 +93,7 @@ void run_eval(const EvalCliOptions& o) {
 
   const torch::Device device = runtime::resolve_device(o.device);
   models::ClassifierPtr model = models::make_model(ckpt.spec);
-  io::load_weights(*model, ckpt.tensors, ckpt.path, /*strict=*/true, models::describe(ckpt.spec));
+  io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
   model->to(device);
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
@@ -123,7 +130,15 @@ void setup_eval(CLI::App& app) {
   auto o = std::make_shared<EvalCliOptions>();
   auto* command = app.add_subcommand(
       "eval", "Clean accuracy and accuracy under each attack of a checkpoint, on a test set");
-  command->add_option("--checkpoint", o->checkpoint, "advft checkpoint (.safetensors)")->required();
+  command
+      ->add_option("--checkpoint", o->checkpoint,
+                   "advft checkpoint (.safetensors), or a PyTorch file (.pt/.pth/.tar from "
+                   "torch.save, or .safetensors) with --config giving its model.*")
+      ->required();
+  command->add_option("--key", o->key,
+                      "torch.save checkpoint: the top-level key holding the state_dict");
+  command->add_flag("--non-strict", o->non_strict,
+                    "Load the checkpoint tensors that fit and report the rest");
   command->add_option("--data-dir", o->data_dir,
                       "Data set directory (default: the one the checkpoint was trained on)");
   command->add_option("--dataset", o->dataset,
@@ -133,7 +148,8 @@ void setup_eval(CLI::App& app) {
                       "pgd:restarts=5, pgd_l2:eps=0.5 (default: fgsm and PGD-20 at the "
                       "checkpoint's training eps)");
   command->add_option("-c,--config", o->config,
-                      "Take data and eval settings from this config instead of the checkpoint");
+                      "Take data and eval settings from this config instead of the checkpoint (and "
+                      "the model.* of a PyTorch checkpoint, which does not record it)");
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
   command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")

@@ -20,7 +20,18 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
                                     "(cifar10, cifar100, fashion_mnist, quickstart, ...)");
   if (pretrained_checkpoint) {
     command.add_option("--checkpoint", o.checkpoint,
-                       "Pretrained advft checkpoint to fine-tune (sets train.init_checkpoint)");
+                       "Pretrained model to fine-tune: an advft checkpoint, or a PyTorch file "
+                       "(.pt/.pth/.tar from torch.save, or .safetensors) whose architecture "
+                       "the config's model.* gives (sets train.init_checkpoint)");
+    command.add_option("--key", o.key,
+                       "torch.save checkpoint: the top-level key holding the state_dict "
+                       "(default: found automatically; config key: train.init_key)");
+    command.add_flag("--non-strict", o.non_strict,
+                     "Load the checkpoint tensors that fit and report the rest, instead of "
+                     "failing (config key: train.init_strict)");
+    command.add_flag("--reset-head", o.reset_head,
+                     "Start from a new classifier head when the checkpoint's class count "
+                     "differs from model.num_classes (config key: train.init_reset_head)");
   }
   command.add_option("-o,--out", o.out,
                      "Run directory for config.json, log.txt, metrics.jsonl, checkpoints and "
@@ -50,6 +61,9 @@ namespace {
 // Named flags win over the file and --set (the last step of the precedence chain).
 void apply_named_flags(const RunOptions& o, config::RunConfig& c) {
   if (!o.checkpoint.empty()) c.train.init_checkpoint = o.checkpoint;
+  if (!o.key.empty()) c.train.init_key = o.key;
+  if (o.non_strict) c.train.init_strict = false;
+  if (o.reset_head) c.train.init_reset_head = true;
   if (!o.device.empty()) c.device = o.device;
   if (!o.data_dir.empty()) c.data.dir = o.data_dir;
   if (o.epochs > 0) c.train.epochs = o.epochs;
@@ -74,10 +88,11 @@ void run_training_command(const RunOptions& o, config::Command command) {
   request.command = name;
   bool created_dir = false;
   if (!o.resume.empty()) {
-    if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty()) {
+    if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty() || !o.key.empty() ||
+        o.non_strict || o.reset_head) {
       throw ConfigError(
           "--resume continues a run exactly as it was configured; drop --set, "
-          "--checkpoint, --out and --force");
+          "--checkpoint, --key, --non-strict, --reset-head, --out and --force");
     }
     request.paths = io::prepare_run_dir(o.resume, io::RunDirMode::kResume);
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),

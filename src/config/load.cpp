@@ -268,6 +268,9 @@ void read_train(JsonReader& root, TrainConfig& t) {
   r.read("adversarial", t.adversarial);
   r.read("clean_weight", t.clean_weight);
   r.read("init_checkpoint", t.init_checkpoint);
+  r.read("init_key", t.init_key);
+  r.read("init_strict", t.init_strict);
+  r.read("init_reset_head", t.init_reset_head);
   r.read("log_every", t.log_every);
   read_attack(r, "val_attack", t.val_attack);
   r.read("val_batch_size", t.val_batch_size);
@@ -442,6 +445,9 @@ json to_json(const RunConfig& c) {
         {"adversarial", c.train.adversarial},
         {"clean_weight", c.train.clean_weight},
         {"init_checkpoint", c.train.init_checkpoint},
+        {"init_key", c.train.init_key},
+        {"init_strict", c.train.init_strict},
+        {"init_reset_head", c.train.init_reset_head},
         {"log_every", c.train.log_every},
         {"val_attack", attack_to_json(c.train.val_attack)},
         {"val_batch_size", c.train.val_batch_size}}},

@@ -199,7 +199,10 @@ void save_checkpoint(const std::string& path, models::ClassifierImpl& model,
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& path) {
-  SafetensorsContent content = read_safetensors(path);
+  return load_checkpoint(read_safetensors(path), path);
+}
+
+LoadedCheckpoint load_checkpoint(SafetensorsContent content, const std::string& path) {
   const auto& meta = content.metadata;
   require_format(meta, kCheckpointFormat, path, "advft checkpoint");
 
@@ -234,7 +237,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
 
 LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTensor>& tensors,
                         const std::string& source, bool strict,
-                        const std::string& model_description) {
+                        const std::string& model_description,
+                        const std::vector<std::string>& keep_model_names) {
+  const std::set<std::string> keep(keep_model_names.begin(), keep_model_names.end());
   std::map<std::string, const torch::Tensor*> by_name;
   for (const auto& nt : tensors) {
     by_name[nt.name] = &nt.tensor;
@@ -248,7 +253,7 @@ LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTe
     model_names.insert(name);
     const auto it = by_name.find(name);
     if (it == by_name.end()) {
-      report.missing.push_back(name);
+      if (keep.count(name) == 0) report.missing.push_back(name);
     } else if (!it->second->defined() || it->second->sizes() != target.sizes()) {
       report.mismatched.push_back(name);
       mismatch_details.push_back(

@@ -16,6 +16,7 @@
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
 #include "advft/io/checkpoint.h"
+#include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
@@ -138,8 +139,14 @@ void Trainer::build() {
   if (request_.resume) {
     init = io::load_checkpoint(paths_.last);
   } else if (!config_.train.init_checkpoint.empty()) {
-    init = io::load_checkpoint(config_.train.init_checkpoint);
-    check_pretrained_matches(spec, *init);
+    io::ForeignOptions options;
+    options.key = config_.train.init_key;
+    options.spec = spec;
+    options.strict = config_.train.init_strict;
+    options.reset_head = config_.train.init_reset_head;
+    init = io::load_any_checkpoint(config_.train.init_checkpoint, options);
+    // A foreign file has no spec of its own: load_any_checkpoint checked its layout instead.
+    if (!init->foreign()) check_pretrained_matches(spec, *init);
   }
   if (init) {
     // The pretrained model's own normalization travels with its weights.
@@ -149,8 +156,10 @@ void Trainer::build() {
   config_.model = spec;
   torch::manual_seed(config_.train.seed);  // the initial weights are part of a reproducible run
   model_ = models::make_model(spec);
-  if (init)
-    io::load_weights(*model_, init->tensors, init->path, /*strict=*/true, models::describe(spec));
+  if (init) {
+    const bool strict = request_.resume || config_.train.init_strict;
+    io::load_checkpoint_weights(*model_, *init, strict, models::describe(spec));
+  }
   model_->to(device_);
 
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,

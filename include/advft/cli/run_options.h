@@ -12,7 +12,10 @@ namespace advft::cli {
 
 struct RunOptions {
   std::string config;
-  std::string checkpoint;  ///< finetune: the pretrained model
+  std::string checkpoint;   ///< finetune: the pretrained model
+  std::string key;          ///< finetune: state_dict key in a torch.save checkpoint
+  bool non_strict = false;  ///< finetune: load what fits of the checkpoint
+  bool reset_head = false;  ///< finetune: new head when the class count differs
   std::string out;
   std::vector<std::string> sets;
   std::string resume;

@@ -57,11 +57,14 @@ struct TrainConfig {
   int64_t epochs = 3;
   int64_t batch_size = 128;
   uint64_t seed = 0;
-  bool adversarial = true;      ///< train on PGD examples (false: clean training)
-  double clean_weight = 0.0;    ///< loss = (1-w)*adv + w*clean
-  std::string init_checkpoint;  ///< pretrained weights (finetune --checkpoint)
-  int64_t log_every = 50;       ///< steps between metrics.jsonl step records
-  AttackConfig val_attack;      ///< per-epoch robust validation
+  bool adversarial = true;       ///< train on PGD examples (false: clean training)
+  double clean_weight = 0.0;     ///< loss = (1-w)*adv + w*clean
+  std::string init_checkpoint;   ///< pretrained weights (finetune --checkpoint)
+  std::string init_key;          ///< torch.save init_checkpoint: key of the state_dict (--key)
+  bool init_strict = true;       ///< every init_checkpoint name must fit (false: --non-strict)
+  bool init_reset_head = false;  ///< new head when the class count differs (--reset-head)
+  int64_t log_every = 50;        ///< steps between metrics.jsonl step records
+  AttackConfig val_attack;       ///< per-epoch robust validation
   int64_t val_batch_size = 500;
 };
 

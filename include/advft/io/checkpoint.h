@@ -37,11 +37,22 @@ struct LoadedCheckpoint {
   nlohmann::json train_state;  ///< an empty object when the file has none
   std::vector<NamedTensor> tensors;
   std::string path;
+  /// Empty for an advft checkpoint; else the format of the foreign file it came from
+  /// ("safetensors", "torch.save zip"), whose spec was given by the caller.
+  std::string foreign_format;
+  /// Model names that may be absent from `tensors` even in strict loading, the model keeping its
+  /// own values: a foreign file's normalization buffers, a classifier head dropped to be reset.
+  std::vector<std::string> keep_model_names;
+  /// True when the file was not written by advft.
+  bool foreign() const { return !foreign_format.empty(); }
 };
 
 /// Reads an advft checkpoint. CheckpointError: "<path>: no such file", a corrupt or truncated
 /// file, or a file that is not an advft checkpoint (the message says what its metadata lacks).
 LoadedCheckpoint load_checkpoint(const std::string& path);
+
+/// load_checkpoint of a safetensors file already read from `path`.
+LoadedCheckpoint load_checkpoint(SafetensorsContent content, const std::string& path);
 
 /// What load_weights could not load, by name.
 struct LoadReport {
@@ -54,10 +65,12 @@ struct LoadReport {
 /// Copies `tensors` into the model's parameters and buffers by name, converting dtype and device
 /// to the model's. Strict: any missing, unexpected or mismatched name throws one CheckpointError
 /// listing them all (naming `source` and, when given, `model_description`) and nothing is
-/// copied. Non-strict: copies every match and reports the rest.
+/// copied. Non-strict: copies every match and reports the rest. Model names listed in
+/// `keep_model_names` that `tensors` lacks keep the model's values and are not reported.
 LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTensor>& tensors,
                         const std::string& source, bool strict = true,
-                        const std::string& model_description = "");
+                        const std::string& model_description = "",
+                        const std::vector<std::string>& keep_model_names = {});
 
 /// Writes tensors (e.g. SGD momentum buffers keyed by parameter name) and a JSON state,
 /// atomically, as safetensors with metadata {"format": "advft-state", "state": <json>}.

@@ -1,0 +1,488 @@
+#include "advft/io/foreign.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "advft/error.h"
+#include "advft/io/atomic_file.h"
+#include "advft/io/torch_file.h"
+#include "advft/io/zip_reader.h"
+#include "advft/models/factory.h"
+#include "printable.h"
+
+namespace advft::io {
+namespace {
+
+using detail::printable;
+
+// DataParallel/DDP wrap the model as `module`; RobustBench-style wrappers as `model`.
+constexpr const char* kWrapperPrefixes[] = {"module.", "model."};
+// TRADES' WideResNet defines a second first block that forward() never calls.
+constexpr const char* kUnusedPrefix = "sub_block1.";
+constexpr const char* kNormalizeNames[] = {"normalize.mean", "normalize.std"};
+constexpr const char* kHeads[] = {"linear", "fc"};
+constexpr size_t kMaxListed = 5;
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string join(const std::vector<int64_t>& values, const char* separator) {
+  std::string out;
+  for (size_t i = 0; i < values.size(); ++i)
+    out += (i ? separator : "") + std::to_string(values[i]);
+  return out;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < kMaxListed; ++i)
+    out += (i ? ", " : "") + printable(names[i]);
+  if (names.size() > kMaxListed)
+    out += " and " + std::to_string(names.size() - kMaxListed) + " more";
+  return out;
+}
+
+// Names and shapes of a state_dict, for the layout rules.
+class KeyIndex {
+ public:
+  explicit KeyIndex(const std::vector<NamedTensor>& tensors) {
+    for (const auto& t : tensors) {
+      if (t.tensor.defined()) shapes_[t.name] = t.tensor.sizes().vec();
+    }
+  }
+  bool has(const std::string& name) const { return shapes_.count(name) != 0; }
+  // Size of dimension `dim` of `name`, 0 when absent or of lower rank.
+  int64_t size(const std::string& name, size_t dim) const {
+    const auto it = shapes_.find(name);
+    return it == shapes_.end() || it->second.size() <= dim ? 0 : it->second[dim];
+  }
+  // Number of numbered children `<prefix><i>.` (their highest index + 1), e.g. blocks of a stage.
+  int64_t children(const std::string& prefix) const {
+    int64_t count = 0;
+    for (auto it = shapes_.lower_bound(prefix);
+         it != shapes_.end() && starts_with(it->first, prefix); ++it) {
+      const std::string rest = it->first.substr(prefix.size());
+      const size_t dot = rest.find('.');
+      if (dot == 0 || dot == std::string::npos || dot > 6) continue;
+      if (!std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(dot),
+                       [](char c) { return c >= '0' && c <= '9'; }))
+        continue;
+      count = std::max<int64_t>(count, std::stoll(rest.substr(0, dot)) + 1);
+    }
+    return count;
+  }
+
+ private:
+  std::map<std::string, std::vector<int64_t>> shapes_;
+};
+
+Layout preact_layout(const KeyIndex& keys) {
+  Layout l;
+  l.family = "preact_resnet";
+  for (int stage = 1; keys.children("layer" + std::to_string(stage) + ".") > 0; ++stage)
+    l.blocks.push_back(keys.children("layer" + std::to_string(stage) + "."));
+  l.width = keys.size("conv1.weight", 0);
+  l.in_channels = keys.size("conv1.weight", 1);
+  l.num_classes = keys.size("linear.weight", 0);
+  const bool is18 = l.blocks == std::vector<int64_t>{2, 2, 2, 2} && l.width == 64;
+  int64_t layers = 2;
+  for (int64_t b : l.blocks)
+    layers += 2 * b;
+  l.description = is18 ? "fast-AT PreActResNet-18"
+                       : "fast-AT-style PreActResNet-" + std::to_string(layers) + " (blocks " +
+                             join(l.blocks, "-") + ", width " + std::to_string(l.width) + ")";
+  l.suggested_model =
+      is18 ? nlohmann::json{{"arch", "preact_resnet18"}}
+           : nlohmann::json{{"arch", "preact_resnet"}, {"blocks", l.blocks}, {"width", l.width}};
+  return l;
+}
+
+Layout resnet_layout(const KeyIndex& keys) {
+  Layout l;
+  l.family = "resnet";
+  for (int stage = 1; stage <= 4; ++stage)
+    l.blocks.push_back(keys.children("layer" + std::to_string(stage) + "."));
+  l.bottleneck = keys.has("layer1.0.conv3.weight");
+  l.width = l.bottleneck ? keys.size("layer1.0.conv1.weight", 0) : 64;
+  l.cifar_stem = keys.size("conv1.weight", 2) == 3;
+  l.in_channels = keys.size("conv1.weight", 1);
+  l.num_classes = keys.size("fc.weight", 0);
+  std::string details =
+      std::string(l.bottleneck ? "bottleneck" : "basic") + ", layers " + join(l.blocks, "-");
+  if (l.bottleneck && l.width != 64) details += ", width " + std::to_string(l.width);
+  if (l.cifar_stem) details += ", CIFAR stem";
+  l.description = "torchvision ResNet (" + details + ")";
+  const bool b3463 = l.blocks == std::vector<int64_t>{3, 4, 6, 3};
+  std::string arch;
+  if (!l.bottleneck && l.blocks == std::vector<int64_t>{2, 2, 2, 2}) arch = "resnet18";
+  if (!l.bottleneck && b3463) arch = "resnet34";
+  if (l.bottleneck && b3463 && l.width == 64) arch = "resnet50";
+  if (l.bottleneck && b3463 && l.width == 128) arch = "wide_resnet50_2";
+  if (!arch.empty()) l.suggested_model = {{"arch", arch}, {"cifar_stem", l.cifar_stem}};
+  return l;
+}
+
+Layout wide_resnet_layout(const KeyIndex& keys) {
+  Layout l;
+  l.family = "wide_resnet";
+  const int64_t n = keys.children("block1.layer.");
+  l.depth = 6 * n + 4;
+  l.widen_factor = keys.size("block1.layer.0.conv1.weight", 0) / 16;
+  l.in_channels = keys.size("conv1.weight", 1);
+  l.num_classes = keys.size("fc.weight", 0);
+  l.description = "RobustBench/TRADES WideResNet-" + std::to_string(l.depth) + "-" +
+                  std::to_string(l.widen_factor);
+  l.suggested_model = {
+      {"arch", "wide_resnet"}, {"depth", l.depth}, {"widen_factor", l.widen_factor}};
+  return l;
+}
+
+// "model.arch = "wide_resnet", model.depth = 16, ..." from a layout's suggested settings.
+std::string suggestion(const Layout& layout) {
+  std::string out;
+  if (layout.suggested_model.is_object()) {
+    for (const auto& [key, value] : layout.suggested_model.items()) {
+      out += (out.empty() ? "" : ", ") + ("model." + key + " = " + value.dump());
+    }
+  }
+  if (layout.num_classes > 0) {
+    out +=
+        (out.empty() ? "" : ", ") + ("model.num_classes = " + std::to_string(layout.num_classes));
+  }
+  return out;
+}
+
+// Everything but the class count, which --reset-head may change.
+bool same_structure(const Layout& a, const Layout& b) {
+  return a.family == b.family && a.blocks == b.blocks && a.width == b.width &&
+         a.bottleneck == b.bottleneck && a.cifar_stem == b.cifar_stem && a.depth == b.depth &&
+         a.widen_factor == b.widen_factor && a.in_channels == b.in_channels;
+}
+
+std::vector<NamedTensor> model_tensors(models::ClassifierImpl& model) {
+  std::vector<NamedTensor> out;
+  for (const auto& item : model.named_parameters(/*recurse=*/true))
+    out.push_back({item.key(), item.value()});
+  for (const auto& item : model.named_buffers(/*recurse=*/true))
+    out.push_back({item.key(), item.value()});
+  return out;
+}
+
+// The file's layout against the spec's: a wrong spec gets the settings that would fit.
+void check_layout(const LoadedCheckpoint& ckpt, const Layout& have, const ForeignOptions& options) {
+  if (have.family.empty()) return;  // unknown layout: load_weights lists the names at fault
+  const models::ModelSpec& spec = *options.spec;
+  const Layout want = analyze_layout(model_tensors(*models::make_model(spec)));
+  std::string problem;
+  if (!same_structure(have, want)) {
+    problem = ckpt.path + " holds a " + have.description + " but the model is " +
+              models::describe(spec) + "; set " + suggestion(have);
+  } else if (have.num_classes != want.num_classes && !options.reset_head) {
+    problem = ckpt.path + " has a " + std::to_string(have.num_classes) +
+              "-class head but model.num_classes = " + std::to_string(spec.num_classes) +
+              ": set model.num_classes = " + std::to_string(have.num_classes) +
+              ", or pass --reset-head to fine-tune a new head";
+  }
+  if (problem.empty()) return;
+  if (options.strict) throw CheckpointError(problem);
+  spdlog::warn("{} (loading what fits: --non-strict)", problem);
+}
+
+// Removes a `module.` / `model.` prefix that every name shares (repeatedly: module.model.x).
+std::string strip_wrapper_prefixes(std::vector<NamedTensor>& tensors) {
+  std::string stripped;
+  for (bool again = true; again && !tensors.empty();) {
+    again = false;
+    for (const std::string prefix : kWrapperPrefixes) {
+      const bool all = std::all_of(tensors.begin(), tensors.end(), [&](const NamedTensor& t) {
+        return t.name.size() > prefix.size() && starts_with(t.name, prefix);
+      });
+      if (!all) continue;
+      for (auto& t : tensors)
+        t.name.erase(0, prefix.size());
+      stripped += prefix;
+      again = true;
+    }
+  }
+  return stripped;
+}
+
+void drop_unused(std::vector<NamedTensor>& tensors, const std::string& path) {
+  const auto unused = std::remove_if(tensors.begin(), tensors.end(), [](const NamedTensor& t) {
+    return starts_with(t.name, kUnusedPrefix);
+  });
+  const auto dropped = std::distance(unused, tensors.end());
+  if (dropped > 0) {
+    spdlog::info("{}: ignoring {} tensors of TRADES' unused sub_block1", path, dropped);
+    tensors.erase(unused, tensors.end());
+  }
+}
+
+void reset_head(LoadedCheckpoint& ckpt, int64_t num_classes) {
+  for (const std::string head : kHeads) {
+    const auto weight =
+        std::find_if(ckpt.tensors.begin(), ckpt.tensors.end(),
+                     [&](const NamedTensor& t) { return t.name == head + ".weight"; });
+    if (weight == ckpt.tensors.end() || !weight->tensor.defined() || weight->tensor.dim() < 1 ||
+        weight->tensor.size(0) == num_classes)
+      continue;
+    spdlog::warn(
+        "{}: its head {}.weight has {} classes, the model {}: starting from a new, "
+        "randomly initialized head (--reset-head)",
+        ckpt.path, head, weight->tensor.size(0), num_classes);
+    for (const std::string& name : {head + ".weight", head + ".bias"}) {
+      ckpt.tensors.erase(std::remove_if(ckpt.tensors.begin(), ckpt.tensors.end(),
+                                        [&](const NamedTensor& t) { return t.name == name; }),
+                         ckpt.tensors.end());
+      ckpt.keep_model_names.push_back(name);
+    }
+  }
+}
+
+std::string read_checkpoint_bytes(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) && !ec) throw CheckpointError(path + ": no such file");
+  try {
+    return read_file_bytes(path);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const Error& e) {
+    throw CheckpointError(e.what());
+  }
+}
+
+// The safetensors framing: an 8-byte little-endian header length, then a JSON object.
+bool looks_like_safetensors(const std::string& bytes) {
+  if (bytes.size() < 10 || bytes[8] != '{') return false;
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i)
+    header = (header << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  return header <= bytes.size() - 8;
+}
+
+bool looks_like_zip(const std::string& bytes) {
+  return bytes.compare(0, 4, "PK\x03\x04", 4) == 0 || bytes.compare(0, 4, "PK\x05\x06", 4) == 0;
+}
+
+bool is_torchscript(const std::string& bytes, const std::string& path) {
+  const ZipReader zip(bytes, path);
+  return std::any_of(zip.names().begin(), zip.names().end(), [](const std::string& name) {
+    return ends_with(name, "/constants.pkl") && std::count(name.begin(), name.end(), '/') == 1;
+  });
+}
+
+bool is_advft_metadata(const std::map<std::string, std::string>& metadata) {
+  const auto it = metadata.find("format");
+  return it != metadata.end() && starts_with(it->second, "advft");
+}
+
+bool is_statistic(const std::string& name) {
+  return ends_with(name, "running_mean") || ends_with(name, "running_var") ||
+         ends_with(name, "num_batches_tracked") || name == "normalize.mean" ||
+         name == "normalize.std";
+}
+
+}  // namespace
+
+const char* format_name(FileFormat format) {
+  switch (format) {
+    case FileFormat::kAdvftCheckpoint:
+      return "advft checkpoint";
+    case FileFormat::kAdvftState:
+      return "advft state";
+    case FileFormat::kSafetensors:
+      return "safetensors";
+    case FileFormat::kTorchSave:
+      return "torch.save zip";
+    case FileFormat::kTorchScript:
+      return "TorchScript";
+    case FileFormat::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+std::string dtype_name(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat32:
+      return "float32";
+    case torch::kFloat16:
+      return "float16";
+    case torch::kBFloat16:
+      return "bfloat16";
+    case torch::kFloat64:
+      return "float64";
+    case torch::kInt64:
+      return "int64";
+    case torch::kInt32:
+      return "int32";
+    case torch::kInt16:
+      return "int16";
+    case torch::kInt8:
+      return "int8";
+    case torch::kUInt8:
+      return "uint8";
+    case torch::kBool:
+      return "bool";
+    default:
+      return c10::toString(type);
+  }
+}
+
+Layout analyze_layout(const std::vector<NamedTensor>& tensors) {
+  const KeyIndex keys(tensors);
+  if (keys.has("block1.layer.0.bn1.weight") && keys.has("conv1.weight")) {
+    return wide_resnet_layout(keys);
+  }
+  if (keys.has("linear.weight") && keys.has("bn.weight") && keys.has("conv1.weight") &&
+      keys.has("layer1.0.bn1.weight")) {
+    return preact_layout(keys);
+  }
+  if (keys.has("fc.weight") && keys.has("bn1.weight") && keys.has("conv1.weight") &&
+      keys.has("layer1.0.conv1.weight")) {
+    return resnet_layout(keys);
+  }
+  Layout unknown;
+  unknown.description = "unknown";
+  return unknown;
+}
+
+std::string detect_layout(const std::vector<NamedTensor>& tensors) {
+  return analyze_layout(tensors).description;
+}
+
+LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptions& options) {
+  std::string bytes = read_checkpoint_bytes(path);
+  LoadedCheckpoint out;
+  if (looks_like_safetensors(bytes)) {
+    SafetensorsContent content = decode_safetensors(bytes, path);
+    bytes.clear();
+    if (is_advft_metadata(content.metadata)) {
+      out = load_checkpoint(std::move(content), path);
+      if (options.reset_head && options.spec && options.spec->num_classes != out.spec.num_classes) {
+        out.spec.num_classes = options.spec->num_classes;
+        reset_head(out, out.spec.num_classes);
+      }
+      return out;
+    }
+    out.foreign_format = format_name(FileFormat::kSafetensors);
+    out.tensors = std::move(content.tensors);
+    const std::string stripped = strip_wrapper_prefixes(out.tensors);
+    if (!stripped.empty())
+      spdlog::info("{}: removed the prefix '{}' of every name", path, stripped);
+  } else {
+    // Everything else goes to the torch.save reader, whose errors say what a file is instead.
+    TorchFileContent content = decode_torch_file(std::move(bytes), path, options.key);
+    if (!content.stripped_prefix.empty())
+      spdlog::info("{}: removed the prefix '{}' of every name", path, content.stripped_prefix);
+    out.foreign_format = format_name(FileFormat::kTorchSave);
+    out.tensors = std::move(content.tensors);
+  }
+  out.path = path;
+  out.train_state = nlohmann::json::object();
+  drop_unused(out.tensors, path);
+
+  const Layout layout = analyze_layout(out.tensors);
+  if (!options.spec) {
+    std::string hint;
+    if (!layout.family.empty())
+      hint = " (its names look like a " + layout.description + ": " + suggestion(layout) + ")";
+    throw CheckpointError(path +
+                          " has no model description: pass --config with the model.* it "
+                          "was trained as" +
+                          hint);
+  }
+  out.spec = *options.spec;
+  spdlog::info(
+      "{}: a {} file holding {}", path, out.foreign_format,
+      layout.family.empty() ? "a layout advft does not recognize" : "a " + layout.description);
+  check_layout(out, layout, options);
+  if (options.reset_head) reset_head(out, out.spec.num_classes);
+  for (const char* name : kNormalizeNames) {
+    const bool present = std::any_of(out.tensors.begin(), out.tensors.end(),
+                                     [&](const NamedTensor& t) { return t.name == name; });
+    if (!present) out.keep_model_names.emplace_back(name);
+  }
+  return out;
+}
+
+LoadReport load_checkpoint_weights(models::ClassifierImpl& model, const LoadedCheckpoint& ckpt,
+                                   bool strict, const std::string& model_description) {
+  LoadReport report = load_weights(model, ckpt.tensors, ckpt.path, strict, model_description,
+                                   ckpt.keep_model_names);
+  const auto& keep = ckpt.keep_model_names;
+  if (std::find(keep.begin(), keep.end(), kNormalizeNames[0]) != keep.end()) {
+    spdlog::info("{}: no normalization in the file; the model normalizes with model.mean/std",
+                 ckpt.path);
+  }
+  if (!report.missing.empty()) {
+    spdlog::warn("{}: {} model tensors not in the file keep their initialization: {}", ckpt.path,
+                 report.missing.size(), join_names(report.missing));
+  }
+  if (!report.unexpected.empty()) {
+    spdlog::warn("{}: {} tensors the model does not have were ignored: {}", ckpt.path,
+                 report.unexpected.size(), join_names(report.unexpected));
+  }
+  if (!report.mismatched.empty()) {
+    spdlog::warn("{}: {} tensors of another shape were ignored: {}", ckpt.path,
+                 report.mismatched.size(), join_names(report.mismatched));
+  }
+  return report;
+}
+
+FileInfo inspect_file(const std::string& path, const std::string& key) {
+  FileInfo info;
+  info.path = path;
+  std::string bytes = read_checkpoint_bytes(path);
+  if (looks_like_safetensors(bytes)) {
+    SafetensorsContent content = decode_safetensors(bytes, path);
+    bytes.clear();
+    const auto format = content.metadata.find("format");
+    if (format != content.metadata.end() && format->second == kCheckpointFormat) {
+      info.format = FileFormat::kAdvftCheckpoint;
+      LoadedCheckpoint ckpt = load_checkpoint(std::move(content), path);
+      info.tensors = std::move(ckpt.tensors);
+      info.metadata["model_spec"] = models::spec_to_json(ckpt.spec);
+      info.metadata["model"] = models::describe(ckpt.spec);
+      info.metadata["train_state"] = ckpt.train_state;
+    } else {
+      info.format = format != content.metadata.end() && format->second == kTensorStateFormat
+                        ? FileFormat::kAdvftState
+                        : FileFormat::kSafetensors;
+      info.tensors = std::move(content.tensors);
+      if (info.format == FileFormat::kSafetensors)
+        info.metadata["stripped_prefix"] = strip_wrapper_prefixes(info.tensors);
+      nlohmann::json metadata = nlohmann::json::object();
+      for (const auto& [k, v] : content.metadata)
+        metadata[printable(k)] = printable(v, 2000);
+      info.metadata["metadata"] = metadata;
+    }
+  } else if (looks_like_zip(bytes) && is_torchscript(bytes, path)) {
+    info.format = FileFormat::kTorchScript;
+  } else {
+    TorchFileContent content = decode_torch_file(std::move(bytes), path, key);
+    info.format = FileFormat::kTorchSave;
+    info.tensors = std::move(content.tensors);
+    info.metadata["chosen_key"] = content.chosen_key;
+    info.metadata["candidate_keys"] = content.candidate_keys;
+    info.metadata["stripped_prefix"] = content.stripped_prefix;
+  }
+  for (const auto& t : info.tensors) {
+    if (t.tensor.defined() && t.tensor.is_floating_point() && !is_statistic(t.name))
+      info.parameters += t.tensor.numel();
+  }
+  info.layout = info.format == FileFormat::kTorchScript ? "unknown" : detect_layout(info.tensors);
+  return info;
+}
+
+}  // namespace advft::io

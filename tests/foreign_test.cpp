@@ -1,0 +1,439 @@
+// Users' PyTorch checkpoints in the reference layouts (fast-AT PreActResNet-18, TRADES
+// WideResNet, torchvision ResNet) load into advft's models and give Python's logits; the
+// commands take them too. The fixtures come from tests/fixtures/make_zoo_fixtures.py, run with
+// Debian's python3-torch (/usr/bin/python3) once per build and script version.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/error.h"
+#include "advft/io/checkpoint.h"
+#include "advft/io/foreign.h"
+#include "advft/io/torch_file.h"
+#include "advft/models/factory.h"
+#include "fixtures.h"
+
+namespace advft::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+struct FixtureFiles {
+  fs::path dir;
+  int status = -1;
+  std::string command;
+};
+
+// Importing torch takes seconds and CTest runs each test in its own process: the files are made
+// once per build and script version, into a folder named by the script's hash, published by an
+// atomic rename so that concurrent test processes never see half of it.
+const FixtureFiles& zoo_files() {
+  static const FixtureFiles files = [] {
+    FixtureFiles f;
+    const std::string script =
+        std::string(ADVFT_SOURCE_DIR) + "/tests/fixtures/make_zoo_fixtures.py";
+    char hash[32];
+    std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(read_bytes(script)));
+    f.dir = fs::path(ADVFT_BINARY).parent_path() / "zoo_fixtures" / hash;
+    if (fs::exists(f.dir / "complete")) {
+      f.status = 0;
+      return f;
+    }
+    const fs::path staging = f.dir.string() + ".tmp" + std::to_string(::getpid());
+    fs::create_directories(staging);
+    f.command = std::string(kPython) + " '" + script + "' '" + staging.string() + "'";
+    f.status = std::system(f.command.c_str());
+    std::error_code ec;
+    if (f.status == 0) {
+      write_bytes((staging / "complete").string(), "");
+      fs::rename(staging, f.dir, ec);  // fails when another process published first: use theirs
+    }
+    fs::remove_all(staging, ec);
+    if (f.status == 0 && !fs::exists(f.dir / "complete")) f.status = -1;
+    return f;
+  }();
+  return files;
+}
+
+class ForeignTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { zoo_files(); }
+  // A missing python3-torch is a broken test set-up, not a reason to skip.
+  void SetUp() override {
+    ASSERT_EQ(zoo_files().status, 0) << "fixture generation failed: " << zoo_files().command;
+  }
+  static std::string path(const std::string& name) { return (zoo_files().dir / name).string(); }
+
+  // Python's logits (and the input they were computed on) from expected.pt.
+  static torch::Tensor expected(const std::string& name) {
+    static const std::map<std::string, torch::Tensor> tensors = [] {
+      std::map<std::string, torch::Tensor> out;
+      const io::TorchFileContent content = io::read_torch_file(path("expected.pt"));
+      for (const auto& t : content.tensors)
+        out[t.name] = t.tensor;
+      return out;
+    }();
+    const auto it = tensors.find(name);
+    return it == tensors.end() ? torch::Tensor() : it->second;
+  }
+};
+
+models::ModelSpec preact18_spec(int64_t num_classes = 10) {
+  models::ModelSpec spec;
+  spec.arch = "preact_resnet18";
+  spec.num_classes = num_classes;
+  return spec;  // mean 0, std 1: the model's normalization is the identity, as in the fixtures
+}
+
+models::ModelSpec wrn16_2_spec() {
+  models::ModelSpec spec;
+  spec.arch = "wide_resnet";
+  spec.depth = 16;
+  spec.widen_factor = 2;
+  return spec;
+}
+
+models::ModelSpec resnet18_cifar_spec() {
+  models::ModelSpec spec;
+  spec.arch = "resnet18";
+  spec.cifar_stem = true;
+  return spec;
+}
+
+io::ForeignOptions with_spec(const models::ModelSpec& spec) {
+  io::ForeignOptions options;
+  options.spec = spec;
+  return options;
+}
+
+// Runs `load` and requires a one-line CheckpointError holding every one of `parts`.
+void expect_checkpoint_error(const std::function<void()>& load,
+                             const std::vector<std::string>& parts) {
+  try {
+    load();
+    ADD_FAILURE() << "no error; expected one mentioning " << parts.front();
+  } catch (const CheckpointError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    for (const auto& part : parts)
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+  }
+}
+
+struct ZooCase {
+  const char* file;
+  const char* logits;  // name in expected.pt
+  models::ModelSpec spec;
+  const char* format;
+};
+
+class ZooLogitsTest : public ForeignTest, public ::testing::WithParamInterface<ZooCase> {};
+
+TEST_P(ZooLogitsTest, LogitsEqualPython) {
+  const ZooCase& c = GetParam();
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(path(c.file), with_spec(c.spec));
+  EXPECT_TRUE(ckpt.foreign());
+  EXPECT_EQ(ckpt.foreign_format, c.format);
+  for (const auto& t : ckpt.tensors) {
+    EXPECT_NE(t.name.rfind("module.", 0), 0u) << t.name;
+    EXPECT_NE(t.name.rfind("sub_block1.", 0), 0u) << t.name;
+  }
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  const io::LoadReport report =
+      io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, models::describe(ckpt.spec));
+  EXPECT_TRUE(report.ok());
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor want = expected(c.logits);
+  ASSERT_TRUE(want.defined()) << c.logits;
+  const torch::Tensor got = model->forward(expected("input"));
+  ASSERT_EQ(got.sizes().vec(), want.sizes().vec());
+  const double diff = (got - want).abs().max().item<double>();
+  EXPECT_LE(diff, 1e-4) << c.file << ": advft\n" << got << "\nPython\n" << want;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Zoo, ZooLogitsTest,
+    ::testing::Values(
+        ZooCase{"preact18.pt", "preact18", preact18_spec(), "torch.save zip"},
+        // Half-precision weights; Python's logits come from the same rounded weights in float32.
+        ZooCase{"preact18_half.pth", "preact18_half", preact18_spec(), "torch.save zip"},
+        ZooCase{"wrn16_2.pt", "wrn16_2", wrn16_2_spec(), "torch.save zip"},
+        ZooCase{"wrn16_2.safetensors", "wrn16_2", wrn16_2_spec(), "safetensors"},
+        ZooCase{"resnet18_cifar.tar", "resnet18_cifar", resnet18_cifar_spec(), "torch.save zip"}),
+    [](const ::testing::TestParamInfo<ZooCase>& info) {
+      std::string name = info.param.file;
+      for (char& ch : name)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return name;
+    });
+
+std::vector<io::NamedTensor> tensors_of(models::ClassifierImpl& model) {
+  std::vector<io::NamedTensor> out;
+  for (const auto& p : model.named_parameters())
+    out.push_back({p.key(), p.value()});
+  for (const auto& b : model.named_buffers())
+    out.push_back({b.key(), b.value()});
+  return out;
+}
+
+TEST_F(ForeignTest, DetectsTheReferenceLayouts) {
+  EXPECT_EQ(io::detect_layout(io::read_torch_file(path("preact18.pt")).tensors),
+            "fast-AT PreActResNet-18");
+  EXPECT_EQ(io::detect_layout(io::read_torch_file(path("wrn16_2.pt")).tensors),
+            "RobustBench/TRADES WideResNet-16-2");
+  EXPECT_EQ(io::detect_layout(io::read_torch_file(path("resnet18_cifar.tar")).tensors),
+            "torchvision ResNet (basic, layers 2-2-2-2, CIFAR stem)");
+
+  models::ModelSpec spec;
+  spec.arch = "resnet50";
+  spec.num_classes = 1000;
+  EXPECT_EQ(io::detect_layout(tensors_of(*models::make_model(spec))),
+            "torchvision ResNet (bottleneck, layers 3-4-6-3)");
+  spec.arch = "wide_resnet";
+  spec.depth = 34;
+  spec.widen_factor = 1;
+  const io::Layout wrn = io::analyze_layout(tensors_of(*models::make_model(spec)));
+  EXPECT_EQ(wrn.description, "RobustBench/TRADES WideResNet-34-1");
+  EXPECT_EQ(wrn.num_classes, 1000);
+  EXPECT_EQ(io::detect_layout({{"encoder.weight", torch::zeros({2})}}), "unknown");
+  EXPECT_EQ(io::detect_layout({}), "unknown");
+}
+
+TEST_F(ForeignTest, ForeignFileNeedsAModelSpec) {
+  expect_checkpoint_error(
+      [] { io::load_any_checkpoint(path("wrn16_2.pt"), {}); },
+      {"wrn16_2.pt has no model description", "pass --config with the model.* it was trained as",
+       "model.arch = \"wide_resnet\"", "model.depth = 16"});
+}
+
+TEST_F(ForeignTest, WrongSpecNamesTheLayoutThatFits) {
+  expect_checkpoint_error(
+      [] { io::load_any_checkpoint(path("preact18.pt"), with_spec(wrn16_2_spec())); },
+      {"preact18.pt holds a fast-AT PreActResNet-18", "WRN-16-2",
+       "model.arch = \"preact_resnet18\""});
+  expect_checkpoint_error(
+      [] { io::load_any_checkpoint(path("resnet18_cifar.tar"), with_spec(models::ModelSpec{})); },
+      {"torchvision ResNet (basic, layers 2-2-2-2, CIFAR stem)", "model.arch = \"resnet18\"",
+       "model.cifar_stem = true"});
+  expect_checkpoint_error(
+      [] { io::load_any_checkpoint(path("preact18.pt"), with_spec(preact18_spec(100))); },
+      {"10-class head", "model.num_classes = 100", "--reset-head"});
+  // Non-strict: a warning, and the mismatching head is left out of the load.
+  io::ForeignOptions options = with_spec(preact18_spec(100));
+  options.strict = false;
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(path("preact18.pt"), options);
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  const io::LoadReport report = io::load_checkpoint_weights(*model, ckpt, /*strict=*/false, "");
+  EXPECT_EQ(report.mismatched, (std::vector<std::string>{"linear.weight", "linear.bias"}));
+}
+
+TEST_F(ForeignTest, StrictModeListsWrongNames) {
+  io::LoadedCheckpoint ckpt =
+      io::load_any_checkpoint(path("preact18.pt"), with_spec(preact18_spec()));
+  auto& tensors = ckpt.tensors;
+  for (auto it = tensors.begin(); it != tensors.end();) {
+    if (it->name == "layer1.0.conv1.weight") {
+      it = tensors.erase(it);
+    } else {
+      if (it->name == "bn.bias") it->name = "bn.beta";
+      ++it;
+    }
+  }
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  expect_checkpoint_error(
+      [&] { io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, "PreActResNet-18"); },
+      {"preact18.pt does not fit the model", "missing: layer1.0.conv1.weight, bn.bias",
+       "unexpected: bn.beta"});
+  const io::LoadReport report = io::load_checkpoint_weights(*model, ckpt, /*strict=*/false, "");
+  EXPECT_EQ(report.missing, (std::vector<std::string>{"layer1.0.conv1.weight", "bn.bias"}));
+  EXPECT_EQ(report.unexpected, (std::vector<std::string>{"bn.beta"}));
+  // The normalization a foreign file lacks is never reported: the spec's applies.
+  EXPECT_TRUE(report.mismatched.empty());
+}
+
+TEST_F(ForeignTest, ResetHeadKeepsTheBodyAndStartsANewHead) {
+  io::ForeignOptions options = with_spec(preact18_spec(100));
+  options.reset_head = true;
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(path("preact18.pt"), options);
+  EXPECT_EQ(ckpt.spec.num_classes, 100);
+  torch::manual_seed(0);
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  const torch::Tensor fresh_head = model->named_parameters()["linear.weight"].clone();
+  EXPECT_TRUE(io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, "").ok());
+  const auto params = model->named_parameters();
+  EXPECT_EQ(params["linear.weight"].sizes().vec(), (std::vector<int64_t>{100, 512}));
+  EXPECT_TRUE(torch::equal(params["linear.weight"], fresh_head));
+  const auto file = io::read_torch_file(path("preact18.pt")).tensors;
+  for (const auto& t : file) {
+    if (t.name == "layer4.1.conv2.weight") {
+      EXPECT_TRUE(torch::equal(params[t.name], t.tensor));
+    }
+  }
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(model->forward(expected("input")).size(1), 100);
+}
+
+TEST_F(ForeignTest, AdvftCheckpointsLoadAsBefore) {
+  TempDir tmp;
+  models::ModelSpec spec;
+  spec.arch = "preact_resnet";
+  spec.blocks = {1};
+  spec.width = 4;
+  spec.mean = {0.5};
+  spec.std = {0.25};
+  models::ClassifierPtr model = models::make_model(spec);
+  const std::string file = tmp.file("m.safetensors");
+  io::save_checkpoint(file, *model, spec, {{"epoch", 3}});
+  // The caller's spec does not override what an advft checkpoint says it holds.
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(file, with_spec(preact18_spec()));
+  EXPECT_FALSE(ckpt.foreign());
+  EXPECT_EQ(ckpt.spec.width, 4);
+  EXPECT_EQ(ckpt.train_state["epoch"], 3);
+  models::ClassifierPtr copy = models::make_model(ckpt.spec);
+  EXPECT_TRUE(io::load_checkpoint_weights(*copy, ckpt, true, "").ok());
+  EXPECT_EQ(io::detect_layout(ckpt.tensors), "fast-AT-style PreActResNet-4 (blocks 1, width 4)");
+}
+
+TEST_F(ForeignTest, InspectDescribesEveryFormat) {
+  const io::FileInfo torch_info = io::inspect_file(path("wrn16_2.pt"));
+  EXPECT_EQ(torch_info.format, io::FileFormat::kTorchSave);
+  EXPECT_EQ(torch_info.metadata["chosen_key"], "state_dict");
+  EXPECT_EQ(torch_info.metadata["stripped_prefix"], "module.");
+  EXPECT_EQ(torch_info.layout, "RobustBench/TRADES WideResNet-16-2");
+
+  const io::FileInfo st_info = io::inspect_file(path("wrn16_2.safetensors"));
+  EXPECT_EQ(st_info.format, io::FileFormat::kSafetensors);
+  EXPECT_EQ(st_info.metadata["stripped_prefix"], "module.");
+  EXPECT_EQ(st_info.layout, "RobustBench/TRADES WideResNet-16-2");
+  EXPECT_EQ(st_info.tensors.size(), torch_info.tensors.size());
+  EXPECT_EQ(st_info.parameters, torch_info.parameters);
+
+  // Parameters as models::count_parameters counts them: no BatchNorm statistics.
+  const io::FileInfo preact = io::inspect_file(path("preact18.pt"));
+  models::ClassifierPtr model = models::make_model(preact18_spec());
+  EXPECT_EQ(preact.parameters, models::count_parameters(*model));
+  EXPECT_EQ(preact.parameters, 11172170);
+}
+
+// ---------------------------------------------------------------- the commands
+
+json wrn_config(const std::string& data_dir, int64_t num_classes) {
+  json config = json::parse(R"({
+    "model": {"arch": "wide_resnet", "depth": 16, "widen_factor": 2, "mean": [0], "std": [1]},
+    "data": {"dataset": "cifar10", "val_size": 20},
+    "attack": {"eps": "8/255", "step_size": "8/255", "steps": 1},
+    "train": {"epochs": 1, "batch_size": 40, "log_every": 1, "val_batch_size": 20,
+              "val_attack": {"eps": "8/255", "step_size": "8/255", "steps": 1}},
+    "eval": {"batch_size": 50, "attacks": ["fgsm"]},
+    "threads": 2
+  })");
+  config["model"]["num_classes"] = num_classes;
+  config["data"]["dir"] = data_dir;
+  return config;
+}
+
+class ForeignCliTest : public ForeignTest {
+ protected:
+  void SetUp() override {
+    ForeignTest::SetUp();
+    data_dir = tmp.file("cifar");
+    write_cifar10(data_dir, 20, 50);
+  }
+  std::string config(int64_t num_classes) {
+    const std::string file = tmp.file("wrn" + std::to_string(num_classes) + ".json");
+    write_bytes(file, wrn_config(data_dir, num_classes).dump(2));
+    return file;
+  }
+  TempDir tmp;
+  std::string data_dir;
+};
+
+TEST_F(ForeignCliTest, InspectPrintsLayoutAndKeys) {
+  RunResult r = run_advft("inspect " + path("preact18.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* part : {"torch.save zip", "fast-AT PreActResNet-18", "11,172,170",
+                           "layer4.1.conv2.weight", "[512, 512, 3, 3]", "float32"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << " not in:\n" << r.output;
+
+  r = run_advft("inspect --json " + path("wrn16_2.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json j = json::parse(r.output);
+  EXPECT_EQ(j["format"], "torch.save zip");
+  EXPECT_EQ(j["layout"], "RobustBench/TRADES WideResNet-16-2");
+  EXPECT_EQ(j["metadata"]["chosen_key"], "state_dict");
+  EXPECT_EQ(j["metadata"]["candidate_keys"], json::array({"state_dict"}));
+  EXPECT_EQ(j["keys"], j["tensors"].size());
+  EXPECT_EQ(j["tensors"][0]["name"], "conv1.weight");
+  EXPECT_EQ(j["tensors"][0]["shape"], json::array({16, 3, 3, 3}));
+
+  r = run_advft("inspect " + path("traced.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("format:     TorchScript"), std::string::npos) << r.output;
+  expect_checkpoint_error(
+      [] { io::load_any_checkpoint(path("traced.pt"), with_spec(preact18_spec())); },
+      {"traced.pt", "TorchScript archive"});
+
+  r = run_advft("inspect " + path("preact18_half.pth"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("float16"), std::string::npos) << r.output;
+
+  const std::string junk = tmp.file("junk.pt");
+  write_bytes(junk, "this is not a checkpoint at all");
+  r = run_advft("inspect " + junk);
+  EXPECT_EQ(r.exit_code, kExitCheckpoint) << r.output;
+  EXPECT_NE(r.output.find("junk.pt"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  r = run_advft("inspect " + tmp.file("missing.pt"));
+  EXPECT_EQ(r.exit_code, kExitCheckpoint) << r.output;
+}
+
+TEST_F(ForeignCliTest, EvalAndFinetuneTakeTorchSaveFiles) {
+  const std::string checkpoint = path("wrn16_2.pt");
+  RunResult r = run_advft("eval --checkpoint " + checkpoint + " --config " + config(10) +
+                          " --limit 50 --attack fgsm");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("clean"), std::string::npos) << r.output;
+
+  r = run_advft("eval --checkpoint " + checkpoint + " --data-dir " + data_dir);
+  EXPECT_EQ(r.exit_code, kExitCheckpoint) << r.output;
+  EXPECT_NE(r.output.find("has no model description: pass --config"), std::string::npos)
+      << r.output;
+
+  // A 20-class model from the 10-class file: refused without --reset-head, trained with it.
+  const std::string out = tmp.file("ft");
+  r = run_advft("finetune --config " + config(20) + " --checkpoint " + checkpoint + " --out " +
+                out);
+  EXPECT_EQ(r.exit_code, kExitCheckpoint) << r.output;
+  EXPECT_NE(r.output.find("--reset-head"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  r = run_advft("finetune --config " + config(20) + " --checkpoint " + checkpoint +
+                " --reset-head --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("new, randomly initialized head"), std::string::npos) << r.output;
+  const json resolved = json::parse(read_bytes(out + "/config.json"));
+  EXPECT_EQ(resolved["train"]["init_reset_head"], true);
+  EXPECT_EQ(resolved["train"]["init_strict"], true);
+  const io::LoadedCheckpoint last = io::load_checkpoint(out + "/last.safetensors");
+  EXPECT_EQ(last.spec.num_classes, 20);
+}
+
+}  // namespace
+}  // namespace advft::testing
