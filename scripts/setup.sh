@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
           libgtest-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist clang-format
-          python3-torch)  # python3-torch: only to write the PyTorch checkpoint fixtures of the tests
+          clang libclang-rt-14-dev  # clang + its sanitizer/libFuzzer runtime: scripts/fuzz.sh
+          python3-torch python3-torchvision)  # python3-*: only to write the tests' PyTorch fixtures
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

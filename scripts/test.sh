@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set-up if needed, a formatting check, then every test (unit tests and the
 # CLI end-to-end tests) through CTest. In CI (CI=true) or with ADVFT_TEST_SANITIZE=1, the whole
-# suite runs a second time from an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# suite runs a second time from an AddressSanitizer + UndefinedBehaviorSanitizer build, and
+# (also with ADVFT_TEST_FUZZ=1) libFuzzer runs on the checkpoint readers for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,4 +20,10 @@ if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_SANITIZE:-0}" = "1" ]; then
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 1800
+fi
+
+if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_FUZZ:-0}" = "1" ]; then
+  # About 5 minutes on 2 cores: the clang build, then FUZZ_SECONDS (default 60) per target.
+  echo "test: fuzzing the checkpoint readers"
+  bash scripts/fuzz.sh
 fi

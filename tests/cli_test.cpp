@@ -3,14 +3,17 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "advft/io/checkpoint.h"
 #include "advft/io/metrics.h"
+#include "checkpoint_bytes.h"
 #include "fixtures.h"
 
 namespace advft::testing {
@@ -260,6 +263,65 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
   // Runs that failed before their first checkpoint leave no directory behind.
   for (const char* out : {"x1", "x2", "x3", "x4"})
     EXPECT_FALSE(fs::exists(tmp.file(out))) << out;
+}
+
+// Files from strangers through the real binary (and under ASan+UBSan in CI): each is refused
+// with the checkpoint exit code and one line naming the file, and nothing it names is run.
+TEST(CliHostileFileTest, InspectAndEvalRefuseHostileFilesWithOneLine) {
+  TempDir tmp;
+  const std::string marker = tmp.file("code-ran");
+  const std::string floats(6 * 4, '\0');
+  const std::string state_dict = pickle_p2("ccollections\nOrderedDict\n)R" + pickle_text("w") +
+                                           pickle_tensor(0, {2, 3}, {3, 1}, 6) + "s");
+  const std::string good = torch_save_zip(state_dict, floats);
+  const std::string shell = "touch " + marker;
+  std::string random(3000, '\0');
+  std::mt19937 rng(5);
+  std::generate(random.begin(), random.end(), [&] { return static_cast<char>(rng()); });
+  struct Case {
+    std::string name;
+    std::string bytes;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"os_system.pt",
+       torch_save_zip(pickle_p2("cos\nsystem\n" + pickle_text(shell) + "\x85R"), ""),
+       "refuses to load global os.system"},
+      {"eval.pt",
+       torch_save_zip(pickle_p2("cbuiltins\neval\n" +
+                                pickle_text("__import__('os').system('" + shell + "')") + "\x85R"),
+                      ""),
+       "refuses to load global builtins.eval"},
+      {"truncated.pt", good.substr(0, good.size() / 2), "truncated"},
+      {"short_storage.pt", torch_save_zip(state_dict, floats.substr(0, 20)),
+       "holds 20 bytes, but the pickle claims 6 elements"},
+      {"lying.safetensors",
+       safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})",
+                         std::string(8, '\0')),
+       "data_offsets end 24 is past the end of the data"},
+      {"huge_header.safetensors", le_bytes(2'000'000'000, 8) + R"({"w":{"dtype":"F32"}})",
+       "safetensors header of 2000000000 bytes"},
+      {"random.pt", random, "not a torch.save file"},
+  };
+  // The well-formed archive the broken ones are made from loads: the refusals are about the harm.
+  write_bytes(tmp.file("good.pt"), good);
+  const RunResult ok = run_advft("inspect " + tmp.file("good.pt"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("[2, 3]  float32"), std::string::npos) << ok.output;
+
+  for (const auto& c : cases) {
+    const std::string path = tmp.file(c.name);
+    write_bytes(path, c.bytes);
+    for (const std::string command : {"inspect ", "eval --checkpoint "}) {
+      const RunResult r = run_advft(command + path);
+      SCOPED_TRACE(command + c.name + "\n" + r.output);
+      EXPECT_EQ(r.exit_code, 5);
+      EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1);
+      EXPECT_NE(r.output.find("checkpoint: " + path + ": "), std::string::npos);
+      EXPECT_NE(r.output.find(c.needle), std::string::npos);
+    }
+  }
+  EXPECT_FALSE(fs::exists(marker)) << "a checkpoint ran code";
 }
 
 TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {

@@ -1,11 +1,20 @@
 #pragma once
 // Test fixtures: CIFAR-format files written by the tests themselves (there is no CIFAR download
-// here), with a learnable signal, and a runner for the real advft binary.
+// here), with a learnable signal; PyTorch checkpoints written by the Python scripts of
+// tests/fixtures; and a runner for the real advft binary.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,6 +53,99 @@ inline void write_cifar10(const std::string& dir, int per_batch, int test_count,
   for (int b = 1; b <= 5; ++b)
     write_set("data_batch_" + std::to_string(b) + ".bin", per_batch);
   write_set("test_batch.bin", test_count);
+}
+
+/// The folder a Python fixture script filled, or how running it failed.
+struct FixtureFiles {
+  std::filesystem::path dir;
+  int status = -1;      ///< the script's exit status; 0 when `dir` is complete
+  std::string command;  ///< what ran, for the failure message
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+};
+
+namespace detail {
+
+/// Debian's interpreter, the one with python3-torch and python3-torchvision.
+constexpr const char* kFixturePython = "/usr/bin/python3";
+
+/// Holds an exclusive flock on `path` for the lifetime of the object.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR, 0644)) {
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+constexpr const char* kLockName = "lock";
+
+/// Removes what earlier versions of a script left in `script_dir` (hundreds of MB each), but not
+/// the lock, `keep`, nor the staging folders of processes working on `keep`.
+inline void prune_old_versions(const std::filesystem::path& script_dir, const std::string& keep) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(script_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name != kLockName && name.rfind(keep, 0) != 0)
+      std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+inline FixtureFiles run_fixture_script(const std::string& script_name) {
+  namespace fs = std::filesystem;
+  FixtureFiles f;
+  const std::string script = std::string(ADVFT_SOURCE_DIR) + "/tests/fixtures/" + script_name;
+  char hash[32];
+  std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(read_bytes(script)));
+  const fs::path script_dir =
+      fs::path(ADVFT_BINARY).parent_path() / "python_fixtures" / fs::path(script_name).stem();
+  f.dir = script_dir / hash;
+  fs::create_directories(script_dir);
+  // Under `ctest -j` several test processes start at once: one runs the script, the rest wait
+  // for its files instead of each writing their own copy.
+  const FileLock lock((script_dir / kLockName).string());
+  if (fs::exists(f.dir / "complete")) {
+    f.status = 0;
+    return f;
+  }
+  prune_old_versions(script_dir, hash);
+  // Written aside and published by an atomic rename, so that an interrupted run never leaves a
+  // folder that looks complete.
+  const fs::path staging = f.dir.string() + ".tmp" + std::to_string(::getpid());
+  fs::create_directories(staging);
+  f.command = std::string(kFixturePython) + " '" + script + "' '" + staging.string() + "'";
+  f.status = std::system(f.command.c_str());
+  std::error_code ec;
+  if (f.status == 0) {
+    write_bytes((staging / "complete").string(), "");
+    fs::rename(staging, f.dir, ec);
+  }
+  fs::remove_all(staging, ec);
+  if (f.status == 0 && !fs::exists(f.dir / "complete")) f.status = -1;
+  return f;
+}
+
+}  // namespace detail
+
+/// The files tests/fixtures/<script_name> writes into the folder its argument names, made with
+/// Debian's python3-torch. Importing torch takes seconds and CTest runs every test in its own
+/// process, so the script runs once per build and script version: its output is cached in the
+/// build directory under the hash of the script's text. A failed run is reported through
+/// `status` (a missing python3-torch is a broken test set-up, not a reason to skip).
+inline const FixtureFiles& python_fixtures(const std::string& script_name) {
+  static std::mutex mutex;
+  static std::map<std::string, FixtureFiles> made;
+  const std::lock_guard<std::mutex> guard(mutex);
+  auto it = made.find(script_name);
+  if (it == made.end())
+    it = made.emplace(script_name, detail::run_fixture_script(script_name)).first;
+  return it->second;
 }
 
 /// What a run of the binary printed and returned.

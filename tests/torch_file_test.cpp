@@ -21,7 +21,8 @@
 #include "advft/io/pickle.h"
 #include "advft/io/torch_file.h"
 #include "advft/io/zip_reader.h"
-#include "test_util.h"
+#include "checkpoint_bytes.h"
+#include "fixtures.h"
 
 namespace {
 
@@ -34,50 +35,16 @@ using advft::io::StorageLoader;
 using advft::io::TorchFileContent;
 using advft::io::unpickle;
 using advft::io::ZipReader;
+using advft::testing::pickle_p2;
+using advft::testing::pickle_text;
 using advft::testing::read_bytes;
+using advft::testing::tensor_pickle;
 using advft::testing::write_bytes;
 using Kind = PickleValue::Kind;
 using namespace std::string_literals;
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-struct FixtureFiles {
-  std::filesystem::path dir;
-  int status = -1;
-  std::string command;
-};
-
-// The script takes a few seconds (importing torch) and CTest runs every test in its own process,
-// so the files are made once per build and script version: into a cache folder of the build
-// directory named by the script's hash, published by an atomic rename so that concurrent test
-// processes never see half of it.
-const FixtureFiles& fixture_files() {
-  static const FixtureFiles files = [] {
-    namespace fs = std::filesystem;
-    FixtureFiles f;
-    const std::string script =
-        std::string(ADVFT_SOURCE_DIR) + "/tests/fixtures/make_torch_fixtures.py";
-    char hash[32];
-    std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(read_bytes(script)));
-    f.dir = fs::path(ADVFT_BINARY).parent_path() / "torch_fixtures" / hash;
-    if (fs::exists(f.dir / "complete")) {
-      f.status = 0;
-      return f;
-    }
-    const fs::path staging = f.dir.string() + ".tmp" + std::to_string(::getpid());
-    fs::create_directories(staging);
-    f.command = std::string(kPython) + " '" + script + "' '" + staging.string() + "'";
-    f.status = std::system(f.command.c_str());
-    std::error_code ec;
-    if (f.status == 0) {
-      write_bytes((staging / "complete").string(), "");
-      fs::rename(staging, f.dir, ec);  // fails when another process published first: use theirs
-    }
-    fs::remove_all(staging, ec);
-    if (f.status == 0 && !fs::exists(f.dir / "complete")) f.status = -1;
-    return f;
-  }();
-  return files;
+const advft::testing::FixtureFiles& fixture_files() {
+  return advft::testing::python_fixtures("make_torch_fixtures.py");
 }
 
 class TorchFileTest : public ::testing::Test {
@@ -88,7 +55,7 @@ class TorchFileTest : public ::testing::Test {
     ASSERT_EQ(fixture_files().status, 0)
         << "fixture generation failed: " << fixture_files().command;
   }
-  static std::string path(const std::string& name) { return (fixture_files().dir / name).string(); }
+  static std::string path(const std::string& name) { return fixture_files().path(name); }
 };
 
 class ZipReaderTest : public TorchFileTest {};
@@ -493,48 +460,41 @@ TEST_F(PickleTest, PlainValuesInEveryProtocol) {
   }
 }
 
-// Small hand-made pickles: a header, opcodes, STOP.
-std::string p2(const std::string& body) {
-  return "\x80\x02"s + body + ".";
-}
-std::string text_op(const std::string& s) {
-  return "X" + std::string{static_cast<char>(s.size()), 0, 0, 0} + s;
-}
-
 TEST(PickleHostileTest, RefusesGlobalsByName) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {p2("c__builtin__\nexec\n" + text_op("x") + "\x85R"), "__builtin__.exec"},
-      {p2("ctorch\nload\n"), "torch.load"},
-      {p2("ctorch._utils\n_rebuild_sparse_tensor\n"), "torch._utils._rebuild_sparse_tensor"},
-      {p2(text_op("nt") + text_op("system") + "\x93"), "nt.system"},
-      {p2("(ios\nsystem\n"), "os.system"},  // INST
-      {p2("\x82\x01"), "from the copyreg extension registry (code 1)"},
+      {pickle_p2("c__builtin__\nexec\n" + pickle_text("x") + "\x85R"), "__builtin__.exec"},
+      {pickle_p2("ctorch\nload\n"), "torch.load"},
+      {pickle_p2("ctorch._utils\n_rebuild_sparse_tensor\n"), "torch._utils._rebuild_sparse_tensor"},
+      {pickle_p2(pickle_text("nt") + pickle_text("system") + "\x93"), "nt.system"},
+      {pickle_p2("(ios\nsystem\n"), "os.system"},  // INST
+      {pickle_p2("\x82\x01"), "from the copyreg extension registry (code 1)"},
   };
   for (const auto& [bytes, global] : cases) {
     expect_checkpoint_error([&] { unpickle(bytes, "evil.pt", nullptr); },
                             {"evil.pt: refuses to load global " + global, "never run code"});
   }
-  expect_checkpoint_error([&] { unpickle(p2("ctorch\nComplexFloatStorage\n"), "c.pt", nullptr); },
-                          {"c.pt: unsupported storage type torch.ComplexFloatStorage"});
+  expect_checkpoint_error(
+      [&] { unpickle(pickle_p2("ctorch\nComplexFloatStorage\n"), "c.pt", nullptr); },
+      {"c.pt: unsupported storage type torch.ComplexFloatStorage"});
 }
 
 TEST(PickleHostileTest, MalformedPicklesThrow) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "ends without a STOP"},
       {"\x80\x02"s, "ends without a STOP"},
-      {p2(""), "stack underflow"},
-      {p2("h\x05"), "memo entry 5 was never stored"},
-      {p2("}(K\x01u"), "odd number of dict items"},
-      {p2(")K\x01"
-          "a"),
+      {pickle_p2(""), "stack underflow"},
+      {pickle_p2("h\x05"), "memo entry 5 was never stored"},
+      {pickle_p2("}(K\x01u"), "odd number of dict items"},
+      {pickle_p2(")K\x01"
+                 "a"),
        "APPEND target must be of type list, got tuple"},
-      {p2("]}b"), "BUILD (setting object state) on type list"},
-      {p2("X\xff\xff\xff\x7f"), "runs past its end"},
-      {p2("\x8a\x09\0\0\0\0\0\0\0\0\x01"s), "does not fit in 64 bits"},
+      {pickle_p2("]}b"), "BUILD (setting object state) on type list"},
+      {pickle_p2("X\xff\xff\xff\x7f"), "runs past its end"},
+      {pickle_p2("\x8a\x09\0\0\0\0\0\0\0\0\x01"s), "does not fit in 64 bits"},
       {std::string("\x80\x09.", 3), "unsupported pickle protocol 9"},
-      {p2("S'abc'\n"), "unsupported pickle opcode 0x53"},
-      {p2("ccollections\nOrderedDict\nK\x01\x85R"), "called with 1 arguments"},
-      {p2("]q\0h\0a"s), "nested deeper"},  // a list that contains itself
+      {pickle_p2("S'abc'\n"), "unsupported pickle opcode 0x53"},
+      {pickle_p2("ccollections\nOrderedDict\nK\x01\x85R"), "called with 1 arguments"},
+      {pickle_p2("]q\0h\0a"s), "nested deeper"},  // a list that contains itself
   };
   for (const auto& [bytes, what] : cases) {
     SCOPED_TRACE(what);
@@ -542,7 +502,8 @@ TEST(PickleHostileTest, MalformedPicklesThrow) {
   }
   // 10^4 nested lists; and one list shared 2^60 times.
   const std::string chain = std::string(10000, ']') + std::string(9999, 'a');
-  expect_checkpoint_error([&] { unpickle(p2(chain), "deep.pkl", nullptr); }, {"nested deeper"});
+  expect_checkpoint_error([&] { unpickle(pickle_p2(chain), "deep.pkl", nullptr); },
+                          {"nested deeper"});
   std::string shared = "]r\0\0\0\0"s;
   for (uint32_t k = 1; k <= 60; ++k) {
     auto index = [](uint32_t v) {
@@ -550,24 +511,8 @@ TEST(PickleHostileTest, MalformedPicklesThrow) {
     };
     shared += "](j" + index(k - 1) + "j" + index(k - 1) + "er" + index(k);
   }
-  expect_checkpoint_error([&] { unpickle(p2(shared), "wide.pkl", nullptr); },
+  expect_checkpoint_error([&] { unpickle(pickle_p2(shared), "wide.pkl", nullptr); },
                           {"shares values too many times"});
-}
-
-// A pickle of _rebuild_tensor_v2 over one float storage of `numel` elements, key "0".
-std::string tensor_pickle(int offset, const std::vector<int>& size, const std::vector<int>& stride,
-                          int numel, const std::string& storage_type = "FloatStorage") {
-  std::string s = "ctorch._utils\n_rebuild_tensor_v2\n((" + text_op("storage") + "ctorch\n" +
-                  storage_type + "\n" + text_op("0") + text_op("cpu") + "K" +
-                  static_cast<char>(numel) + "tQK" + static_cast<char>(offset) + "(";
-  for (int v : size)
-    s += "K" + std::string(1, static_cast<char>(v));
-  s += "t(";
-  for (int v : stride)
-    s += "K" + std::string(1, static_cast<char>(v));
-  s += "t\x89"
-       "ccollections\nOrderedDict\n)RtR";
-  return p2(s);
 }
 
 TEST(PickleTensorTest, RebuildsViewsAndChecksThemAgainstTheirStorage) {
@@ -602,6 +547,24 @@ TEST(PickleTensorTest, RebuildsViewsAndChecksThemAgainstTheirStorage) {
         unpickle(tensor_pickle(0, {200, 200, 200, 200}, {0, 0, 0, 0}, 12), "t.pt", loader);
       },
       {"expand to far more memory"});
+}
+
+// Found with the conversion check of fuzz/unpickle_fuzzer.cpp: a zero size made the element
+// count 0 and hid that the other sizes multiply past int64, which torch::empty then overflowed
+// computing strides; safetensors (what `advft convert` writes) could not hold the shape either.
+TEST(PickleTensorTest, RefusesEmptyTensorsWhoseShapeOverflows) {
+  const std::string storage(48, '\0');
+  const StorageLoader loader = [&](const std::string&) { return std::string_view(storage); };
+  const int big = std::numeric_limits<int32_t>::max();
+  for (const std::vector<int>& size : {std::vector<int>{0, big, big, big}, {big, big, big, 0}}) {
+    expect_checkpoint_error(
+        [&] {
+          unpickle(tensor_pickle(0, size, {0, 0, 0, 0}, 12), "t.pt", loader);
+        },
+        {"t.pt: tensor size overflows"});
+  }
+  const PickleValue empty = unpickle(tensor_pickle(0, {0, big, 2}, {0, 0, 0}, 12), "t.pt", loader);
+  EXPECT_EQ(empty.tensor.sizes(), (std::vector<int64_t>{0, big, 2}));
 }
 
 TEST(PickleStateDictTest, FlattensNestedDictsAndSkipsOtherValues) {

@@ -751,6 +751,15 @@ class Unpickler {
         fail("tensor size overflows");
       }
     }
+    // A zero size makes numel 0 whatever the others are, but torch::empty still multiplies them
+    // into contiguous strides: [0, 2^62, 2^62] would overflow those (the fuzz target's check), and
+    // safetensors readers refuse such a shape, so `advft convert` could not write it either.
+    int64_t extent = static_cast<int64_t>(kStorageTypes[storage.storage_index].itemsize);
+    for (int64_t size : sizes) {
+      if (__builtin_mul_overflow(extent, std::max<int64_t>(size, 1), &extent)) {
+        fail("tensor size overflows");
+      }
+    }
     if (numel > 0) {
       for (size_t d = 0; d < sizes.size(); ++d) {
         int64_t reach = 0;

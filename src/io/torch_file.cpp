@@ -138,6 +138,11 @@ void strip_wrapper_prefixes(TorchFileContent& content) {
     if (header <= bytes.size() - 8) {
       throw CheckpointError(path + ": a safetensors file, not a torch.save archive");
     }
+    // The loaders send a safetensors file here when its header length does not fit the file
+    // (a lying or truncated header); "no zip archive signature" would hide what is wrong.
+    throw CheckpointError(path + ": a safetensors header of " + std::to_string(header) +
+                          " bytes in a file of " + std::to_string(bytes.size()) +
+                          " bytes: truncated or corrupt");
   }
   throw CheckpointError(path + ": not a torch.save file (no zip archive signature)");
 }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of fuzz/ with clang into build-fuzz/ and runs each for a bounded
+# time (FUZZ_SECONDS, default 60) from its checked-in seeds. Any finding fails: a crash, an
+# ASan/UBSan report, an exception other than a CheckpointError naming the file, a run over
+# 10 s or an allocation over 2 GB. The inputs that found it are left in build-fuzz/artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-60}
+build_dir=${ADVFT_FUZZ_BUILD_DIR:-build-fuzz}
+
+cmake -S fuzz -B "$build_dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build "$build_dir" -j"${ADVFT_BUILD_JOBS:-$(nproc)}"
+# One dictionary per target; the whole-file target needs the zip words and the pickle ones.
+cat fuzz/pickle.dict fuzz/zip.dict >"$build_dir/torch_file.dict"
+mkdir -p "$build_dir/artifacts"
+
+failed=()
+fuzz() {
+  local target=$1 max_len=$2 dict=$3
+  # New inputs go to the build folder's corpus (first folder), never into the seeds in fuzz/.
+  local corpus="$build_dir/corpus/$target" log="$build_dir/$target.log"
+  mkdir -p "$corpus"
+  echo "fuzz: $target for ${seconds}s"
+  if UBSAN_OPTIONS=print_stacktrace=1 "$build_dir/$target" -max_total_time="$seconds" \
+      -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -dict="$dict" -print_final_stats=1 \
+      -artifact_prefix="$build_dir/artifacts/$target-" "$corpus" "fuzz/corpus/${target%_fuzzer}" \
+      >"$log" 2>&1; then
+    grep -E "^stat::number_of_executed_units|^Done" "$log" | sed 's/^/  /'
+  else
+    tail -n 60 "$log"
+    echo "fuzz: $target FAILED; full log $log; rerun an input with: $build_dir/$target FILE"
+    failed+=("$target")
+  fi
+}
+
+# max_len: the seeds are ~1 KiB; a few KiB leaves room to grow without slowing every run.
+fuzz unpickle_fuzzer 4096 fuzz/pickle.dict
+fuzz safetensors_fuzzer 4096 fuzz/safetensors.dict
+fuzz torch_file_fuzzer 8192 "$build_dir/torch_file.dict"
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: findings in ${failed[*]}"
+  exit 1
+fi
+echo "fuzz: no findings"
