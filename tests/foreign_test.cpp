@@ -1,19 +1,17 @@
 // Users' PyTorch checkpoints in the reference layouts (fast-AT PreActResNet-18, TRADES
 // WideResNet, torchvision ResNet) load into advft's models and give Python's logits; the
 // commands take them too. The fixtures come from tests/fixtures/make_zoo_fixtures.py, run with
-// Debian's python3-torch (/usr/bin/python3) once per build and script version.
+// Debian's python3-torch and python3-torchvision (/usr/bin/python3) once per build and script
+// version.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -32,43 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-struct FixtureFiles {
-  fs::path dir;
-  int status = -1;
-  std::string command;
-};
-
-// Importing torch takes seconds and CTest runs each test in its own process: the files are made
-// once per build and script version, into a folder named by the script's hash, published by an
-// atomic rename so that concurrent test processes never see half of it.
 const FixtureFiles& zoo_files() {
-  static const FixtureFiles files = [] {
-    FixtureFiles f;
-    const std::string script =
-        std::string(ADVFT_SOURCE_DIR) + "/tests/fixtures/make_zoo_fixtures.py";
-    char hash[32];
-    std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(read_bytes(script)));
-    f.dir = fs::path(ADVFT_BINARY).parent_path() / "zoo_fixtures" / hash;
-    if (fs::exists(f.dir / "complete")) {
-      f.status = 0;
-      return f;
-    }
-    const fs::path staging = f.dir.string() + ".tmp" + std::to_string(::getpid());
-    fs::create_directories(staging);
-    f.command = std::string(kPython) + " '" + script + "' '" + staging.string() + "'";
-    f.status = std::system(f.command.c_str());
-    std::error_code ec;
-    if (f.status == 0) {
-      write_bytes((staging / "complete").string(), "");
-      fs::rename(staging, f.dir, ec);  // fails when another process published first: use theirs
-    }
-    fs::remove_all(staging, ec);
-    if (f.status == 0 && !fs::exists(f.dir / "complete")) f.status = -1;
-    return f;
-  }();
-  return files;
+  return python_fixtures("make_zoo_fixtures.py");
 }
 
 class ForeignTest : public ::testing::Test {
@@ -78,7 +41,7 @@ class ForeignTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(zoo_files().status, 0) << "fixture generation failed: " << zoo_files().command;
   }
-  static std::string path(const std::string& name) { return (zoo_files().dir / name).string(); }
+  static std::string path(const std::string& name) { return zoo_files().path(name); }
 
   // Python's logits (and the input they were computed on) from expected.pt.
   static torch::Tensor expected(const std::string& name) {
@@ -116,6 +79,21 @@ models::ModelSpec resnet18_cifar_spec() {
   return spec;
 }
 
+// torchvision's ImageNet models as the fixture script saves them: 64x64 inputs.
+models::ModelSpec torchvision_spec(const std::string& arch, int64_t num_classes = 1000) {
+  models::ModelSpec spec;
+  spec.arch = arch;
+  spec.num_classes = num_classes;
+  spec.input_size = 64;
+  return spec;
+}
+
+models::ModelSpec wrn28_10_spec() {
+  models::ModelSpec spec;
+  spec.arch = "wrn28_10";
+  return spec;
+}
+
 io::ForeignOptions with_spec(const models::ModelSpec& spec) {
   io::ForeignOptions options;
   options.spec = spec;
@@ -141,7 +119,14 @@ struct ZooCase {
   const char* logits;  // name in expected.pt
   models::ModelSpec spec;
   const char* format;
+  const char* layout;           // what detect_layout calls the file's names
+  const char* input = "input";  // name in expected.pt: 4x3x32x32, or input64
 };
+
+// What gtest (and so CTest's listing) shows for a case, instead of its bytes.
+void PrintTo(const ZooCase& c, std::ostream* out) {
+  *out << c.file;
+}
 
 class ZooLogitsTest : public ForeignTest, public ::testing::WithParamInterface<ZooCase> {};
 
@@ -150,6 +135,7 @@ TEST_P(ZooLogitsTest, LogitsEqualPython) {
   const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(path(c.file), with_spec(c.spec));
   EXPECT_TRUE(ckpt.foreign());
   EXPECT_EQ(ckpt.foreign_format, c.format);
+  EXPECT_EQ(io::detect_layout(ckpt.tensors), c.layout);
   for (const auto& t : ckpt.tensors) {
     EXPECT_NE(t.name.rfind("module.", 0), 0u) << t.name;
     EXPECT_NE(t.name.rfind("sub_block1.", 0), 0u) << t.name;
@@ -162,21 +148,41 @@ TEST_P(ZooLogitsTest, LogitsEqualPython) {
   torch::NoGradGuard no_grad;
   const torch::Tensor want = expected(c.logits);
   ASSERT_TRUE(want.defined()) << c.logits;
-  const torch::Tensor got = model->forward(expected("input"));
+  const torch::Tensor got = model->forward(expected(c.input));
   ASSERT_EQ(got.sizes().vec(), want.sizes().vec());
   const double diff = (got - want).abs().max().item<double>();
   EXPECT_LE(diff, 1e-4) << c.file << ": advft\n" << got << "\nPython\n" << want;
+  RecordProperty("max_abs_diff", diff);  // in --gtest_output reports
 }
+
+constexpr const char* kTorchSave = "torch.save zip";
 
 INSTANTIATE_TEST_SUITE_P(
     Zoo, ZooLogitsTest,
     ::testing::Values(
-        ZooCase{"preact18.pt", "preact18", preact18_spec(), "torch.save zip"},
+        ZooCase{"preact18.pt", "preact18", preact18_spec(), kTorchSave, "fast-AT PreActResNet-18"},
         // Half-precision weights; Python's logits come from the same rounded weights in float32.
-        ZooCase{"preact18_half.pth", "preact18_half", preact18_spec(), "torch.save zip"},
-        ZooCase{"wrn16_2.pt", "wrn16_2", wrn16_2_spec(), "torch.save zip"},
-        ZooCase{"wrn16_2.safetensors", "wrn16_2", wrn16_2_spec(), "safetensors"},
-        ZooCase{"resnet18_cifar.tar", "resnet18_cifar", resnet18_cifar_spec(), "torch.save zip"}),
+        ZooCase{"preact18_half.pth", "preact18_half", preact18_spec(), kTorchSave,
+                "fast-AT PreActResNet-18"},
+        ZooCase{"wrn16_2.pt", "wrn16_2", wrn16_2_spec(), kTorchSave,
+                "RobustBench/TRADES WideResNet-16-2"},
+        ZooCase{"wrn16_2.safetensors", "wrn16_2", wrn16_2_spec(), "safetensors",
+                "RobustBench/TRADES WideResNet-16-2"},
+        ZooCase{"resnet18_cifar.tar", "resnet18_cifar", resnet18_cifar_spec(), kTorchSave,
+                "torchvision ResNet-18 (basic, layers 2-2-2-2, CIFAR stem)"},
+        // The real torchvision models and a full-size TRADES WRN-28-10 (with sub_block1).
+        ZooCase{"tv_resnet18.pth", "tv_resnet18", torchvision_spec("resnet18"), kTorchSave,
+                "torchvision ResNet-18 (basic, layers 2-2-2-2)", "input64"},
+        ZooCase{"tv_resnet50.pth", "tv_resnet50", torchvision_spec("resnet50"), kTorchSave,
+                "torchvision ResNet-50 (bottleneck, layers 3-4-6-3)", "input64"},
+        ZooCase{"tv_wide_resnet50_2.pth", "tv_wide_resnet50_2", torchvision_spec("wide_resnet50_2"),
+                kTorchSave, "torchvision Wide-ResNet-50-2 (bottleneck, layers 3-4-6-3, width 128)",
+                "input64"},
+        ZooCase{"trades_wrn28_10.pt", "trades_wrn28_10", wrn28_10_spec(), kTorchSave,
+                "RobustBench/TRADES WideResNet-28-10"},
+        // {'state': {'model': DataParallel state_dict}, 'optimizer': ..., 'epoch': ...}.
+        ZooCase{"nested_resnet18.pth", "nested_resnet18", torchvision_spec("resnet18", 10),
+                kTorchSave, "torchvision ResNet-18 (basic, layers 2-2-2-2)", "input64"}),
     [](const ::testing::TestParamInfo<ZooCase>& info) {
       std::string name = info.param.file;
       for (char& ch : name)
@@ -199,13 +205,13 @@ TEST_F(ForeignTest, DetectsTheReferenceLayouts) {
   EXPECT_EQ(io::detect_layout(io::read_torch_file(path("wrn16_2.pt")).tensors),
             "RobustBench/TRADES WideResNet-16-2");
   EXPECT_EQ(io::detect_layout(io::read_torch_file(path("resnet18_cifar.tar")).tensors),
-            "torchvision ResNet (basic, layers 2-2-2-2, CIFAR stem)");
+            "torchvision ResNet-18 (basic, layers 2-2-2-2, CIFAR stem)");
 
   models::ModelSpec spec;
   spec.arch = "resnet50";
   spec.num_classes = 1000;
   EXPECT_EQ(io::detect_layout(tensors_of(*models::make_model(spec))),
-            "torchvision ResNet (bottleneck, layers 3-4-6-3)");
+            "torchvision ResNet-50 (bottleneck, layers 3-4-6-3)");
   spec.arch = "wide_resnet";
   spec.depth = 34;
   spec.widen_factor = 1;
@@ -214,6 +220,33 @@ TEST_F(ForeignTest, DetectsTheReferenceLayouts) {
   EXPECT_EQ(wrn.num_classes, 1000);
   EXPECT_EQ(io::detect_layout({{"encoder.weight", torch::zeros({2})}}), "unknown");
   EXPECT_EQ(io::detect_layout({}), "unknown");
+}
+
+// No fixture for these (178 and 241 MB of float32): advft's own models, whose parameter counts
+// models_test checks against torchvision's, stand in for the files.
+TEST_F(ForeignTest, NamesTheDeepTorchvisionResNets) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"resnet101", "torchvision ResNet-101 (bottleneck, layers 3-4-23-3)"},
+      {"resnet152", "torchvision ResNet-152 (bottleneck, layers 3-8-36-3)"}};
+  for (const auto& [arch, description] : cases) {
+    const io::Layout layout =
+        io::analyze_layout(tensors_of(*models::make_model(torchvision_spec(arch))));
+    EXPECT_EQ(layout.description, description);
+    EXPECT_EQ(layout.suggested_model["arch"], arch);
+    EXPECT_EQ(layout.suggested_model["cifar_stem"], false);
+    EXPECT_EQ(layout.num_classes, 1000);
+  }
+  // A depth torchvision does not define (layer3 cut to 2 blocks) is described, not named.
+  std::vector<io::NamedTensor> shallower =
+      tensors_of(*models::make_model(torchvision_spec("resnet50")));
+  const auto beyond_two_blocks = [](const io::NamedTensor& t) {
+    return t.name.rfind("layer3.", 0) == 0 && t.name[7] >= '2';
+  };
+  shallower.erase(std::remove_if(shallower.begin(), shallower.end(), beyond_two_blocks),
+                  shallower.end());
+  const io::Layout layout = io::analyze_layout(shallower);
+  EXPECT_EQ(layout.description, "torchvision ResNet (bottleneck, layers 3-4-2-3)");
+  EXPECT_TRUE(layout.suggested_model.is_null());
 }
 
 TEST_F(ForeignTest, ForeignFileNeedsAModelSpec) {
@@ -230,7 +263,7 @@ TEST_F(ForeignTest, WrongSpecNamesTheLayoutThatFits) {
        "model.arch = \"preact_resnet18\""});
   expect_checkpoint_error(
       [] { io::load_any_checkpoint(path("resnet18_cifar.tar"), with_spec(models::ModelSpec{})); },
-      {"torchvision ResNet (basic, layers 2-2-2-2, CIFAR stem)", "model.arch = \"resnet18\"",
+      {"torchvision ResNet-18 (basic, layers 2-2-2-2, CIFAR stem)", "model.arch = \"resnet18\"",
        "model.cifar_stem = true"});
   expect_checkpoint_error(
       [] { io::load_any_checkpoint(path("preact18.pt"), with_spec(preact18_spec(100))); },
@@ -387,9 +420,11 @@ TEST_F(ForeignCliTest, InspectPrintsLayoutAndKeys) {
   r = run_advft("inspect " + path("traced.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("format:     TorchScript"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0.weight"), std::string::npos) << r.output;  // its tensors, listed
+  // Not a zoo network: the message says how to use it as a whole model instead.
   expect_checkpoint_error(
       [] { io::load_any_checkpoint(path("traced.pt"), with_spec(preact18_spec())); },
-      {"traced.pt", "TorchScript archive"});
+      {"traced.pt", "TorchScript model", "model.kind=torchscript"});
 
   r = run_advft("inspect " + path("preact18_half.pth"));
   ASSERT_EQ(r.exit_code, 0) << r.output;

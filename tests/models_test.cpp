@@ -82,6 +82,7 @@ TEST(Models, ParameterCountsMatchReferenceDefinitions) {
   const std::vector<Case> cases = {
       {"preact_resnet18", 10, 11172170},   {"resnet18", 1000, 11689512},
       {"resnet34", 1000, 21797672},        {"resnet50", 1000, 25557032},
+      {"resnet101", 1000, 44549160},       {"resnet152", 1000, 60192808},
       {"wide_resnet50_2", 1000, 68883240}, {"wrn28_10", 10, 36479194},
       {"wrn34_10", 10, 46160474},          {"wrn70_16", 10, 266796506},
   };
@@ -360,8 +361,8 @@ TEST(Models, ConfigErrorsNameTheKey) {
 TEST(Models, KnownArchitecturesAllBuild) {
   const auto names = known_architectures();
   const std::set<std::string> expected = {
-      "preact_resnet18", "preact_resnet", "resnet18", "resnet34", "resnet50",
-      "wide_resnet50_2", "wide_resnet",   "wrn28_10", "wrn34_10", "wrn70_16"};
+      "preact_resnet18", "preact_resnet",   "resnet18",    "resnet34", "resnet50", "resnet101",
+      "resnet152",       "wide_resnet50_2", "wide_resnet", "wrn28_10", "wrn34_10", "wrn70_16"};
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), expected);
   EXPECT_EQ(names.size(), expected.size());
   // Building is covered for every name by the parameter-count test; validate() must accept all.

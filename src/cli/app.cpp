@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "advft/cli/convert.h"
 #include "advft/cli/eval.h"
 #include "advft/cli/finetune.h"
 #include "advft/cli/inspect.h"
@@ -33,6 +34,7 @@ void setup_app(CLI::App& app) {
   setup_eval(app);
   setup_schedule(app);
   setup_inspect(app);
+  setup_convert(app);
 }
 
 }  // namespace advft::cli

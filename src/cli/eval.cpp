@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "advft/attacks/attack_spec.h"
+#include "advft/cli/run_options.h"
 #include "advft/config/load.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
@@ -22,6 +23,8 @@ namespace advft::cli {
 struct EvalCliOptions {
   std::string checkpoint;
   std::string config;
+  std::vector<std::string> sets;
+  NormalizationFlags normalization;
   std::string key;
   bool non_strict = false;
   std::string data_dir;
@@ -56,9 +59,11 @@ void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
   runtime::set_cpu_threads(o.threads);
   std::unique_ptr<config::RunConfig> run;
-  if (!o.config.empty()) {
+  std::vector<std::string> overrides = o.sets;
+  append_normalization_overrides(o.normalization, overrides);
+  if (!o.config.empty() || !overrides.empty()) {
     run = std::make_unique<config::RunConfig>(
-        config::load_run_config(config::Command::kEval, o.config, {}));
+        config::load_run_config(config::Command::kEval, o.config, overrides));
   }
   io::ForeignOptions foreign;
   foreign.key = o.key;
@@ -150,6 +155,10 @@ void setup_eval(CLI::App& app) {
   command->add_option("-c,--config", o->config,
                       "Take data and eval settings from this config instead of the checkpoint (and "
                       "the model.* of a PyTorch checkpoint, which does not record it)");
+  command->add_option("--set", o->sets,
+                      "Config override key.path=value, repeatable (implies the config's "
+                      "settings), e.g. --set model.kind=torchscript");
+  add_normalization_flags(*command, o->normalization);
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
   command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")

@@ -79,11 +79,6 @@ void print_text(const io::FileInfo& info) {
   std::ostream& out = std::cout;
   out << "file:       " << info.path << "\n";
   out << "format:     " << io::format_name(info.format) << "\n";
-  if (info.format == io::FileFormat::kTorchScript) {
-    out << "a TorchScript archive (torch.jit.save): a whole scripted model, not a state_dict; "
-           "its tensors are not listed\n";
-    return;
-  }
   out << "keys:       " << info.tensors.size() << "\n";
   out << "parameters: " << grouped(info.parameters) << "\n";
   out << "layout:     " << info.layout << "\n";
@@ -99,6 +94,9 @@ void print_text(const io::FileInfo& info) {
         << (chosen.empty() ? std::string("the file itself") : "under key '" + chosen + "'") << "\n";
     if (!m.at("candidate_keys").empty())
       out << "candidates: " << dump(m.at("candidate_keys")) << "\n";
+  } else if (info.format == io::FileFormat::kTorchScript) {
+    out << "model:      a whole scripted or traced model (torch.jit.save): fine-tune or evaluate "
+           "it with model.kind = \"torchscript\"\n";
   } else if (m.contains("metadata") && !m.at("metadata").empty()) {
     out << "metadata:   " << dump(m.at("metadata")) << "\n";
   }

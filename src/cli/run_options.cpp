@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "advft/error.h"
 #include "advft/io/metrics.h"
@@ -13,6 +14,25 @@
 
 namespace advft::cli {
 namespace fs = std::filesystem;
+
+void add_normalization_flags(CLI::App& command, NormalizationFlags& flags) {
+  command
+      .add_option("--mean", flags.mean,
+                  "Per-channel input mean of a PyTorch model that normalized outside the "
+                  "network, e.g. 0.4914,0.4822,0.4465 (config key: model.mean)")
+      ->delimiter(',');
+  command
+      .add_option("--std", flags.std,
+                  "Per-channel input std to go with --mean, e.g. 0.2471,0.2435,0.2616 (config "
+                  "key: model.std)")
+      ->delimiter(',');
+}
+
+void append_normalization_overrides(const NormalizationFlags& flags,
+                                    std::vector<std::string>& overrides) {
+  if (!flags.mean.empty()) overrides.push_back("model.mean=" + nlohmann::json(flags.mean).dump());
+  if (!flags.std.empty()) overrides.push_back("model.std=" + nlohmann::json(flags.std).dump());
+}
 
 void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoint) {
   auto* config = command.add_option("-c,--config", o.config,
@@ -32,6 +52,7 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
     command.add_flag("--reset-head", o.reset_head,
                      "Start from a new classifier head when the checkpoint's class count "
                      "differs from model.num_classes (config key: train.init_reset_head)");
+    add_normalization_flags(command, o.normalization);
   }
   command.add_option("-o,--out", o.out,
                      "Run directory for config.json, log.txt, metrics.jsonl, checkpoints and "
@@ -64,6 +85,8 @@ void apply_named_flags(const RunOptions& o, config::RunConfig& c) {
   if (!o.key.empty()) c.train.init_key = o.key;
   if (o.non_strict) c.train.init_strict = false;
   if (o.reset_head) c.train.init_reset_head = true;
+  if (!o.normalization.mean.empty()) c.model.mean = o.normalization.mean;
+  if (!o.normalization.std.empty()) c.model.std = o.normalization.std;
   if (!o.device.empty()) c.device = o.device;
   if (!o.data_dir.empty()) c.data.dir = o.data_dir;
   if (o.epochs > 0) c.train.epochs = o.epochs;
@@ -89,10 +112,11 @@ void run_training_command(const RunOptions& o, config::Command command) {
   bool created_dir = false;
   if (!o.resume.empty()) {
     if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty() || !o.key.empty() ||
-        o.non_strict || o.reset_head) {
+        o.non_strict || o.reset_head || !o.normalization.mean.empty() ||
+        !o.normalization.std.empty()) {
       throw ConfigError(
           "--resume continues a run exactly as it was configured; drop --set, "
-          "--checkpoint, --key, --non-strict, --reset-head, --out and --force");
+          "--checkpoint, --key, --non-strict, --reset-head, --mean, --std, --out and --force");
     }
     request.paths = io::prepare_run_dir(o.resume, io::RunDirMode::kResume);
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),

@@ -204,6 +204,8 @@ void read_model(JsonReader& root, models::ModelSpec& m) {
   const json* object = root.object("model");
   if (object == nullptr) return;
   JsonReader r(*object, "model");
+  r.read("kind", m.kind);
+  r.read("path", m.path);
   r.read("arch", m.arch);
   r.read("num_classes", m.num_classes);
   r.read("in_channels", m.in_channels);
@@ -398,6 +400,10 @@ RunConfig load_run_config(Command command, const std::string& path_or_name,
   for (const auto& assignment : overrides)
     apply_override(root, assignment);
   RunConfig config = parse_run_config(root, default_config(command));
+  // Run directories and checkpoints record the spec: a TorchScript model must be found from
+  // wherever they are used later.
+  if (!config.model.path.empty())
+    config.model.path = std::filesystem::absolute(config.model.path).lexically_normal().string();
   validate(config);
   return config;
 }

@@ -119,6 +119,9 @@ models::ModelSpec spec_from_json_in(const nlohmann::json& j, const std::string& 
     throw CheckpointError(context + ": must be a JSON object, got " + j.type_name());
   }
   models::ModelSpec spec;
+  // Checkpoints from before TorchScript support have neither field: they hold zoo models.
+  if (j.contains("kind")) spec.kind = get_string(j, "kind", context);
+  if (j.contains("path")) spec.path = get_string(j, "path", context);
   spec.arch = get_string(j, "arch", context);
   spec.num_classes = get_int(j, "num_classes", context);
   spec.in_channels = get_int(j, "in_channels", context);

@@ -12,6 +12,7 @@
 #include "advft/io/torch_file.h"
 #include "advft/io/zip_reader.h"
 #include "advft/models/factory.h"
+#include "advft/models/torchscript.h"
 #include "printable.h"
 
 namespace advft::io {
@@ -26,6 +27,11 @@ constexpr const char* kUnusedPrefix = "sub_block1.";
 constexpr const char* kNormalizeNames[] = {"normalize.mean", "normalize.std"};
 constexpr const char* kHeads[] = {"linear", "fc"};
 constexpr size_t kMaxListed = 5;
+constexpr const char* kTorchScriptKind = "torchscript";
+
+std::string absolute_path(const std::string& path) {
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
 
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
@@ -107,6 +113,16 @@ Layout preact_layout(const KeyIndex& keys) {
   return l;
 }
 
+// The factory's ResNet with this layout's blocks and width, or nullptr.
+const models::ResNetVariant* matching_resnet(const Layout& l) {
+  for (const auto& v : models::resnet_variants()) {
+    // A basic block has no inner width: resnet_layout reports 64, as the table has.
+    if (v.blocks == l.blocks && v.bottleneck == l.bottleneck && v.width_per_group == l.width)
+      return &v;
+  }
+  return nullptr;
+}
+
 Layout resnet_layout(const KeyIndex& keys) {
   Layout l;
   l.family = "resnet";
@@ -121,14 +137,11 @@ Layout resnet_layout(const KeyIndex& keys) {
       std::string(l.bottleneck ? "bottleneck" : "basic") + ", layers " + join(l.blocks, "-");
   if (l.bottleneck && l.width != 64) details += ", width " + std::to_string(l.width);
   if (l.cifar_stem) details += ", CIFAR stem";
-  l.description = "torchvision ResNet (" + details + ")";
-  const bool b3463 = l.blocks == std::vector<int64_t>{3, 4, 6, 3};
-  std::string arch;
-  if (!l.bottleneck && l.blocks == std::vector<int64_t>{2, 2, 2, 2}) arch = "resnet18";
-  if (!l.bottleneck && b3463) arch = "resnet34";
-  if (l.bottleneck && b3463 && l.width == 64) arch = "resnet50";
-  if (l.bottleneck && b3463 && l.width == 128) arch = "wide_resnet50_2";
-  if (!arch.empty()) l.suggested_model = {{"arch", arch}, {"cifar_stem", l.cifar_stem}};
+  // Named after the torchvision model it matches; a custom depth or width stays nameless.
+  const models::ResNetVariant* variant = matching_resnet(l);
+  l.description =
+      std::string("torchvision ") + (variant ? variant->title : "ResNet") + " (" + details + ")";
+  if (variant) l.suggested_model = {{"arch", variant->arch}, {"cifar_stem", l.cifar_stem}};
   return l;
 }
 
@@ -215,6 +228,66 @@ std::string strip_wrapper_prefixes(std::vector<NamedTensor>& tensors) {
     }
   }
   return stripped;
+}
+
+// MadryLab's robustness library saves its AttackerModel: the network under "model.", the same
+// network again under "attacker.model.", and the input normalization as
+// "normalizer.new_mean/new_std" of shape [C,1,1]. Keeps one network and turns the normalization
+// into advft's normalize.* buffers ([1,C,1,1]). Returns whether the names had that shape.
+bool unwrap_robustness(std::vector<NamedTensor>& tensors, const std::string& path) {
+  const auto has_prefix = [&](const char* prefix) {
+    return std::any_of(tensors.begin(), tensors.end(),
+                       [&](const NamedTensor& t) { return starts_with(t.name, prefix); });
+  };
+  if (!has_prefix("model.") || !has_prefix("attacker.model.") || !has_prefix("normalizer.new_mean"))
+    return false;
+  std::vector<NamedTensor> kept;
+  for (auto& t : tensors) {
+    if (starts_with(t.name, "attacker.")) continue;
+    if (starts_with(t.name, "model.")) {
+      kept.push_back({t.name.substr(6), t.tensor});
+    } else if (t.name == "normalizer.new_mean" || t.name == "normalizer.new_std") {
+      const char* ours = t.name == "normalizer.new_mean" ? kNormalizeNames[0] : kNormalizeNames[1];
+      kept.push_back({ours, t.tensor.reshape({1, -1, 1, 1})});
+    } else {
+      kept.push_back(std::move(t));
+    }
+  }
+  tensors = std::move(kept);
+  spdlog::info("{}: a MadryLab robustness checkpoint: using its model and normalizer", path);
+  return true;
+}
+
+// The CIFAR ResNet most adversarial-training code copies (kuangliu/pytorch-cifar: TRADES,
+// MART, MadryLab robustness' CIFAR models) is torchvision's ResNet with a 3x3 stem under other
+// names: "shortcut" for "downsample" and "linear" for "fc". Renames them; returns whether it did.
+bool rename_cifar_resnet(std::vector<NamedTensor>& tensors, const std::string& path) {
+  const KeyIndex keys(tensors);
+  // bn1 at the top and no top-level bn: a post-activation ResNet, not the PreActResNet.
+  if (!keys.has("linear.weight") || !keys.has("bn1.weight") || keys.has("bn.weight") ||
+      !keys.has("layer1.0.conv1.weight"))
+    return false;
+  for (auto& t : tensors) {
+    const size_t at = t.name.find(".shortcut.");
+    if (at != std::string::npos) t.name.replace(at, 10, ".downsample.");
+    if (starts_with(t.name, "linear.")) t.name.replace(0, 6, "fc");
+  }
+  spdlog::info("{}: a CIFAR ResNet with shortcut/linear names: read as torchvision's layout", path);
+  return true;
+}
+
+// A file that carries its normalization (robustness' normalizer, an advft-made state_dict)
+// sets the spec's mean/std, so that checkpoints written later describe the model truthfully.
+void adopt_file_normalization(LoadedCheckpoint& ckpt) {
+  for (const auto& t : ckpt.tensors) {
+    if (!t.tensor.defined() || !t.tensor.is_floating_point()) continue;
+    std::vector<double>* field = t.name == kNormalizeNames[0]   ? &ckpt.spec.mean
+                                 : t.name == kNormalizeNames[1] ? &ckpt.spec.std
+                                                                : nullptr;
+    if (field == nullptr) continue;
+    const torch::Tensor values = t.tensor.to(torch::kFloat64).flatten().contiguous();
+    field->assign(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  }
 }
 
 void drop_unused(std::vector<NamedTensor>& tensors, const std::string& path) {
@@ -380,6 +453,20 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
     const std::string stripped = strip_wrapper_prefixes(out.tensors);
     if (!stripped.empty())
       spdlog::info("{}: removed the prefix '{}' of every name", path, stripped);
+  } else if (looks_like_zip(bytes) && is_torchscript(bytes, path)) {
+    bytes.clear();
+    out.foreign_format = format_name(FileFormat::kTorchScript);
+    out.tensors = models::torchscript_state(models::load_torchscript(path));
+    if (options.spec && options.spec->kind == kTorchScriptKind) {
+      // The archive is the whole model: its tensors fill it as they are, names and all.
+      out.path = path;
+      out.spec = *options.spec;
+      if (out.spec.path.empty()) out.spec.path = absolute_path(path);
+      out.train_state = nlohmann::json::object();
+      out.keep_model_names.assign(std::begin(kNormalizeNames), std::end(kNormalizeNames));
+      spdlog::info("{}: a TorchScript model with {} tensors", path, out.tensors.size());
+      return out;
+    }
   } else {
     // Everything else goes to the torch.save reader, whose errors say what a file is instead.
     TorchFileContent content = decode_torch_file(std::move(bytes), path, options.key);
@@ -390,6 +477,8 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
   }
   out.path = path;
   out.train_state = nlohmann::json::object();
+  unwrap_robustness(out.tensors, path);
+  rename_cifar_resnet(out.tensors, path);
   drop_unused(out.tensors, path);
 
   const Layout layout = analyze_layout(out.tensors);
@@ -397,15 +486,24 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
     std::string hint;
     if (!layout.family.empty())
       hint = " (its names look like a " + layout.description + ": " + suggestion(layout) + ")";
+    if (out.foreign_format == format_name(FileFormat::kTorchScript))
+      hint += "; to use the archive as the whole model, set model.kind = \"torchscript\"";
     throw CheckpointError(path +
                           " has no model description: pass --config with the model.* it "
                           "was trained as" +
                           hint);
   }
   out.spec = *options.spec;
+  adopt_file_normalization(out);
   spdlog::info(
       "{}: a {} file holding {}", path, out.foreign_format,
       layout.family.empty() ? "a layout advft does not recognize" : "a " + layout.description);
+  if (out.foreign_format == format_name(FileFormat::kTorchScript) && layout.family.empty()) {
+    throw CheckpointError(path +
+                          " is a TorchScript model whose tensors fit none of advft's "
+                          "architectures: set model.kind = \"torchscript\" (--set "
+                          "model.kind=torchscript) to fine-tune or evaluate it as it is");
+  }
   check_layout(out, layout, options);
   if (options.reset_head) reset_head(out, out.spec.num_classes);
   for (const char* name : kNormalizeNames) {
@@ -468,7 +566,9 @@ FileInfo inspect_file(const std::string& path, const std::string& key) {
       info.metadata["metadata"] = metadata;
     }
   } else if (looks_like_zip(bytes) && is_torchscript(bytes, path)) {
+    bytes.clear();
     info.format = FileFormat::kTorchScript;
+    info.tensors = models::torchscript_state(models::load_torchscript(path));
   } else {
     TorchFileContent content = decode_torch_file(std::move(bytes), path, key);
     info.format = FileFormat::kTorchSave;
@@ -477,11 +577,18 @@ FileInfo inspect_file(const std::string& path, const std::string& key) {
     info.metadata["candidate_keys"] = content.candidate_keys;
     info.metadata["stripped_prefix"] = content.stripped_prefix;
   }
+  if (info.format == FileFormat::kTorchSave || info.format == FileFormat::kSafetensors) {
+    if (unwrap_robustness(info.tensors, path)) info.metadata["wrapper"] = "MadryLab robustness";
+  }
   for (const auto& t : info.tensors) {
     if (t.tensor.defined() && t.tensor.is_floating_point() && !is_statistic(t.name))
       info.parameters += t.tensor.numel();
   }
-  info.layout = info.format == FileFormat::kTorchScript ? "unknown" : detect_layout(info.tensors);
+  // The layout of the names as loading reads them; the listing keeps the file's own.
+  std::vector<NamedTensor> as_loaded = info.tensors;
+  rename_cifar_resnet(as_loaded, path);
+  info.detected = analyze_layout(as_loaded);
+  info.layout = info.detected.description;
   return info;
 }
 

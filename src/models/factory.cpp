@@ -2,39 +2,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include "advft/error.h"
 #include "advft/models/preact_resnet.h"
 #include "advft/models/resnet.h"
+#include "advft/models/torchscript.h"
 #include "advft/models/wide_resnet.h"
 
 namespace advft::models {
 
 namespace {
 
+constexpr const char* kZoo = "zoo";
+constexpr const char* kTorchScript = "torchscript";
+
 // Fixed-shape architectures: the spec's blocks/width/depth fields do not apply to these.
 constexpr const char* kPreAct18 = "preact_resnet18";
 const std::vector<int64_t> kPreAct18Blocks = {2, 2, 2, 2};
 constexpr int64_t kPreAct18Width = 64;
-
-struct ResNetVariant {
-  const char* arch;
-  const char* title;
-  std::vector<int64_t> blocks;
-  bool bottleneck;
-  int64_t width_per_group;
-};
-
-const std::vector<ResNetVariant>& resnet_variants() {
-  static const std::vector<ResNetVariant> variants = {
-      {"resnet18", "ResNet-18", {2, 2, 2, 2}, false, 64},
-      {"resnet34", "ResNet-34", {3, 4, 6, 3}, false, 64},
-      {"resnet50", "ResNet-50", {3, 4, 6, 3}, true, 64},
-      {"wide_resnet50_2", "Wide-ResNet-50-2", {3, 4, 6, 3}, true, 128},
-  };
-  return variants;
-}
 
 const ResNetVariant* find_resnet(const std::string& arch) {
   for (const auto& v : resnet_variants()) {
@@ -114,6 +101,18 @@ void validate_stats(const char* key, const std::vector<double>& values, int64_t 
 
 }  // namespace
 
+const std::vector<ResNetVariant>& resnet_variants() {
+  static const std::vector<ResNetVariant> variants = {
+      {"resnet18", "ResNet-18", {2, 2, 2, 2}, false, 64},
+      {"resnet34", "ResNet-34", {3, 4, 6, 3}, false, 64},
+      {"resnet50", "ResNet-50", {3, 4, 6, 3}, true, 64},
+      {"resnet101", "ResNet-101", {3, 4, 23, 3}, true, 64},
+      {"resnet152", "ResNet-152", {3, 8, 36, 3}, true, 64},
+      {"wide_resnet50_2", "Wide-ResNet-50-2", {3, 4, 6, 3}, true, 128},
+  };
+  return variants;
+}
+
 std::vector<std::string> known_architectures() {
   std::vector<std::string> names = {kPreAct18, "preact_resnet"};
   for (const auto& v : resnet_variants()) {
@@ -127,8 +126,17 @@ std::vector<std::string> known_architectures() {
 }
 
 void validate(const ModelSpec& spec) {
+  if (spec.kind != kZoo && spec.kind != kTorchScript) {
+    throw ConfigError("model.kind = \"" + spec.kind + "\": unknown; known: \"zoo\" (advft's " +
+                      "architectures, model.arch) and \"torchscript\" (the archive model.path)");
+  }
+  if (spec.kind == kTorchScript && spec.path.empty()) {
+    throw ConfigError(
+        "model.kind = \"torchscript\" needs model.path, the archive written by "
+        "torch.jit.save (or pass the archive as --checkpoint)");
+  }
   const auto known = known_architectures();
-  if (std::find(known.begin(), known.end(), spec.arch) == known.end()) {
+  if (spec.kind == kZoo && std::find(known.begin(), known.end(), spec.arch) == known.end()) {
     throw ConfigError("model.arch = \"" + spec.arch +
                       "\": unknown architecture; known: " + join(known, ", "));
   }
@@ -173,6 +181,7 @@ void validate(const ModelSpec& spec) {
 
 ClassifierPtr make_model(const ModelSpec& spec) {
   validate(spec);
+  if (spec.kind == kTorchScript) return TorchScriptClassifier(spec).ptr();
   if (spec.arch == kPreAct18 || spec.arch == "preact_resnet") {
     const bool fixed = spec.arch == kPreAct18;
     return PreActResNet(PreActResNetOptions()
@@ -224,7 +233,9 @@ std::string describe(const ModelSpec& spec) {
   std::string name;
   int64_t depth = 0;
   int64_t widen_factor = 0;
-  if (spec.arch == kPreAct18) {
+  if (spec.kind == kTorchScript) {
+    name = "TorchScript model " + std::filesystem::path(spec.path).filename().string();
+  } else if (spec.arch == kPreAct18) {
     name = "PreActResNet-18";
   } else if (spec.arch == "preact_resnet") {
     int64_t layers = 2;  // conv1 + linear

@@ -3,7 +3,9 @@
 namespace advft::models {
 
 nlohmann::json spec_to_json(const ModelSpec& spec) {
-  return {{"arch", spec.arch},
+  return {{"kind", spec.kind},
+          {"path", spec.path},
+          {"arch", spec.arch},
           {"num_classes", spec.num_classes},
           {"in_channels", spec.in_channels},
           {"input_size", spec.input_size},

@@ -55,8 +55,8 @@ void check_model_fits_data(const models::ModelSpec& spec, const data::Dataset& t
 // The pretrained checkpoint must be the architecture the config asks for.
 void check_pretrained_matches(const models::ModelSpec& wanted, const io::LoadedCheckpoint& ckpt) {
   const auto& have = ckpt.spec;
-  if (have.arch != wanted.arch || have.num_classes != wanted.num_classes ||
-      have.in_channels != wanted.in_channels) {
+  if (have.kind != wanted.kind || have.arch != wanted.arch ||
+      have.num_classes != wanted.num_classes || have.in_channels != wanted.in_channels) {
     throw CheckpointError(ckpt.path + " holds " + models::describe(have) +
                           " but the config asks for " + models::describe(wanted) +
                           "; pick the matching config or set model.* to the checkpoint's");
@@ -152,6 +152,8 @@ void Trainer::build() {
     // The pretrained model's own normalization travels with its weights.
     spec.mean = init->spec.mean;
     spec.std = init->spec.std;
+    // A TorchScript model given as --checkpoint is its own architecture.
+    if (spec.kind == init->spec.kind && spec.path.empty()) spec.path = init->spec.path;
   }
   config_.model = spec;
   torch::manual_seed(config_.train.seed);  // the initial weights are part of a reproducible run

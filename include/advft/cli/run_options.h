@@ -10,12 +10,26 @@
 
 namespace advft::cli {
 
+/// --mean/--std: the normalization of a PyTorch model that did it outside the network.
+struct NormalizationFlags {
+  std::vector<double> mean;
+  std::vector<double> std;
+};
+
+/// Binds --mean and --std (comma-separated per-channel values) on a subcommand.
+void add_normalization_flags(CLI::App& command, NormalizationFlags& flags);
+
+/// Appends the given flags as `model.mean=[...]` / `model.std=[...]` config overrides.
+void append_normalization_overrides(const NormalizationFlags& flags,
+                                    std::vector<std::string>& overrides);
+
 struct RunOptions {
   std::string config;
-  std::string checkpoint;   ///< finetune: the pretrained model
-  std::string key;          ///< finetune: state_dict key in a torch.save checkpoint
-  bool non_strict = false;  ///< finetune: load what fits of the checkpoint
-  bool reset_head = false;  ///< finetune: new head when the class count differs
+  std::string checkpoint;            ///< finetune: the pretrained model
+  std::string key;                   ///< finetune: state_dict key in a torch.save checkpoint
+  bool non_strict = false;           ///< finetune: load what fits of the checkpoint
+  bool reset_head = false;           ///< finetune: new head when the class count differs
+  NormalizationFlags normalization;  ///< finetune: model.mean/std of a PyTorch checkpoint
   std::string out;
   std::vector<std::string> sets;
   std::string resume;

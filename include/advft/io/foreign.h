@@ -93,6 +93,8 @@ struct FileInfo {
   /// normalization buffers: what models::count_parameters counts.
   int64_t parameters = 0;
   std::string layout;
+  /// The layout the tensors have as loading reads them (layout == detected.description).
+  Layout detected;
   /// advft: {"model_spec", "model", "train_state"}; torch.save: {"chosen_key",
   /// "candidate_keys", "stripped_prefix"}; safetensors: {"metadata", "stripped_prefix"}.
   nlohmann::json metadata = nlohmann::json::object();

@@ -11,6 +11,19 @@
 
 namespace advft::models {
 
+/// A torchvision ResNet built by name (fixed blocks and width; the spec's do not apply).
+struct ResNetVariant {
+  const char* arch;             ///< ModelSpec::arch, e.g. "resnet50"
+  const char* title;            ///< e.g. "ResNet-50"
+  std::vector<int64_t> blocks;  ///< blocks in layer1..layer4
+  bool bottleneck;              ///< bottleneck blocks (ResNet-50 and up) instead of basic ones
+  int64_t width_per_group;      ///< bottleneck inner width per 64 planes (128: Wide-ResNet)
+};
+
+/// ResNet-18/34/50/101/152 and Wide-ResNet-50-2, in known_architectures() order; what the key
+/// layout detection of foreign checkpoints matches against.
+const std::vector<ResNetVariant>& resnet_variants();
+
 /// Architecture names accepted in ModelSpec::arch, in a stable order for messages and help.
 std::vector<std::string> known_architectures();
 

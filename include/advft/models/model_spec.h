@@ -11,6 +11,11 @@ namespace advft::models {
 /// Everything that determines a network's structure. Saved in checkpoint metadata so that
 /// `advft eval --checkpoint X` needs no config.
 struct ModelSpec {
+  /// "zoo": one of advft's architectures, named by `arch`; "torchscript": the scripted or traced
+  /// model in the TorchScript archive `path` (torch.jit.save), whose structure is its own.
+  std::string kind = "zoo";
+  /// kind "torchscript": the archive that defines the network (an absolute path once built).
+  std::string path;
   /// "preact_resnet18", "preact_resnet" (custom blocks/width), "resnet18", "resnet34", "resnet50",
   /// "wide_resnet" (depth/widen_factor), or the shorthands "wrn28_10", "wrn34_10", "wrn70_16".
   std::string arch = "preact_resnet18";

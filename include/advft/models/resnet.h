@@ -1,7 +1,7 @@
 #pragma once
-// ResNet-18/34/50 and Wide-ResNet-50-2 in torchvision's layout (v1.5: the stride of a bottleneck
-// sits on its 3x3 conv), so torchvision checkpoints load by name: conv1, bn1, layerK.J.{conv1,
-// bn1, conv2, bn2[, conv3, bn3], downsample.{0,1}}, fc.
+// ResNet-18/34/50/101/152 and Wide-ResNet-50-2 in torchvision's layout (v1.5: the stride of a
+// bottleneck sits on its 3x3 conv), so torchvision checkpoints load by name: conv1, bn1,
+// layerK.J.{conv1, bn1, conv2, bn2[, conv3, bn3], downsample.{0,1}}, fc.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -68,7 +68,7 @@ TORCH_MODULE(ResNetBottleneck);
 
 /// Options for ResNet; the defaults are torchvision's resnet18 for ImageNet.
 struct ResNetOptions {
-  /// Blocks in layer1..layer4 ({2,2,2,2} ResNet-18, {3,4,6,3} ResNet-34/50).
+  /// Blocks in layer1..layer4 ({2,2,2,2} ResNet-18, {3,4,6,3} ResNet-34/50, {3,4,23,3} ResNet-101).
   TORCH_ARG(std::vector<int64_t>, blocks) = {2, 2, 2, 2};
   /// Bottleneck blocks (ResNet-50 and up) instead of basic blocks.
   TORCH_ARG(bool, bottleneck) = false;
