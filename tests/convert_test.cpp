@@ -83,6 +83,11 @@ struct RoundTrip {
   const char* back_flags;
 };
 
+// CTest names the cases by file instead of printing the struct's bytes.
+void PrintTo(const RoundTrip& c, std::ostream* out) {
+  *out << c.file;
+}
+
 class ZooRoundTripTest : public ConvertTest, public ::testing::WithParamInterface<RoundTrip> {};
 
 // PyTorch file -> advft checkpoint (model detected from the key layout) -> torch.save file:

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "advft/error.h"
@@ -145,6 +146,19 @@ std::string read_file_bytes(const std::string& path) {
     out.append(buffer, static_cast<size_t>(n));
   }
   return out;
+}
+
+std::string read_checkpoint_bytes(const std::string& path) {
+  std::error_code ec;
+  // Only a definite "not there" gets this message; permission errors come from the read.
+  if (!std::filesystem::exists(path, ec) && !ec) throw CheckpointError(path + ": no such file");
+  try {
+    return read_file_bytes(path);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const Error& e) {
+    throw CheckpointError(e.what());
+  }
 }
 
 }  // namespace advft::io

@@ -322,18 +322,6 @@ void reset_head(LoadedCheckpoint& ckpt, int64_t num_classes) {
   }
 }
 
-std::string read_checkpoint_bytes(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec) && !ec) throw CheckpointError(path + ": no such file");
-  try {
-    return read_file_bytes(path);
-  } catch (const CheckpointError&) {
-    throw;
-  } catch (const Error& e) {
-    throw CheckpointError(e.what());
-  }
-}
-
 // The safetensors framing: an 8-byte little-endian header length, then a JSON object.
 bool looks_like_safetensors(const std::string& bytes) {
   if (bytes.size() < 10 || bytes[8] != '{') return false;

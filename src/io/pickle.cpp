@@ -948,6 +948,13 @@ class Unpickler {
 
 }  // namespace
 
+const char* storage_type_name(torch::ScalarType type) {
+  for (const auto& storage : kStorageTypes) {
+    if (storage.type == type) return storage.name;
+  }
+  return nullptr;
+}
+
 const PickleValue* PickleValue::find(const std::string& key) const {
   if (kind != Kind::kDict) {
     return nullptr;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 
 #include "advft/error.h"
@@ -344,18 +343,7 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
 }
 
 SafetensorsContent read_safetensors(const std::string& path) {
-  std::error_code ec;
-  // Only a definite "not there" gets this message; permission errors come from the read below.
-  if (!std::filesystem::exists(path, ec) && !ec) {
-    throw CheckpointError(path + ": no such file");
-  }
-  std::string bytes;
-  try {
-    bytes = read_file_bytes(path);
-  } catch (const Error& e) {
-    throw CheckpointError(e.what());
-  }
-  return decode_safetensors(bytes, path);
+  return decode_safetensors(read_checkpoint_bytes(path), path);
 }
 
 }  // namespace advft::io

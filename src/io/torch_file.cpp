@@ -1,6 +1,5 @@
 #include "advft/io/torch_file.h"
 
-#include <filesystem>
 #include <set>
 
 #include "advft/error.h"
@@ -264,19 +263,7 @@ TorchFileContent decode_torch_file(std::string bytes, const std::string& source,
 }
 
 TorchFileContent read_torch_file(const std::string& path, const std::string& key) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec) && !ec) {
-    throw CheckpointError(path + ": no such file");
-  }
-  std::string bytes;
-  try {
-    bytes = read_file_bytes(path);
-  } catch (const CheckpointError&) {
-    throw;
-  } catch (const Error& e) {
-    throw CheckpointError(e.what());
-  }
-  return decode_torch_file(std::move(bytes), path, key);
+  return decode_torch_file(read_checkpoint_bytes(path), path, key);
 }
 
 }  // namespace advft::io

@@ -6,6 +6,7 @@
 
 #include "advft/error.h"
 #include "advft/io/atomic_file.h"
+#include "advft/io/pickle.h"
 #include "advft/io/zip_writer.h"
 
 namespace advft::io {
@@ -32,33 +33,6 @@ constexpr char kNewFalse = '\x89';
 constexpr char kSetItems = 'u';
 constexpr char kStop = '.';
 }  // namespace op
-
-const char* storage_type(torch::ScalarType type) {
-  switch (type) {
-    case torch::kFloat32:
-      return "FloatStorage";
-    case torch::kFloat16:
-      return "HalfStorage";
-    case torch::kBFloat16:
-      return "BFloat16Storage";
-    case torch::kFloat64:
-      return "DoubleStorage";
-    case torch::kInt64:
-      return "LongStorage";
-    case torch::kInt32:
-      return "IntStorage";
-    case torch::kInt16:
-      return "ShortStorage";
-    case torch::kInt8:
-      return "CharStorage";
-    case torch::kUInt8:
-      return "ByteStorage";
-    case torch::kBool:
-      return "BoolStorage";
-    default:
-      return nullptr;
-  }
-}
 
 // Builds the pickle of an OrderedDict of tensors, writing each tensor's bytes as a storage
 // record of the archive.
@@ -129,7 +103,7 @@ class StateDictPickler {
   // the record data/<key>.
   void tensor(const std::string& name, const torch::Tensor& value) {
     if (!value.defined()) throw Error("torch.save: tensor " + name + " is undefined");
-    const char* type = storage_type(value.scalar_type());
+    const char* type = storage_type_name(value.scalar_type());
     if (type == nullptr) {
       throw Error("torch.save: tensor " + name + " has dtype " +
                   std::string(c10::toString(value.scalar_type())) + ", which advft does not write");

@@ -15,4 +15,8 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 /// Callers that read checkpoints or data rethrow it as their own error type.
 std::string read_file_bytes(const std::string& path);
 
+/// read_file_bytes for a checkpoint someone named: every failure is a CheckpointError, and a
+/// file that is definitely not there reads "<path>: no such file".
+std::string read_checkpoint_bytes(const std::string& path);
+
 }  // namespace advft::io

@@ -42,6 +42,10 @@ struct PickleDictEntry {
   PickleValue value;
 };
 
+/// The torch.<Name>Storage class torch.save files name for `type` ("FloatStorage" for float32),
+/// or nullptr for a dtype outside the ten the unpickler reads.
+const char* storage_type_name(torch::ScalarType type);
+
 /// Returns the raw bytes of the storage record `key` (archive/data/<key> in a torch.save zip);
 /// the view must stay valid until unpickle returns. Throws advft::CheckpointError when missing.
 using StorageLoader = std::function<std::string_view(const std::string& key)>;

@@ -16,8 +16,9 @@ struct ModelSpec {
   std::string kind = "zoo";
   /// kind "torchscript": the archive that defines the network (an absolute path once built).
   std::string path;
-  /// "preact_resnet18", "preact_resnet" (custom blocks/width), "resnet18", "resnet34", "resnet50",
-  /// "wide_resnet" (depth/widen_factor), or the shorthands "wrn28_10", "wrn34_10", "wrn70_16".
+  /// kind "zoo": "preact_resnet18", "preact_resnet" (custom blocks/width), "resnet18", "resnet34",
+  /// "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet" (depth/widen_factor),
+  /// or the shorthands "wrn28_10", "wrn34_10", "wrn70_16" (models::known_architectures()).
   std::string arch = "preact_resnet18";
   int64_t num_classes = 10;
   int64_t in_channels = 3;
