@@ -61,6 +61,21 @@ class CliTest : public ::testing::Test {
   std::string config_path;
 };
 
+// bf16 autocast on the CPU: the run trains, validates and records its precision.
+TEST_F(CliTest, TrainsWithBf16Autocast) {
+  const std::string out = tmp.file("bf16");
+  RunResult r = run_advft("train --config " + config_path + " --out " + out +
+                          " --set precision=bf16 --set train.log_every=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("bf16"), std::string::npos) << r.output;
+  const json config = json::parse(read_bytes(out + "/config.json"));
+  EXPECT_EQ(config["precision"], "bf16");
+  r = run_advft("train --config " + config_path + " --out " + tmp.file("fp16") +
+                " --set precision=fp16");
+  EXPECT_EQ(r.exit_code, 3) << r.output;  // no fp16 autocast on the CPU: a config error
+  EXPECT_NE(r.output.find("precision"), std::string::npos) << r.output;
+}
+
 TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   std::string pre = pretrain();
   for (const char* file : {"config.json", "log.txt", "metrics.jsonl", "last.safetensors",

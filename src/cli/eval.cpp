@@ -17,6 +17,7 @@
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
+#include "advft/runtime/precision.h"
 
 namespace advft::cli {
 
@@ -32,6 +33,7 @@ struct EvalCliOptions {
   std::vector<std::string> attacks;
   std::string json;
   std::string device = "auto";
+  std::string precision;
   int64_t batch_size = 0;
   int64_t limit = 0;
   uint64_t seed = 0;
@@ -97,6 +99,9 @@ void run_eval(const EvalCliOptions& o) {
   options.seed = o.seed;
 
   const torch::Device device = runtime::resolve_device(o.device);
+  const std::string precision = !o.precision.empty() ? o.precision : run ? run->precision : "auto";
+  options.precision = runtime::resolve_precision(precision, device, "--precision");
+  runtime::configure_matmul_precision(options.precision);
   models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
   model->to(device);
@@ -111,10 +116,10 @@ void run_eval(const EvalCliOptions& o) {
         "x" + std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
         "; pass the right --dataset / --data-dir");
   }
-  spdlog::info("evaluating {} ({}) on {} test images of {} on {}", ckpt.path,
+  spdlog::info("evaluating {} ({}) on {} test images of {} on {}, {}", ckpt.path,
                models::describe(ckpt.spec),
                options.limit > 0 ? std::min(options.limit, splits.test.size()) : splits.test.size(),
-               data.dataset, device.str());
+               data.dataset, device.str(), runtime::precision_name(options.precision));
   eval::EvalReport report = eval::evaluate(
       *model, splits.test, attacks, options, device,
       [](int64_t done, int64_t total) { spdlog::debug("evaluated {}/{}", done, total); });
@@ -161,6 +166,9 @@ void setup_eval(CLI::App& app) {
   add_normalization_flags(*command, o->normalization);
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
+  command->add_option("--precision", o->precision,
+                      "auto | fp32 | tf32 | bf16 | fp16 (default: the config's, else auto: bf16 "
+                      "on CUDA, fp32 on the CPU)");
   command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")
       ->check(CLI::PositiveNumber);
   command->add_option("--limit", o->limit, "Evaluate only the first N test images")

@@ -327,6 +327,8 @@ RunConfig parse_run_config(const json& root, RunConfig base) {
   read_eval(r, base.eval);
   r.read("device", base.device);
   r.read("threads", base.threads);
+  r.read("precision", base.precision);
+  r.read("channels_last", base.channels_last);
   r.finish();
   return base;
 }
@@ -388,6 +390,11 @@ void validate(const RunConfig& c) {
                                "eval.attacks[" + std::to_string(i) + "]");
   }
   require(c.threads >= 0, "threads", std::to_string(c.threads), "must be >= 0");
+  const std::vector<std::string> precisions = {"auto", "fp32", "tf32", "bf16", "fp16"};
+  require(std::find(precisions.begin(), precisions.end(), c.precision) != precisions.end(),
+          "precision", "\"" + c.precision + "\"", "must be auto, fp32, tf32, bf16 or fp16");
+  require(c.channels_last == "auto" || c.channels_last == "on" || c.channels_last == "off",
+          "channels_last", "\"" + c.channels_last + "\"", "must be auto, on or off");
   const std::string& d = c.device;
   require(d == "auto" || d == "cpu" || d == "cuda" || d.rfind("cuda:", 0) == 0, "device",
           "\"" + d + "\"", "must be auto, cpu, cuda or cuda:N");
@@ -461,6 +468,8 @@ json to_json(const RunConfig& c) {
        {{"batch_size", c.eval.batch_size}, {"attacks", c.eval.attacks}, {"limit", c.eval.limit}}},
       {"device", c.device},
       {"threads", c.threads},
+      {"precision", c.precision},
+      {"channels_last", c.channels_last},
   };
 }
 

@@ -70,6 +70,7 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
           128 + signal);
     }
     data::Batch batch = loader.batch(0, b);
+    const runtime::AutocastGuard autocast(options.precision, device);
     torch::Tensor robust = predictions(model, batch.images).eq(batch.labels);
     report.clean_correct += robust.sum().item<int64_t>();
     for (std::size_t a = 0; a < attacks.size(); ++a) {

@@ -20,8 +20,11 @@
 #include "advft/io/metrics.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
+#include "advft/runtime/memory_format.h"
+#include "advft/runtime/precision.h"
 #include "advft/runtime/signals.h"
 #include "advft/schedule/lr_schedule.h"
+#include "advft/train/loss_scaler.h"
 #include "advft/train/sgd.h"
 
 namespace advft::train {
@@ -91,7 +94,9 @@ class Trainer {
       : request_(request),
         config_(request.config),
         paths_(request.paths),
-        device_(runtime::resolve_device(config_.device)) {}
+        device_(runtime::resolve_device(config_.device)),
+        precision_(runtime::resolve_precision(config_.precision, device_, "precision")),
+        scaler_(precision_ == runtime::Precision::kFp16) {}
 
   nlohmann::json run();
 
@@ -110,6 +115,8 @@ class Trainer {
   config::RunConfig config_;
   io::RunPaths paths_;
   torch::Device device_;
+  runtime::Precision precision_;
+  LossScaler scaler_;  // fp16 only: scales the loss so small gradients survive
 
   data::DataSplits data_;
   models::ClassifierPtr model_;
@@ -163,6 +170,9 @@ void Trainer::build() {
     io::load_checkpoint_weights(*model_, *init, strict, models::describe(spec));
   }
   model_->to(device_);
+  if (config_.channels_last == "on" || (config_.channels_last == "auto" && device_.is_cuda()))
+    runtime::to_channels_last(*model_);
+  runtime::configure_matmul_precision(precision_);
 
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,
                   config_.train.seed, device_);
@@ -186,6 +196,7 @@ void Trainer::build() {
                             "; the run directory is inconsistent");
     }
     optimizer_->load_state(tensors, paths_.last_state);
+    scaler_.load_state(meta.value("loss_scale", nlohmann::json()));
   }
   metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
 }
@@ -200,22 +211,31 @@ void Trainer::train_step(int64_t step) {
 
   // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
   model_->train();
-  torch::Tensor x_train =
-      config_.train.adversarial ? attacks::run_attack(*model_, x, y, config_.attack) : x;
-
   last_lr_ = schedule_->lr(step);
   apply_lr(*optimizer_, last_lr_);
-  torch::Tensor logits = model_->forward(x_train);
-  torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
-  if (config_.train.adversarial && config_.train.clean_weight > 0.0) {
-    torch::Tensor clean_loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
-    loss = (1.0 - config_.train.clean_weight) * loss + config_.train.clean_weight * clean_loss;
+  torch::Tensor logits;
+  torch::Tensor loss;
+  {
+    const runtime::AutocastGuard autocast(precision_, device_);
+    torch::Tensor x_train =
+        config_.train.adversarial ? attacks::run_attack(*model_, x, y, config_.attack) : x;
+    logits = model_->forward(x_train);
+    loss = torch::nn::functional::cross_entropy(logits, y);  // autocast computes it in fp32
+    if (config_.train.adversarial && config_.train.clean_weight > 0.0) {
+      torch::Tensor clean_loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
+      loss = (1.0 - config_.train.clean_weight) * loss + config_.train.clean_weight * clean_loss;
+    }
   }
   const double loss_value = loss.item<double>();
   if (!std::isfinite(loss_value)) throw_diverged(step, "the loss is " + std::to_string(loss_value));
   optimizer_->zero_grad();
-  loss.backward();
-  optimizer_->step();
+  scaler_.scale_loss(loss).backward();
+  if (scaler_.unscale_and_update(model_->parameters())) {
+    optimizer_->step();
+  } else {
+    spdlog::debug("step {}: fp16 gradients overflowed; step skipped, loss scale now {}", step + 1,
+                  scaler_.scale());
+  }
 
   window_loss_ += loss_value;
   window_correct_ += logits.argmax(1).eq(y).sum().item<int64_t>();
@@ -275,7 +295,8 @@ void Trainer::save_last(int64_t next_step) {
   const int64_t epoch = next_step / steps_per_epoch_;
   // Optimizer state first: a crash between the two writes leaves a model file that is older
   // than its state file, which resume detects by the step they each record.
-  io::save_tensor_state(paths_.last_state, optimizer_->state(), {{"next_step", next_step}});
+  io::save_tensor_state(paths_.last_state, optimizer_->state(),
+                        {{"next_step", next_step}, {"loss_scale", scaler_.state()}});
   io::save_checkpoint(paths_.last, *model_, config_.model, state_json(epoch));
 }
 
@@ -291,6 +312,7 @@ void Trainer::end_of_epoch(int64_t epoch) {
     eval::EvalOptions options;
     options.batch_size = config_.train.val_batch_size;
     options.seed = config_.train.seed;
+    options.precision = precision_;
     eval::EvalReport report = eval::evaluate(*model_, data_.val, {attack}, options, device_);
     record["val_clean_accuracy"] = report.clean_accuracy;
     record["val_robust_accuracy"] = report.attacks[0].accuracy;
@@ -357,10 +379,11 @@ nlohmann::json Trainer::results() const {
 
 nlohmann::json Trainer::run() {
   build();
-  spdlog::info("{} {} on {}: {} training / {} validation images, {} epochs x {} steps, device {}",
-               request_.command, models::describe(config_.model), config_.data.dataset,
-               data_.train.size(), data_.val.size(), config_.train.epochs, steps_per_epoch_,
-               device_.str());
+  spdlog::info(
+      "{} {} on {}: {} training / {} validation images, {} epochs x {} steps, device {}, {}",
+      request_.command, models::describe(config_.model), config_.data.dataset, data_.train.size(),
+      data_.val.size(), config_.train.epochs, steps_per_epoch_, device_.str(),
+      runtime::precision_name(precision_));
   if (request_.resume) spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
 
   const int64_t first_step = state_.next_step;

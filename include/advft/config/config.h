@@ -86,6 +86,10 @@ struct RunConfig {
   EvalConfig eval;
   std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
   int64_t threads = 0;          ///< CPU intra-op threads (0 = every core)
+  /// auto | fp32 | tf32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on the CPU); weights stay fp32.
+  std::string precision = "auto";
+  /// auto | on | off: channels-last weights (auto: on for CUDA, where cuDNN prefers NHWC).
+  std::string channels_last = "auto";
 };
 
 }  // namespace advft::config

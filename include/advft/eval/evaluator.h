@@ -11,6 +11,7 @@
 #include "advft/attacks/attack_spec.h"
 #include "advft/data/dataset.h"
 #include "advft/models/classifier.h"
+#include "advft/runtime/precision.h"
 
 namespace advft::eval {
 
@@ -39,6 +40,8 @@ struct EvalOptions {
   int64_t batch_size = 500;
   int64_t limit = 0;  ///< only the first N examples (0 = all)
   uint64_t seed = 0;  ///< seeds the attacks' random starts, so a re-run gives the same numbers
+  /// Autocast of every forward pass (attacks included); predictions are compared in fp32.
+  runtime::Precision precision = runtime::Precision::kFp32;
 };
 
 /// Called after each batch with (examples done, total).

@@ -1,0 +1,42 @@
+#pragma once
+// Numeric precision of the forward passes: fp32, tf32 (fp32 storage, TensorFloat-32 matrix
+// products on CUDA), bf16 or fp16 autocast. Weights, optimizer state and losses stay fp32.
+#include <string>
+
+#include <torch/torch.h>
+
+namespace advft::runtime {
+
+enum class Precision { kFp32, kTf32, kBf16, kFp16 };
+
+/// "fp32" | "tf32" | "bf16" | "fp16", or "auto": bf16 on a CUDA device that supports it, else
+/// fp32. ConfigError naming `where` for other names, and for tf32/fp16 off CUDA (the CPU has no
+/// TensorFloat-32, and LibTorch's CPU autocast only knows bf16).
+Precision resolve_precision(const std::string& name, const torch::Device& device,
+                            const std::string& where);
+
+/// "fp32", "tf32", "bf16", "fp16".
+const char* precision_name(Precision precision);
+
+/// Sets the process-wide TensorFloat-32 switches of cuBLAS and cuDNN for `precision` (on only for
+/// tf32, so fp32 means fp32); a no-op without CUDA.
+void configure_matmul_precision(Precision precision);
+
+/// Autocast to bf16/fp16 on `device` for its lifetime (nothing for fp32/tf32), restoring the
+/// previous state after and dropping autocast's cast cache when the outermost guard ends, as
+/// Python's torch.autocast does.
+class AutocastGuard {
+ public:
+  AutocastGuard(Precision precision, const torch::Device& device);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool active_ = false;
+  c10::DeviceType device_type_ = c10::DeviceType::CPU;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kFloat;
+};
+
+}  // namespace advft::runtime
