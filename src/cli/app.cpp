@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "advft/cli/bench.h"
 #include "advft/cli/convert.h"
 #include "advft/cli/eval.h"
 #include "advft/cli/finetune.h"
@@ -35,6 +36,7 @@ void setup_app(CLI::App& app) {
   setup_schedule(app);
   setup_inspect(app);
   setup_convert(app);
+  setup_bench(app);
 }
 
 }  // namespace advft::cli

@@ -1,0 +1,56 @@
+#pragma once
+// `advft bench`: throughput of the two loops advft spends its time in — the PGD-k
+// adversarial-training step and PGD evaluation — on synthetic data of the model's shape, with
+// the FLOPs they do, so that runs on different cards and against the Python peers compare.
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "advft/attacks/attack_spec.h"
+#include "advft/models/model_spec.h"
+#include "advft/runtime/precision.h"
+
+namespace advft::bench {
+
+struct BenchOptions {
+  models::ModelSpec spec;
+  int64_t batch = 128;
+  attacks::AttackOptions train_attack;  ///< PGD-10, eps 8/255, step 2/255 by default
+  int64_t eval_steps = 20;              ///< PGD-k of the evaluation measurement
+  runtime::Precision precision = runtime::Precision::kFp32;
+  bool channels_last = false;
+  int64_t warmup = 3;       ///< untimed iterations first (cuDNN autotuning, allocator)
+  int64_t iterations = 10;  ///< timed iterations of each loop
+  torch::Device device = torch::kCPU;
+  uint64_t seed = 0;
+};
+
+struct BenchResult {
+  std::string model;   ///< models::describe(spec)
+  std::string device;  ///< e.g. "NVIDIA H100 80GB HBM3" or "CPU, 2 threads"
+  std::string precision;
+  bool channels_last = false;
+  int64_t batch = 0;
+  std::string train_attack;
+  int64_t eval_steps = 0;
+  int64_t forward_flops = 0;     ///< per image
+  int64_t at_step_flops = 0;     ///< per image
+  int64_t eval_flops = 0;        ///< per image
+  double at_images_per_s = 0;    ///< adversarial-training step
+  double eval_images_per_s = 0;  ///< PGD evaluation
+  double at_tflops = 0;          ///< achieved, from at_step_flops
+  double eval_tflops = 0;
+};
+
+/// Builds the model, counts its FLOPs, then times `iterations` AT steps (attack in train mode,
+/// forward, backward, SGD) and `iterations` PGD evaluations (eval mode) after `warmup` each.
+BenchResult run_bench(const BenchOptions& options);
+
+/// The result as an aligned table.
+std::string format_bench(const BenchResult& result);
+
+nlohmann::json to_json(const BenchResult& result);
+
+}  // namespace advft::bench

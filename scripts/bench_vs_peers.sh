@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# advft bench against the Python peers (../shared/peer), in one call on the GPU machine, so the
+# ratios compare like with like: PGD-10 AT step (bf16, channels-last) of PreActResNet-18 at batch
+# 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500.
+#
+#   PEER_DIR=peer bash scripts/bench_vs_peers.sh [OUT_DIR]
+#
+# PEER_DIR holds a copy of ../shared/peer (only the checkout travels to the GPU machine; keep the
+# copy in a folder .git/info/exclude ignores). Builds against the Python wheel's LibTorch into
+# build-cuda/. Writes advft's JSON and the peers' logs into OUT_DIR (default: $OUT or bench-out)
+# and prints a table of ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peer_dir=${PEER_DIR:-peer}
+out=${1:-${OUT:-bench-out}}
+mkdir -p "$out"
+[ -f "$peer_dir/peer_bench.py" ] || { echo "bench_vs_peers: no $peer_dir/peer_bench.py (set PEER_DIR)" >&2; exit 2; }
+
+prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DADVFT_BUILD_TESTS=OFF \
+  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build build-cuda -j"$(nproc)"
+
+run_advft() {  # name, then advft bench arguments
+  local name=$1; shift
+  ./build-cuda/advft bench --device cuda --precision bf16 --json "$out/advft_$name.json" "$@" |
+    tee "$out/advft_$name.txt"
+}
+run_advft preact18_128 --model preact18 --batch 128 --iterations 20
+run_advft preact18_512 --model preact18 --batch 512 --iterations 20
+run_advft wrn34_10_128 --model wrn34_10 --batch 128 --iterations 8
+run_advft preact18_eval500 --model preact18 --batch 500 --iterations 10
+run_advft wrn34_10_eval500 --model wrn34_10 --batch 500 --iterations 4
+
+python3 "$peer_dir/peer_bench.py" | tee "$out/peer_bench.txt"
+python3 "$peer_dir/peer_eval.py" | tee "$out/peer_eval.txt"
+if [ "${SKIP_COMPILE:-0}" != "1" ]; then
+  python3 "$peer_dir/peer_compile.py" | tee "$out/peer_compile.txt"
+fi
+
+python3 - "$out" <<'PY'
+import json, os, re, sys
+out = sys.argv[1]
+def advft(name, loop):
+    return json.load(open(os.path.join(out, f"advft_{name}.json")))[loop]["images_per_s"]
+def peer(file, pattern):
+    path = os.path.join(out, file)
+    if not os.path.exists(path):
+        return None
+    best = None
+    for line in open(path):
+        m = re.search(pattern, line)
+        if m:
+            best = max(best or 0.0, float(m.group(1)))
+    return best
+rows = [
+    ("PreActResNet-18 bs128 AT", advft("preact18_128", "at_step"),
+     peer("peer_bench.txt", r"preact18\s+bs= 128 amp=1 cl=1 .*?AT:\s+(\d+)"),
+     peer("peer_compile.txt", r"preact18\s+bs= 128 .*?:\s+(\d+) img/s")),
+    ("PreActResNet-18 bs512 AT", advft("preact18_512", "at_step"),
+     peer("peer_bench.txt", r"preact18\s+bs= 512 amp=1 cl=1 .*?AT:\s+(\d+)"),
+     peer("peer_compile.txt", r"preact18\s+bs= 512 .*?:\s+(\d+) img/s")),
+    ("WRN-34-10 bs128 AT", advft("wrn34_10_128", "at_step"),
+     peer("peer_bench.txt", r"wrn34-10\s+bs= 128 amp=1 cl=1 .*?AT:\s+(\d+)"),
+     peer("peer_compile.txt", r"wrn34.10\s+bs= 128 .*?:\s+(\d+) img/s")),
+    ("PreActResNet-18 PGD-20 eval bs500", advft("preact18_eval500", "eval"),
+     peer("peer_eval.txt", r"preact18 PGD-20 eval bs=500: (\d+)"), None),
+    ("WRN-34-10 PGD-20 eval bs500", advft("wrn34_10_eval500", "eval"),
+     peer("peer_eval.txt", r"wrn34.10 PGD-20 eval bs=500: (\d+)"), None),
+]
+print(f"\n{'loop':36s} {'advft img/s':>12s} {'eager img/s':>12s} {'ratio':>6s} "
+      f"{'compiled':>10s} {'ratio':>6s}")
+for name, ours, eager, compiled in rows:
+    ratio = lambda peer_value: f"{ours / peer_value:6.2f}" if peer_value else "     -"
+    print(f"{name:36s} {ours:12.0f} {eager or 0:12.0f} {ratio(eager)} {compiled or 0:10.0f} "
+          f"{ratio(compiled)}")
+PY

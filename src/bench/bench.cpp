@@ -1,0 +1,153 @@
+#include "advft/bench/bench.h"
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <sstream>
+
+#include "advft/attacks/attacks.h"
+#include "advft/bench/flops.h"
+#include "advft/config/config.h"
+#include "advft/models/factory.h"
+#include "advft/runtime/memory_format.h"
+#include "advft/train/sgd.h"
+
+#ifdef ADVFT_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+namespace advft::bench {
+namespace {
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
+}
+
+std::string device_name(const torch::Device& device) {
+#ifdef ADVFT_HAVE_CUDA
+  if (device.is_cuda()) {
+    return at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->name;
+  }
+#endif
+  if (device.is_cuda()) return device.str();
+  return "CPU, " + std::to_string(torch::get_num_threads()) + " threads";
+}
+
+// Seconds per call of `body` over `iterations` calls, after `warmup` untimed ones.
+double seconds_per_iteration(const std::function<void()>& body, const BenchOptions& o) {
+  for (int64_t i = 0; i < o.warmup; ++i)
+    body();
+  synchronize(o.device);
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.iterations; ++i)
+    body();
+  synchronize(o.device);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  return elapsed.count() / static_cast<double>(o.iterations);
+}
+
+}  // namespace
+
+BenchResult run_bench(const BenchOptions& o) {
+  torch::manual_seed(o.seed);
+  const models::ModelSpec& spec = o.spec;
+  models::ClassifierPtr model = models::make_model(spec);
+
+  BenchResult r;
+  r.model = models::describe(spec);
+  r.device = device_name(o.device);
+  r.precision = runtime::precision_name(o.precision);
+  r.channels_last = o.channels_last;
+  r.batch = o.batch;
+  r.train_attack = attacks::describe_attack(o.train_attack);
+  r.eval_steps = o.eval_steps;
+  r.forward_flops = forward_flops(*model, spec.in_channels, spec.input_size);
+  r.at_step_flops = at_step_flops(r.forward_flops, o.train_attack.steps);
+  r.eval_flops = eval_flops(r.forward_flops, o.eval_steps);
+
+  model->to(o.device);
+  if (o.channels_last) runtime::to_channels_last(*model);
+  runtime::configure_matmul_precision(o.precision);
+  auto images = torch::rand({o.batch, spec.in_channels, spec.input_size, spec.input_size},
+                            torch::TensorOptions().device(o.device));
+  if (o.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto labels = torch::randint(spec.num_classes, {o.batch},
+                                     torch::TensorOptions().device(o.device).dtype(torch::kLong));
+
+  config::OptimizerConfig sgd_options;
+  train::Sgd sgd(*model, sgd_options);
+  sgd.set_lr(1e-4);  // small: many steps on random labels must not drive the weights to inf
+  const auto at_step = [&] {
+    model->train();
+    torch::Tensor loss;
+    {
+      runtime::AutocastGuard autocast(o.precision, o.device);
+      const torch::Tensor adversarial = attacks::run_attack(*model, images, labels, o.train_attack);
+      loss = torch::nn::functional::cross_entropy(model->forward(adversarial), labels);
+    }
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+  };
+  attacks::AttackOptions eval_attack = o.train_attack;
+  eval_attack.kind = "pgd";
+  eval_attack.steps = o.eval_steps;
+  eval_attack.restarts = 1;
+  const auto eval_batch = [&] {
+    model->eval();
+    runtime::AutocastGuard autocast(o.precision, o.device);
+    const torch::Tensor adversarial = attacks::run_attack(*model, images, labels, eval_attack);
+    torch::NoGradGuard no_grad;
+    model->forward(adversarial).argmax(1);
+  };
+
+  const double batch = static_cast<double>(o.batch);
+  r.at_images_per_s = batch / seconds_per_iteration(at_step, o);
+  r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o);
+  r.at_tflops = r.at_images_per_s * static_cast<double>(r.at_step_flops) / 1e12;
+  r.eval_tflops = r.eval_images_per_s * static_cast<double>(r.eval_flops) / 1e12;
+  return r;
+}
+
+std::string format_bench(const BenchResult& r) {
+  std::ostringstream out;
+  char line[256];
+  out << "model      " << r.model << "\n";
+  out << "device     " << r.device << ", " << r.precision
+      << (r.channels_last ? ", channels-last" : "") << ", batch " << r.batch << "\n";
+  std::snprintf(line, sizeof line, "forward    %.3f GFLOP per image\n", r.forward_flops / 1e9);
+  out << line << "\n";
+  std::snprintf(line, sizeof line, "%-44s %12s %14s %10s\n", "loop", "images/s", "GFLOP/image",
+                "TFLOP/s");
+  out << line;
+  std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f\n",
+                ("AT step, " + r.train_attack).c_str(), r.at_images_per_s, r.at_step_flops / 1e9,
+                r.at_tflops);
+  out << line;
+  std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f\n",
+                ("PGD-" + std::to_string(r.eval_steps) + " evaluation").c_str(),
+                r.eval_images_per_s, r.eval_flops / 1e9, r.eval_tflops);
+  out << line;
+  return out.str();
+}
+
+nlohmann::json to_json(const BenchResult& r) {
+  return {{"model", r.model},
+          {"device", r.device},
+          {"precision", r.precision},
+          {"channels_last", r.channels_last},
+          {"batch", r.batch},
+          {"train_attack", r.train_attack},
+          {"eval_steps", r.eval_steps},
+          {"forward_flops_per_image", r.forward_flops},
+          {"at_step",
+           {{"images_per_s", r.at_images_per_s},
+            {"flops_per_image", r.at_step_flops},
+            {"tflops", r.at_tflops}}},
+          {"eval",
+           {{"images_per_s", r.eval_images_per_s},
+            {"flops_per_image", r.eval_flops},
+            {"tflops", r.eval_tflops}}}};
+}
+
+}  // namespace advft::bench

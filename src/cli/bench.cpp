@@ -1,0 +1,116 @@
+#include "advft/cli/bench.h"
+
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "advft/bench/bench.h"
+#include "advft/error.h"
+#include "advft/io/metrics.h"
+#include "advft/models/factory.h"
+#include "advft/runtime/device.h"
+#include "advft/runtime/logging.h"
+
+namespace advft::cli {
+
+struct BenchCliOptions {
+  std::string model = "preact18";
+  int64_t batch = 128;
+  std::string attack = "pgd:steps=10";
+  int64_t eval_steps = 20;
+  std::string precision = "auto";
+  std::string channels_last = "auto";
+  std::string device = "auto";
+  int64_t input_size = 0;
+  int64_t classes = 0;
+  int64_t warmup = 3;
+  int64_t iterations = 10;
+  int64_t threads = 0;
+  std::string json;
+};
+
+namespace {
+
+// The peers' names for the benchmark models, and the data each is measured on.
+models::ModelSpec bench_spec(const BenchCliOptions& o) {
+  static const std::map<std::string, std::string> kAliases = {
+      {"preact18", "preact_resnet18"}, {"wrn34_10", "wrn34_10"}, {"wrn28_10", "wrn28_10"}};
+  models::ModelSpec spec;
+  const auto alias = kAliases.find(o.model);
+  spec.arch = alias != kAliases.end() ? alias->second : o.model;
+  // torchvision's ImageNet networks at ImageNet's shape; everything else at CIFAR's.
+  const bool imagenet = spec.arch.rfind("resnet", 0) == 0 || spec.arch == "wide_resnet50_2";
+  spec.input_size = o.input_size > 0 ? o.input_size : (imagenet ? 224 : 32);
+  spec.num_classes = o.classes > 0 ? o.classes : (imagenet ? 1000 : 10);
+  try {
+    models::validate(spec);
+  } catch (const ConfigError& e) {
+    throw UsageError(std::string("--model ") + o.model + ": " + e.what() +
+                     " (or preact18, wrn34_10, wrn28_10)");
+  }
+  return spec;
+}
+
+void run_bench_command(const BenchCliOptions& o) {
+  runtime::init_logging(false);
+  runtime::set_cpu_threads(o.threads);
+  bench::BenchOptions options;
+  options.spec = bench_spec(o);
+  options.batch = o.batch;
+  options.device = runtime::resolve_device(o.device);
+  options.train_attack =
+      attacks::parse_attack_spec(o.attack, attacks::AttackOptions{}, "--attack").options;
+  options.eval_steps = o.eval_steps;
+  options.precision = runtime::resolve_precision(o.precision, options.device, "--precision");
+  if (o.channels_last != "auto" && o.channels_last != "on" && o.channels_last != "off")
+    throw UsageError("--channels-last " + o.channels_last + ": must be auto, on or off");
+  // NHWC pays off with cuDNN's tensor-core kernels; the CPU's convolutions prefer NCHW.
+  options.channels_last =
+      o.channels_last == "on" || (o.channels_last == "auto" && options.device.is_cuda());
+  options.warmup = o.warmup;
+  options.iterations = o.iterations;
+  spdlog::info("benchmarking {} at batch {} on {}", models::describe(options.spec), o.batch,
+               options.device.str());
+
+  const bench::BenchResult result = bench::run_bench(options);
+  std::cout << bench::format_bench(result) << std::flush;
+  if (!o.json.empty()) io::write_json_atomic(o.json, bench::to_json(result));
+}
+
+}  // namespace
+
+void setup_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchCliOptions>();
+  auto* command = app.add_subcommand(
+      "bench",
+      "Images/s and TFLOP/s of the PGD adversarial-training step and of PGD evaluation on "
+      "synthetic data (FLOPs counted from the operators that run)");
+  command->add_option("--model", o->model,
+                      "preact18 | wrn34_10 | wrn28_10 | resnet50 | any model.arch (default "
+                      "preact18; resnet* and wide_resnet50_2 at 224x224, 1000 classes)");
+  command->add_option("--batch", o->batch, "Images per step (default 128)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--attack", o->attack,
+                      "Training attack (default pgd:steps=10, eps 8/255, step 2/255)");
+  command->add_option("--eval-steps", o->eval_steps, "PGD steps of the evaluation (default 20)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--precision", o->precision,
+                      "auto | fp32 | tf32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on the CPU)");
+  command->add_option("--channels-last", o->channels_last, "auto | on | off (auto: on for CUDA)");
+  command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
+  command->add_option("--input-size", o->input_size, "Image height = width (default per model)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--classes", o->classes, "Classes (default per model)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--warmup", o->warmup, "Untimed iterations first (default 3)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--iterations", o->iterations, "Timed iterations per loop (default 10)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--threads", o->threads, "CPU threads")->check(CLI::PositiveNumber);
+  command->add_option("--json", o->json, "Also write the results as JSON to this file");
+  command->callback([o]() { run_bench_command(*o); });
+}
+
+}  // namespace advft::cli

@@ -1,0 +1,124 @@
+// advft bench and the precision machinery it shares with training: FLOP counting, autocast,
+// fp16 loss scaling, and the command itself on the CPU (GPU figures come from the GPU machine).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/bench/flops.h"
+#include "advft/error.h"
+#include "advft/models/factory.h"
+#include "advft/runtime/memory_format.h"
+#include "advft/runtime/precision.h"
+#include "advft/train/loss_scaler.h"
+#include "fixtures.h"
+#include "tiny_model.h"
+
+namespace advft::testing {
+namespace {
+
+TEST(Flops, CountsConvolutionsAndMatrixProductsOfOneForward) {
+  TinyNet net(3, 10);
+  // conv 3->8, 3x3, padding 1 on 32x32: 2 * 8*32*32 outputs * 27 multiply-adds; fc 8->10.
+  EXPECT_EQ(bench::forward_flops(*net, 3, 32), 2 * 8 * 32 * 32 * 27 + 2 * 8 * 10);
+  EXPECT_TRUE(net->is_training());  // the model's mode is restored
+}
+
+// The per-image FLOPs of a PGD-10 AT step that the Python peers report (peer_compile.py).
+TEST(Flops, MatchThePeersFiguresForPreActResNet18AndWrn34_10) {
+  models::ModelSpec preact;
+  EXPECT_NEAR(bench::at_step_flops(bench::forward_flops(*models::make_model(preact), 3, 32), 10),
+              25.5e9, 0.1e9);
+  models::ModelSpec wrn;
+  wrn.arch = "wrn34_10";
+  EXPECT_NEAR(bench::at_step_flops(bench::forward_flops(*models::make_model(wrn), 3, 32), 10),
+              306e9, 1e9);
+  EXPECT_EQ(bench::eval_flops(100, 20), 4100);
+}
+
+TEST(Precision, ResolvesPerDeviceAndRefusesWhatTheCpuCannotDo) {
+  using runtime::Precision;
+  EXPECT_EQ(runtime::resolve_precision("auto", torch::kCPU, "precision"), Precision::kFp32);
+  EXPECT_EQ(runtime::resolve_precision("bf16", torch::kCPU, "precision"), Precision::kBf16);
+  EXPECT_THROW(runtime::resolve_precision("fp16", torch::kCPU, "precision"), ConfigError);
+  EXPECT_THROW(runtime::resolve_precision("tf32", torch::kCPU, "precision"), ConfigError);
+  EXPECT_THROW(runtime::resolve_precision("half", torch::kCPU, "precision"), ConfigError);
+  EXPECT_STREQ(runtime::precision_name(Precision::kBf16), "bf16");
+}
+
+TEST(Precision, AutocastGuardScopesBf16AndRestores) {
+  torch::nn::Linear layer(4, 3);
+  const torch::Tensor x = torch::rand({2, 4});
+  {
+    const runtime::AutocastGuard bf16(runtime::Precision::kBf16, torch::kCPU);
+    EXPECT_EQ(layer(x).scalar_type(), torch::kBFloat16);
+    {
+      const runtime::AutocastGuard fp32(runtime::Precision::kFp32, torch::kCPU);  // no-op
+      EXPECT_EQ(layer(x).scalar_type(), torch::kBFloat16);
+    }
+  }
+  EXPECT_EQ(layer(x).scalar_type(), torch::kFloat32);
+  EXPECT_EQ(layer->weight.scalar_type(), torch::kFloat32);  // weights stay fp32
+}
+
+TEST(MemoryFormat, ChannelsLastKeepsTensorIdentityAndValues) {
+  TinyNet net(3, 10);
+  torch::Tensor weight = net->named_parameters()["conv.weight"];
+  const torch::Tensor before = weight.clone();
+  runtime::to_channels_last(*net);
+  EXPECT_TRUE(weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(weight, before));
+}
+
+TEST(LossScaler, SkipsOverflowingStepsHalvesAndGrowsTheScale) {
+  train::LossScaler scaler(/*enabled=*/true, /*initial_scale=*/1024.0, /*growth_interval=*/2);
+  torch::Tensor p = torch::zeros({3}, torch::requires_grad());
+  EXPECT_EQ(scaler.scale_loss(torch::tensor(2.0)).item<double>(), 2048.0);
+
+  p.mutable_grad() = torch::full({3}, 1024.0);
+  EXPECT_TRUE(scaler.unscale_and_update({p}));
+  EXPECT_TRUE(torch::allclose(p.grad(), torch::ones({3})));  // unscaled
+  p.mutable_grad() = torch::tensor({1.0, std::numeric_limits<double>::infinity(), 0.0});
+  EXPECT_FALSE(scaler.unscale_and_update({p}));
+  EXPECT_EQ(scaler.scale(), 512.0);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+  for (int i = 0; i < 2; ++i) {
+    p.mutable_grad() = torch::ones({3});
+    EXPECT_TRUE(scaler.unscale_and_update({p}));
+  }
+  EXPECT_EQ(scaler.scale(), 1024.0);  // two good steps in a row: doubled
+
+  train::LossScaler resumed(true);
+  resumed.load_state(scaler.state());
+  EXPECT_EQ(resumed.scale(), 1024.0);
+  EXPECT_EQ(resumed.skipped_steps(), 1);
+
+  train::LossScaler off(/*enabled=*/false);
+  p.mutable_grad() = torch::full({3}, std::numeric_limits<double>::quiet_NaN());
+  EXPECT_TRUE(off.unscale_and_update({p}));  // fp32/bf16: the trainer's finite checks apply
+  EXPECT_EQ(off.scale_loss(torch::tensor(2.0)).item<double>(), 2.0);
+}
+
+TEST(BenchCli, PrintsThroughputAndWritesJson) {
+  TempDir dir;
+  const RunResult r = run_advft(
+      "bench --model preact18 --batch 4 --attack pgd:steps=1 "
+      "--eval-steps 2 --warmup 1 --iterations 1 --device cpu --json " +
+      dir.file("bench.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("images/s"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("bench.json")));
+  EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_EQ(j["batch"], 4);
+  EXPECT_GT(j["at_step"]["images_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["eval"]["images_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(j["at_step"]["flops_per_image"].get<int64_t>(),
+            5 * j["forward_flops_per_image"].get<int64_t>());  // PGD-1: (2*1 + 3) forwards
+  EXPECT_EQ(run_advft("bench --model resnet9000").exit_code, 2);
+  EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
+}
+
+}  // namespace
+}  // namespace advft::testing
