@@ -3,9 +3,13 @@
 # time (FUZZ_SECONDS, default 60) from its checked-in seeds. Any finding fails: a crash, an
 # ASan/UBSan report, an exception other than a CheckpointError naming the file, a run over
 # 10 s or an allocation over 2 GB. The inputs that found it are left in build-fuzz/artifacts/.
+# FUZZ_SEED and FUZZ_RUNS make a run repeatable (CI sets both, so that a result does not depend
+# on luck); unset, each run explores from a new random seed until FUZZ_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
+seed=${FUZZ_SEED:-0}  # 0: libFuzzer picks one
+runs=${FUZZ_RUNS:--1}  # -1: until FUZZ_SECONDS
 build_dir=${ADVFT_FUZZ_BUILD_DIR:-build-fuzz}
 
 cmake -S fuzz -B "$build_dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
@@ -20,8 +24,9 @@ fuzz() {
   # New inputs go to the build folder's corpus (first folder), never into the seeds in fuzz/.
   local corpus="$build_dir/corpus/$target" log="$build_dir/$target.log"
   mkdir -p "$corpus"
-  echo "fuzz: $target for ${seconds}s"
+  echo "fuzz: $target for ${seconds}s (seed $seed, runs $runs)"
   if UBSAN_OPTIONS=print_stacktrace=1 "$build_dir/$target" -max_total_time="$seconds" \
+      -seed="$seed" -runs="$runs" \
       -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -dict="$dict" -print_final_stats=1 \
       -artifact_prefix="$build_dir/artifacts/$target-" "$corpus" "fuzz/corpus/${target%_fuzzer}" \
       >"$log" 2>&1; then

@@ -567,6 +567,17 @@ TEST(PickleTensorTest, RefusesEmptyTensorsWhoseShapeOverflows) {
   EXPECT_EQ(empty.tensor.sizes(), (std::vector<int64_t>{0, big, 2}));
 }
 
+// Found by the torch_file fuzzer: an empty storage in an unaligned record took the copy path
+// and passed the empty tensor's null buffer to memcpy (undefined behaviour, UBSan's nonnull).
+TEST(PickleTensorTest, EmptyStorageInAnUnalignedRecordLoads) {
+  const std::string buffer(16, '\0');
+  const StorageLoader unaligned = [&](const std::string&) {
+    return std::string_view(buffer).substr(1, 0);
+  };
+  const PickleValue empty = unpickle(tensor_pickle(0, {0}, {1}, 0), "e.pt", unaligned);
+  EXPECT_EQ(empty.tensor.numel(), 0);
+}
+
 TEST(PickleStateDictTest, FlattensNestedDictsAndSkipsOtherValues) {
   auto tensor_value = [](float x) {
     PickleValue v;

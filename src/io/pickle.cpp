@@ -845,7 +845,8 @@ class Unpickler {
       n.tensor = torch::from_blob(const_cast<char*>(data.data()), {numel}, options);
     } else {
       n.tensor = torch::empty({numel}, options);
-      std::memcpy(n.tensor.data_ptr(), data.data(), nbytes);
+      // An empty tensor has no buffer (data_ptr() is null): memcpy must not see it.
+      if (nbytes > 0) std::memcpy(n.tensor.data_ptr(), data.data(), nbytes);
     }
     storage_bytes_ += nbytes;
     const size_t id = make(std::move(n));
