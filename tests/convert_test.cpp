@@ -39,10 +39,11 @@ std::map<std::string, torch::Tensor> tensors_by_name(const std::string& path) {
 
 // Runs check_converted.py: Python loads `file` as a user would and compares its logits.
 ::testing::AssertionResult python_agrees(const std::string& kind, const std::string& file,
-                                         const FixtureFiles& fixtures, const std::string& name) {
+                                         const FixtureFiles& fixtures, const std::string& name,
+                                         const std::string& input = "input") {
   const std::string command = std::string(detail::kFixturePython) + " '" + ADVFT_SOURCE_DIR +
                               "/tests/fixtures/check_converted.py' " + kind + " '" + file + "' '" +
-                              fixtures.path("expected.pt") + "' " + name + " 2>&1";
+                              fixtures.path("expected.pt") + "' " + name + " " + input + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return ::testing::AssertionFailure() << "cannot run " << command;
   std::string output;
@@ -79,8 +80,9 @@ class ConvertTest : public ::testing::Test {
 
 struct RoundTrip {
   const char* file;  // in make_zoo_fixtures.py's folder
-  const char* kind;  // check_converted.py's reference definition
+  const char* kind;  // check_converted.py's reference definition, and the logits' name
   const char* back_flags;
+  const char* input = "input";  // the logits' input in expected.pt
 };
 
 // CTest names the cases by file instead of printing the struct's bytes.
@@ -102,21 +104,30 @@ TEST_P(ZooRoundTripTest, ToAdvftAndBackToPythonKeepsTheLogits) {
   ASSERT_EQ(to_advft.exit_code, 0) << to_advft.output;
   const io::FileInfo info = io::inspect_file(advft_file);
   EXPECT_EQ(info.format, io::FileFormat::kAdvftCheckpoint);
-  EXPECT_LE(max_diff(advft_logits(advft_file, expected.at("input")), expected.at(c.kind)),
+  const models::ModelSpec spec = io::load_checkpoint(advft_file).spec;
+  EXPECT_EQ(spec.input_size, std::string(c.input) == "input64" ? 224 : 32);  // ImageNet stems
+  EXPECT_LE(max_diff(advft_logits(advft_file, expected.at(c.input)), expected.at(c.kind)),
             kTolerance);
 
   const RunResult to_torch = run_advft("convert " + advft_file + " " + back + " " + c.back_flags);
   ASSERT_EQ(to_torch.exit_code, 0) << to_torch.output;
-  EXPECT_TRUE(python_agrees(c.kind, back, zoo(), c.kind));
+  EXPECT_TRUE(python_agrees(c.kind, back, zoo(), c.kind, c.input));
   // advft reads its own torch.save output as well.
   EXPECT_EQ(io::inspect_file(back).layout, info.layout);
 }
 
-INSTANTIATE_TEST_SUITE_P(Zoo, ZooRoundTripTest,
-                         ::testing::Values(RoundTrip{"preact18.pt", "preact18", ""},
-                                           // TRADES' definition also declares sub_block1.
-                                           RoundTrip{"wrn16_2.pt", "wrn16_2", "--sub-block1"},
-                                           RoundTrip{"resnet18_cifar.tar", "resnet18_cifar", ""}));
+// Every reference layout of the fixtures, each detected from its keys alone.
+INSTANTIATE_TEST_SUITE_P(
+    Zoo, ZooRoundTripTest,
+    ::testing::Values(RoundTrip{"preact18.pt", "preact18", ""},
+                      // TRADES' definition also declares sub_block1.
+                      RoundTrip{"wrn16_2.pt", "wrn16_2", "--sub-block1"},
+                      RoundTrip{"trades_wrn28_10.pt", "trades_wrn28_10", "--sub-block1"},
+                      RoundTrip{"resnet18_cifar.tar", "resnet18_cifar", ""},
+                      RoundTrip{"tv_resnet18.pth", "tv_resnet18", "", "input64"},
+                      RoundTrip{"tv_resnet50.pth", "tv_resnet50", "", "input64"},
+                      RoundTrip{"tv_wide_resnet50_2.pth", "tv_wide_resnet50_2", "", "input64"},
+                      RoundTrip{"nested_resnet18.pth", "nested_resnet18", "", "input64"}));
 
 TEST(TorchSaveWriter, EveryDtypeAndViewReadsBackExactly) {
   const torch::Tensor base = torch::arange(24, torch::kFloat64).reshape({4, 6});

@@ -74,6 +74,9 @@ models::ModelSpec foreign_spec(const ConvertCliOptions& o, const io::FileInfo& i
         overrides.push_back("model.num_classes=" + std::to_string(layout.num_classes));
       if (layout.in_channels > 0)
         overrides.push_back("model.in_channels=" + std::to_string(layout.in_channels));
+      // An ImageNet stem (7x7 conv + max-pool) means ImageNet's images.
+      if (layout.family == "resnet" && !layout.cifar_stem)
+        overrides.push_back("model.input_size=224");
       spdlog::info("{}: detected a {}", info.path, layout.description);
     }
   }
