@@ -43,16 +43,10 @@ std::map<std::string, torch::Tensor> tensors_by_name(const std::string& path) {
                                          const std::string& input = "input") {
   const std::string command = std::string(detail::kFixturePython) + " '" + ADVFT_SOURCE_DIR +
                               "/tests/fixtures/check_converted.py' " + kind + " '" + file + "' '" +
-                              fixtures.path("expected.pt") + "' " + name + " " + input + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return ::testing::AssertionFailure() << "cannot run " << command;
-  std::string output;
-  std::array<char, 4096> buffer{};
-  for (size_t n; (n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0;)
-    output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  if (status != 0) return ::testing::AssertionFailure() << command << "\n" << output;
-  return ::testing::AssertionSuccess() << output;
+                              fixtures.path("expected.pt") + "' " + name + " " + input;
+  const RunResult r = run_command(command);
+  if (r.exit_code != 0) return ::testing::AssertionFailure() << command << "\n" << r.output;
+  return ::testing::AssertionSuccess() << r.output;
 }
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {

@@ -154,9 +154,9 @@ struct RunResult {
   std::string output;  ///< stdout and stderr together
 };
 
-/// Runs `advft <args>` through the shell (args are shell words) and captures everything.
-inline RunResult run_advft(const std::string& args) {
-  std::string command = std::string(ADVFT_BINARY) + " " + args + " 2>&1";
+/// Runs a shell command line and captures its stdout and stderr together.
+inline RunResult run_command(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   RunResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -167,6 +167,11 @@ inline RunResult run_advft(const std::string& args) {
   int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+/// Runs `advft <args>` through the shell (args are shell words) and captures everything.
+inline RunResult run_advft(const std::string& args) {
+  return run_command(std::string(ADVFT_BINARY) + " " + args);
 }
 
 }  // namespace advft::testing

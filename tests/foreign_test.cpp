@@ -22,6 +22,7 @@
 #include "advft/io/foreign.h"
 #include "advft/io/torch_file.h"
 #include "advft/models/factory.h"
+#include "expect_error.h"
 #include "fixtures.h"
 
 namespace advft::testing {
@@ -98,20 +99,6 @@ io::ForeignOptions with_spec(const models::ModelSpec& spec) {
   io::ForeignOptions options;
   options.spec = spec;
   return options;
-}
-
-// Runs `load` and requires a one-line CheckpointError holding every one of `parts`.
-void expect_checkpoint_error(const std::function<void()>& load,
-                             const std::vector<std::string>& parts) {
-  try {
-    load();
-    ADD_FAILURE() << "no error; expected one mentioning " << parts.front();
-  } catch (const CheckpointError& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    for (const auto& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
 }
 
 struct ZooCase {

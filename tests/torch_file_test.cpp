@@ -22,6 +22,7 @@
 #include "advft/io/torch_file.h"
 #include "advft/io/zip_reader.h"
 #include "checkpoint_bytes.h"
+#include "expect_error.h"
 #include "fixtures.h"
 
 namespace {
@@ -35,6 +36,7 @@ using advft::io::StorageLoader;
 using advft::io::TorchFileContent;
 using advft::io::unpickle;
 using advft::io::ZipReader;
+using advft::testing::expect_checkpoint_error;
 using advft::testing::pickle_p2;
 using advft::testing::pickle_text;
 using advft::testing::read_bytes;
@@ -111,21 +113,6 @@ const std::vector<std::string> kConvNames = {"conv.weight",    "bn.weight",
                                              "bn.bias",        "bn.running_mean",
                                              "bn.running_var", "bn.num_batches_tracked",
                                              "fc.weight",      "fc.bias"};
-
-// Runs `load` and requires a CheckpointError whose message holds every one of `parts`.
-void expect_checkpoint_error(const std::function<void()>& load,
-                             const std::vector<std::string>& parts) {
-  try {
-    load();
-    ADD_FAILURE() << "no error; expected one mentioning " << parts.front();
-  } catch (const CheckpointError& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    for (const auto& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-    }
-  }
-}
 
 // ---------------------------------------------------------------- torch.save files
 

@@ -8,6 +8,7 @@
 #include "advft/io/atomic_file.h"
 #include "advft/io/pickle.h"
 #include "advft/io/zip_writer.h"
+#include "pickle_opcodes.h"
 
 namespace advft::io {
 namespace {
@@ -17,22 +18,7 @@ constexpr const char* kArchive = "archive/";
 // What PyTorch 1.6 - 2.x write as the archive's format version.
 constexpr const char* kFormatVersion = "3\n";
 
-// The opcodes of pickle protocol 2 this writer needs (names as in Python's pickletools).
-namespace op {
-constexpr char kProto = '\x80';
-constexpr char kGlobal = 'c';
-constexpr char kMark = '(';
-constexpr char kTuple = 't';
-constexpr char kEmptyTuple = ')';
-constexpr char kReduce = 'R';
-constexpr char kBinUnicode = 'X';
-constexpr char kBinInt = 'J';
-constexpr char kLong1 = '\x8a';
-constexpr char kBinPersId = 'Q';
-constexpr char kNewFalse = '\x89';
-constexpr char kSetItems = 'u';
-constexpr char kStop = '.';
-}  // namespace op
+namespace op = detail::op;
 
 // Builds the pickle of an OrderedDict of tensors, writing each tensor's bytes as a storage
 // record of the archive.
@@ -41,22 +27,24 @@ class StateDictPickler {
   explicit StateDictPickler(ZipWriter& zip) : zip_(zip) {}
 
   std::string pickle(const std::vector<NamedTensor>& tensors) {
-    out_ += op::kProto;
+    opcode(op::kProto);
     out_ += '\x02';
     ordered_dict();
-    out_ += op::kMark;
+    opcode(op::kMark);
     for (const auto& t : tensors) {
       text(t.name);
       tensor(t.name, t.tensor);
     }
-    out_ += op::kSetItems;
-    out_ += op::kStop;
+    opcode(op::kSetItems);
+    opcode(op::kStop);
     return std::move(out_);
   }
 
  private:
+  void opcode(uint8_t code) { out_ += static_cast<char>(code); }
+
   void global(std::string_view module, std::string_view name) {
-    out_ += op::kGlobal;
+    opcode(op::kGlobal);
     out_.append(module);
     out_ += '\n';
     out_.append(name);
@@ -65,32 +53,32 @@ class StateDictPickler {
 
   void ordered_dict() {  // collections.OrderedDict()
     global("collections", "OrderedDict");
-    out_ += op::kEmptyTuple;
-    out_ += op::kReduce;
+    opcode(op::kEmptyTuple);
+    opcode(op::kReduce);
   }
 
   void text(std::string_view s) {
-    out_ += op::kBinUnicode;
+    opcode(op::kBinUnicode);
     put_le(static_cast<uint64_t>(s.size()), 4);
     out_.append(s);
   }
 
   void integer(int64_t v) {
     if (v >= INT32_MIN && v <= INT32_MAX) {
-      out_ += op::kBinInt;
+      opcode(op::kBinInt);
       put_le(static_cast<uint64_t>(v), 4);
     } else {
-      out_ += op::kLong1;  // 8 bytes, little-endian two's complement
+      opcode(op::kLong1);  // 8 bytes, little-endian two's complement
       out_ += '\x08';
       put_le(static_cast<uint64_t>(v), 8);
     }
   }
 
   void int_tuple(torch::IntArrayRef values) {
-    out_ += op::kMark;
+    opcode(op::kMark);
     for (int64_t v : values)
       integer(v);
-    out_ += op::kTuple;
+    opcode(op::kTuple);
   }
 
   void put_le(uint64_t v, int bytes) {
@@ -114,22 +102,22 @@ class StateDictPickler {
              std::string_view(static_cast<const char*>(data.data_ptr()), data.nbytes()));
 
     global("torch._utils", "_rebuild_tensor_v2");
-    out_ += op::kMark;
-    out_ += op::kMark;
+    opcode(op::kMark);
+    opcode(op::kMark);
     text("storage");
     global("torch", type);
     text(key);
     text("cpu");
     integer(data.numel());
-    out_ += op::kTuple;
-    out_ += op::kBinPersId;
+    opcode(op::kTuple);
+    opcode(op::kBinPersId);
     integer(0);  // storage offset
     int_tuple(data.sizes());
     int_tuple(data.strides());
-    out_ += op::kNewFalse;  // requires_grad
+    opcode(op::kNewFalse);  // requires_grad
     ordered_dict();         // backward hooks
-    out_ += op::kTuple;
-    out_ += op::kReduce;
+    opcode(op::kTuple);
+    opcode(op::kReduce);
   }
 
   ZipWriter& zip_;
