@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include "advft/error.h"
+#include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/signals.h"
 #include "advft/runtime/version.h"
@@ -20,6 +21,70 @@ TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
     EXPECT_THROW(resolve_device("cuda:1"), ConfigError);
   }
   EXPECT_THROW(resolve_device("tpu"), ConfigError);
+}
+
+TEST(CudaGraphs, SettingResolvesPerDeviceAndRefusesOnWithoutAGpu) {
+  EXPECT_EQ(resolve_graph_mode("off", torch::kCPU, "cuda_graphs"), GraphMode::kOff);
+  EXPECT_EQ(resolve_graph_mode("auto", torch::kCPU, "cuda_graphs"), GraphMode::kOff);
+  try {
+    resolve_graph_mode("on", torch::kCPU, "cuda_graphs");
+    ADD_FAILURE() << "cuda_graphs = on on the CPU must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda_graphs"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(resolve_graph_mode("yes", torch::kCPU, "--graphs"), ConfigError);
+  if (cuda_graphs_available(torch::Device(torch::kCUDA, 0))) {
+    const torch::Device gpu(torch::kCUDA, 0);
+    EXPECT_EQ(resolve_graph_mode("auto", gpu, "cuda_graphs"), GraphMode::kCuda);
+    EXPECT_EQ(resolve_graph_mode("auto", gpu, "cuda_graphs", "fp16"), GraphMode::kOff);
+    EXPECT_THROW(resolve_graph_mode("on", gpu, "cuda_graphs", "fp16"), ConfigError);
+  }
+}
+
+// What the trainer relies on, checked without a GPU through the emulated mode: warm-up calls
+// see the caller's tensors, later calls run on static copies refilled in place, and a call of
+// another shape (a last partial batch) runs eagerly.
+TEST(CudaGraphs, GraphedCallWarmsUpThenReplaysOnStaticInputs) {
+  std::vector<torch::Tensor> seen;
+  GraphedCall call(
+      [&](const std::vector<torch::Tensor>& in) {
+        seen.push_back(in[0]);
+        return std::vector<torch::Tensor>{in[0] * 2};
+      },
+      GraphMode::kEmulated, /*warmup=*/2, "doubling");
+  const torch::Tensor a = torch::arange(4.0);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(call({a})[0].equal(a * 2));
+    EXPECT_TRUE(seen.back().is_same(a));  // eager: the caller's tensor itself
+  }
+  EXPECT_FALSE(call.captured());
+  const torch::Tensor b = torch::arange(4.0) + 10;
+  EXPECT_TRUE(call({b})[0].equal(b * 2));  // capture, then the replay that runs this call
+  ASSERT_TRUE(call.captured());
+  const torch::Tensor static_input = seen.back();
+  EXPECT_FALSE(static_input.is_same(b));
+  const torch::Tensor c = torch::arange(4.0) - 3;
+  EXPECT_TRUE(call({c})[0].equal(c * 2));
+  EXPECT_TRUE(seen.back().is_same(static_input));  // refilled in place, not reallocated
+  EXPECT_EQ(call.replays(), 2);
+  const torch::Tensor partial = torch::arange(3.0);
+  EXPECT_TRUE(call({partial})[0].equal(partial * 2));
+  EXPECT_TRUE(seen.back().is_same(partial));
+  EXPECT_EQ(call.replays(), 2);
+}
+
+TEST(CudaGraphs, OffRunsEveryCallEagerly) {
+  int calls = 0;
+  GraphedCall call(
+      [&](const std::vector<torch::Tensor>& in) {
+        ++calls;
+        return std::vector<torch::Tensor>{in[0] + 1};
+      },
+      GraphMode::kOff, /*warmup=*/0, "increment");
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(call({torch::ones({2})})[0].equal(torch::full({2}, 2.0)));
+  EXPECT_EQ(calls, 3);
+  EXPECT_FALSE(call.captured());
 }
 
 TEST(Signals, HandlerRecordsTheSignalInsteadOfKilling) {

@@ -1,0 +1,153 @@
+#include "advft/runtime/cuda_graph.h"
+
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+
+#include "advft/error.h"
+
+#ifdef ADVFT_HAVE_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace advft::runtime {
+#ifdef ADVFT_HAVE_CUDA
+namespace {
+
+// c10::Error messages carry a C++ backtrace after the first line; users need the first line.
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
+
+}  // namespace
+#endif
+
+bool cuda_graphs_available(const torch::Device& device) {
+#ifdef ADVFT_HAVE_CUDA
+  return device.is_cuda();
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+GraphMode resolve_graph_mode(const std::string& setting, const torch::Device& device,
+                             const std::string& where, const std::string& not_capturable) {
+  if (setting == "off") return GraphMode::kOff;
+  if (setting != "auto" && setting != "on") {
+    throw ConfigError(where + " = \"" + setting + "\": must be auto, on or off");
+  }
+  if (!cuda_graphs_available(device)) {
+    if (setting == "auto") return GraphMode::kOff;
+    throw ConfigError(where + " = \"on\" needs a CUDA device and a LibTorch built with CUDA (" +
+                      device.str() + " here); use auto or off");
+  }
+  if (!not_capturable.empty()) {
+    if (setting == "on")
+      throw ConfigError(where + " = \"on\": " + not_capturable + "; use auto or off");
+    spdlog::info("CUDA graphs off: {}", not_capturable);
+    return GraphMode::kOff;
+  }
+  return GraphMode::kCuda;
+}
+
+struct GraphedCall::Graph {
+#ifdef ADVFT_HAVE_CUDA
+  // Made only for kCuda: constructing a CUDAGraph asks CUDA for the current stream, which fails
+  // where no GPU is visible (emulated graphs in the tests of a CUDA build on such a machine).
+  std::unique_ptr<at::cuda::CUDAGraph> cuda;
+#endif
+};
+
+GraphedCall::GraphedCall(Fn fn, GraphMode mode, int64_t warmup, std::string what)
+    : fn_(std::move(fn)), mode_(mode), warmup_(warmup), what_(std::move(what)) {
+#ifndef ADVFT_HAVE_CUDA
+  TORCH_CHECK(mode_ != GraphMode::kCuda, "GraphedCall: this LibTorch has no CUDA graphs");
+#endif
+}
+
+GraphedCall::~GraphedCall() = default;
+
+bool GraphedCall::fits(const std::vector<torch::Tensor>& inputs) const {
+  if (inputs.size() != static_inputs_.size()) return false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const torch::Tensor& a = inputs[i];
+    const torch::Tensor& b = static_inputs_[i];
+    if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type() || a.device() != b.device())
+      return false;
+  }
+  return true;
+}
+
+void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
+  // The captured kernels read these addresses on every replay; clone keeps each memory format.
+  static_inputs_.clear();
+  for (const auto& input : inputs)
+    static_inputs_.push_back(input.detach().clone());
+  auto graph = std::make_unique<Graph>();
+#ifdef ADVFT_HAVE_CUDA
+  if (mode_ == GraphMode::kCuda) {
+    // Autocast's cache of bf16 weight copies would be freed at the end of the capture while the
+    // graph still reads it: recast on every replay instead.
+    const bool cache_enabled = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_cache_enabled(false);
+    bool capturing = false;
+    try {
+      graph->cuda = std::make_unique<at::cuda::CUDAGraph>();
+      graph->cuda->capture_begin();
+      capturing = true;
+      static_outputs_ = fn_(static_inputs_);
+      capturing = false;
+      graph->cuda->capture_end();
+    } catch (const std::exception& e) {
+      if (capturing) {
+        try {
+          graph->cuda->capture_end();
+        } catch (const std::exception&) {
+          // The capture was already invalid; the first error is the one to report.
+        }
+      }
+      at::autocast::set_autocast_cache_enabled(cache_enabled);
+      static_inputs_.clear();
+      static_outputs_.clear();
+      throw Error("CUDA graph capture of " + what_ + " failed (" + first_line(e.what()) +
+                  "); run without graphs: --set cuda_graphs=off (eval and bench: --graphs off)");
+    }
+    at::autocast::set_autocast_cache_enabled(cache_enabled);
+    // The graph has its own memory now; what the eager warm-up calls cached is only in the way
+    // (for a WRN-34-10 step, gigabytes).
+    c10::cuda::CUDACachingAllocator::emptyCache();
+  }
+#endif
+  graph_ = std::move(graph);
+  spdlog::debug("captured {} as a CUDA graph{}", what_,
+                mode_ == GraphMode::kEmulated ? " (emulated)" : "");
+}
+
+std::vector<torch::Tensor> GraphedCall::operator()(const std::vector<torch::Tensor>& inputs) {
+  if (mode_ == GraphMode::kOff || eager_calls_ < warmup_) {
+    ++eager_calls_;
+    return fn_(inputs);
+  }
+  if (!graph_) {
+    capture(inputs);
+  } else if (fits(inputs)) {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      static_inputs_[i].copy_(inputs[i]);
+  } else {
+    return fn_(inputs);
+  }
+  // A capture only records: the replay is what runs the call that triggered it.
+  if (mode_ == GraphMode::kEmulated) {
+    static_outputs_ = fn_(static_inputs_);
+  } else {
+#ifdef ADVFT_HAVE_CUDA
+    graph_->cuda->replay();
+#endif
+  }
+  ++replays_;
+  return static_outputs_;
+}
+
+}  // namespace advft::runtime
