@@ -607,6 +607,40 @@ TEST(BatchLoader, SequentialAndDropLast) {
   EXPECT_EQ(tiny.batches_per_epoch(), 0);
 }
 
+// Host placement: batches come from the background prefetcher, and must be the very batches
+// the device-resident loader gives, in order, after a jump (a resumed run) and across epochs.
+TEST(BatchLoader, HostPlacementPrefetchesTheSameBatches) {
+  const data::Dataset d = counting_dataset(50);
+  for (bool shuffle : {true, false}) {
+    data::BatchLoader on_device(d, 8, shuffle, false, 7, torch::kCPU, data::Placement::kDevice);
+    data::BatchLoader on_host(d, 8, shuffle, false, 7, torch::kCPU, data::Placement::kHost);
+    std::vector<std::pair<int64_t, int64_t>> visits;
+    for (int64_t epoch = 0; epoch < 3; ++epoch)
+      for (int64_t i = 0; i < 7; ++i)
+        visits.emplace_back(epoch, i);
+    visits.emplace_back(1, 4);  // back in time: the read-ahead restarts there
+    visits.emplace_back(1, 5);
+    visits.emplace_back(6, 2);  // far ahead
+    visits.emplace_back(6, 2);  // the same batch twice
+    for (const auto& [epoch, index] : visits) {
+      const data::Batch want = on_device.batch(epoch, index);
+      const data::Batch got = on_host.batch(epoch, index);
+      EXPECT_TRUE(torch::equal(want.images, got.images)) << epoch << "," << index;
+      EXPECT_TRUE(torch::equal(want.labels, got.labels)) << epoch << "," << index;
+    }
+  }
+  // Destroyed while its thread is reading ahead: no hang, no crash.
+  data::BatchLoader abandoned(d, 4, true, true, 0, torch::kCPU, data::Placement::kHost);
+  abandoned.batch(0, 0);
+}
+
+TEST(BatchLoader, PlacementSettingResolves) {
+  const data::Dataset d = counting_dataset(10);
+  EXPECT_EQ(data::resolve_placement("auto", d, torch::kCPU), data::Placement::kDevice);
+  EXPECT_EQ(data::resolve_placement("device", d, torch::kCPU), data::Placement::kDevice);
+  EXPECT_EQ(data::resolve_placement("host", d, torch::kCPU), data::Placement::kHost);
+}
+
 // ---- augment --------------------------------------------------------------------------------
 
 torch::Tensor random_batch(int64_t b) {

@@ -3,10 +3,38 @@
 #include <algorithm>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
+#include "advft/data/prefetcher.h"
+#include "advft/runtime/device.h"
+
 namespace advft::data {
 
+Placement resolve_placement(const std::string& setting, const Dataset& data,
+                            const torch::Device& device) {
+  if (!device.is_cuda()) return setting == "host" ? Placement::kHost : Placement::kDevice;
+  const int64_t bytes = data.images.defined() ? data.images.numel() : 0;
+  Placement placement = setting == "host" ? Placement::kHost : Placement::kDevice;
+  std::string why;
+  if (setting == "auto" && bytes >= runtime::device_total_memory(device) / 4) {
+    placement = Placement::kHost;
+    why = " (over a quarter of the GPU's memory)";
+  }
+  spdlog::info("data: {} images ({} MB) {}{}", data.size(), bytes >> 20,
+               placement == Placement::kDevice ? "live on the GPU"
+                                               : "stay in host memory and are prefetched",
+               why);
+  return placement;
+}
+
+std::vector<int64_t> epoch_order(uint64_t seed, int64_t epoch, int64_t size) {
+  // Mixing both through SplitMix64 keeps (seed, epoch) and (seed + 1, epoch - 1) unrelated.
+  const uint64_t epoch_seed = mix_seed(seed ^ mix_seed(static_cast<uint64_t>(epoch)));
+  return seeded_permutation(size, epoch_seed);
+}
+
 BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, bool drop_last,
-                         uint64_t seed, torch::Device device)
+                         uint64_t seed, torch::Device device, Placement placement)
     : batch_size_(batch_size),
       shuffle_(shuffle),
       drop_last_(drop_last),
@@ -18,9 +46,20 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, 
               data.images.sizes());
   TORCH_CHECK(data.images.size(0) == data.labels.size(0), "BatchLoader: ", data.images.size(0),
               " images but ", data.labels.size(0), " labels");
-  images_ = data.images.to(device_, torch::kUInt8).contiguous();
-  labels_ = data.labels.to(device_, torch::kLong).contiguous();
+  const torch::Device home = placement == Placement::kDevice ? device_ : torch::Device(torch::kCPU);
+  images_ = data.images.to(home, torch::kUInt8).contiguous();
+  labels_ = data.labels.to(home, torch::kLong).contiguous();
+  if (placement == Placement::kHost && batches_per_epoch() > 0) {
+    HostPrefetcher::OrderFn order;
+    if (shuffle_) order = [seed, n = size()](int64_t epoch) { return epoch_order(seed, epoch, n); };
+    prefetcher_ = std::make_unique<HostPrefetcher>(images_, labels_, batch_size_,
+                                                   batches_per_epoch(), order, device_);
+  }
 }
+
+BatchLoader::~BatchLoader() = default;
+BatchLoader::BatchLoader(BatchLoader&&) noexcept = default;
+BatchLoader& BatchLoader::operator=(BatchLoader&&) noexcept = default;
 
 int64_t BatchLoader::batches_per_epoch() const {
   const int64_t n = size();
@@ -33,10 +72,7 @@ int64_t BatchLoader::size() const {
 
 const torch::Tensor& BatchLoader::order_of(int64_t epoch) {
   if (epoch != cached_epoch_) {
-    // Mixing both through SplitMix64 keeps (seed, epoch) and (seed + 1, epoch - 1) unrelated.
-    const uint64_t epoch_seed = mix_seed(seed_ ^ mix_seed(static_cast<uint64_t>(epoch)));
-    const std::vector<int64_t> perm = seeded_permutation(size(), epoch_seed);
-    cached_order_ = torch::tensor(perm, torch::kLong).to(device_);
+    cached_order_ = torch::tensor(epoch_order(seed_, epoch, size()), torch::kLong).to(device_);
     cached_epoch_ = epoch;
   }
   return cached_order_;
@@ -46,6 +82,10 @@ Batch BatchLoader::batch(int64_t epoch, int64_t index) {
   TORCH_CHECK(epoch >= 0, "BatchLoader::batch: epoch must be >= 0, got ", epoch);
   TORCH_CHECK(index >= 0 && index < batches_per_epoch(), "BatchLoader::batch: index ", index,
               " out of range [0, ", batches_per_epoch(), ")");
+  if (prefetcher_) {
+    auto [images, labels] = prefetcher_->get(epoch, index);
+    return {images.to(torch::kFloat).div_(255.0), labels};
+  }
   const int64_t start = index * batch_size_;
   const int64_t count = std::min(batch_size_, size() - start);
   torch::Tensor images;

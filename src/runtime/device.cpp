@@ -3,13 +3,35 @@
 #include <algorithm>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "advft/error.h"
+
+#ifdef ADVFT_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 namespace advft::runtime {
 
+namespace {
+
+torch::Device use_gpu(const torch::Device& device) {
+  at::globalContext().setBenchmarkCuDNN(true);
+  return device;
+}
+
+}  // namespace
+
 torch::Device resolve_device(const std::string& name) {
-  if (name == "auto")
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
+  if (name == "auto") {
+    if (!torch::cuda::is_available()) {
+      spdlog::info("device auto: no GPU visible, running on the CPU");
+      return torch::kCPU;
+    }
+    const torch::Device gpu(torch::kCUDA, 0);
+    spdlog::info("device auto: {} ({})", gpu.str(), device_name(gpu));
+    return use_gpu(gpu);
+  }
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available()) {
@@ -21,9 +43,30 @@ torch::Device resolve_device(const std::string& name) {
       throw ConfigError("device = \"" + name + "\": only " +
                         std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
     }
-    return device;
+    return use_gpu(device);
   }
   throw ConfigError("device = \"" + name + "\": must be auto, cpu, cuda or cuda:N");
+}
+
+std::string device_name(const torch::Device& device) {
+#ifdef ADVFT_HAVE_CUDA
+  if (device.is_cuda()) {
+    return at::cuda::getDeviceProperties(device.has_index() ? device.index() : 0)->name;
+  }
+#endif
+  if (device.is_cuda()) return device.str();
+  return "CPU, " + std::to_string(torch::get_num_threads()) + " threads";
+}
+
+int64_t device_total_memory(const torch::Device& device) {
+#ifdef ADVFT_HAVE_CUDA
+  if (device.is_cuda()) {
+    const auto* properties = at::cuda::getDeviceProperties(device.has_index() ? device.index() : 0);
+    return static_cast<int64_t>(properties->totalGlobalMem);
+  }
+#endif
+  (void)device;
+  return 0;
 }
 
 void set_cpu_threads(int64_t n) {

@@ -2,10 +2,30 @@
 // Batches for training and evaluation, addressable by (epoch, index) so that a resumed run sees
 // exactly the batches it would have seen, and device-side augmentation.
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "advft/data/dataset.h"
 
 namespace advft::data {
+
+class HostPrefetcher;
+
+/// Where a BatchLoader keeps its data set.
+enum class Placement {
+  kDevice,  ///< all of it on the device as uint8; batches gathered there
+  kHost,    ///< in host memory; HostPrefetcher gathers batches ahead and copies them over
+};
+
+/// The `data.placement` setting ("auto" | "device" | "host") for `data` on `device`: auto keeps
+/// the set on a GPU when its uint8 pixels take under a quarter of the GPU's memory (CIFAR:
+/// 150 MB), and on the device for CPU runs. Logs where it went.
+Placement resolve_placement(const std::string& setting, const Dataset& data,
+                            const torch::Device& device);
+
+/// The example order of epoch `epoch`: a permutation that depends only on (seed, epoch).
+std::vector<int64_t> epoch_order(uint64_t seed, int64_t epoch, int64_t size);
 
 /// One batch on the target device.
 struct Batch {
@@ -13,14 +33,19 @@ struct Batch {
   torch::Tensor labels;  ///< int64 [B]
 };
 
-/// Random-access batches of a Dataset. The whole data set is moved to the device once as uint8
-/// (a CIFAR training set is 150 MB); only the drawn batch is converted to float there.
+/// Random-access batches of a Dataset. With Placement::kDevice the whole data set is moved to
+/// the device once as uint8 (a CIFAR training set is 150 MB); with kHost it stays in host memory
+/// and batches arrive through a HostPrefetcher. Either way only the drawn batch is converted to
+/// float, on the device, and the batches are the same.
 class BatchLoader {
  public:
-  /// `shuffle`: each epoch's order is a permutation that depends only on (seed, epoch).
+  /// `shuffle`: each epoch's order is epoch_order(seed, epoch, size).
   /// `drop_last`: skip the final partial batch.
   BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, bool drop_last, uint64_t seed,
-              torch::Device device);
+              torch::Device device, Placement placement = Placement::kDevice);
+  ~BatchLoader();
+  BatchLoader(BatchLoader&&) noexcept;
+  BatchLoader& operator=(BatchLoader&&) noexcept;
 
   /// Batches in one epoch (0 for an empty data set or drop_last with fewer examples than a batch).
   int64_t batches_per_epoch() const;
@@ -32,8 +57,8 @@ class BatchLoader {
  private:
   const torch::Tensor& order_of(int64_t epoch);
 
-  torch::Tensor images_;  // uint8 [N, C, H, W] on device_
-  torch::Tensor labels_;  // int64 [N] on device_
+  torch::Tensor images_;  // uint8 [N, C, H, W] on device_ (kDevice) or the CPU (kHost)
+  torch::Tensor labels_;  // int64 [N], beside images_
   int64_t batch_size_;
   bool shuffle_;
   bool drop_last_;
@@ -41,6 +66,7 @@ class BatchLoader {
   torch::Device device_;
   int64_t cached_epoch_ = -1;
   torch::Tensor cached_order_;  // int64 [N] on device_: the permutation of cached_epoch_
+  std::unique_ptr<HostPrefetcher> prefetcher_;  // kHost only
 };
 
 /// Training-time augmentation, applied on the batch's device.

@@ -6,9 +6,16 @@
 
 namespace advft::runtime {
 
-/// "auto" (the GPU when there is one), "cpu", "cuda" or "cuda:N"; asking for CUDA where there
-/// is none throws ConfigError naming the `device` setting.
+/// "auto" (the GPU when there is one, said in the log), "cpu", "cuda" or "cuda:N"; asking for
+/// CUDA where there is none throws ConfigError naming the `device` setting. Choosing a GPU turns
+/// cuDNN's autotuning on: every loop of advft runs one batch shape over and over.
 torch::Device resolve_device(const std::string& name);
+
+/// "NVIDIA H100 80GB HBM3" for a GPU, "CPU, 2 threads" for the CPU.
+std::string device_name(const torch::Device& device);
+
+/// Bytes of memory of a CUDA device, 0 for the CPU.
+int64_t device_total_memory(const torch::Device& device);
 
 /// Sets LibTorch's CPU intra-op threads: n, or every core when n is 0.
 void set_cpu_threads(int64_t n);
