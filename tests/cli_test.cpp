@@ -76,6 +76,27 @@ TEST_F(CliTest, TrainsWithBf16Autocast) {
   EXPECT_NE(r.output.find("precision"), std::string::npos) << r.output;
 }
 
+// data.placement=host feeds the same batches through the background prefetcher: the run's
+// losses and accuracies are the device-resident run's, bit for bit on the CPU.
+TEST_F(CliTest, HostPlacementTrainsExactlyLikeDevicePlacement) {
+  std::vector<std::vector<json>> runs;
+  for (const char* placement : {"device", "host"}) {
+    const std::string out = tmp.file(std::string("placement_") + placement);
+    RunResult r = run_advft("train --config " + config_path + " --out " + out +
+                            " --set data.placement=" + placement);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::vector<json> records;
+    for (json rec : io::read_jsonl(out + "/metrics.jsonl")) {
+      rec.erase("images_per_s");
+      rec.erase("train_seconds");
+      rec.erase("val_seconds");
+      records.push_back(rec);
+    }
+    runs.push_back(records);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
 TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   std::string pre = pretrain();
   for (const char* file : {"config.json", "log.txt", "metrics.jsonl", "last.safetensors",
@@ -132,9 +153,9 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
     EXPECT_LE(a["accuracy"].get<double>(), clean + 5.0);
   EXPECT_LE(ev["worst_case"]["accuracy"].get<double>(), ev["attacks"][1]["accuracy"].get<double>());
 
-  // eps = 0 PGD is clean accuracy.
+  // eps = 0 PGD is clean accuracy (with the GPU-path flags spelled out: off / on work anywhere).
   r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
-                " --attack pgd:eps=0,steps=2 --limit 100");
+                " --attack pgd:eps=0,steps=2 --limit 100 --graphs off --channels-last on");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ev = json::parse(read_bytes(json_out));
   EXPECT_EQ(ev["attacks"][0]["correct"], ev["clean"]["correct"]);
@@ -253,7 +274,7 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
   other["model"]["arch"] = "resnet18";
   other["model"]["cifar_stem"] = true;
   write_bytes(tmp.file("resnet.json"), other.dump());
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {"train --config " + tmp.file("typo.json"), 3, "did you mean train.epochs?"},
       {"train --config " + tmp.file("missing.json"), 3, "missing.json"},
       {"train --config " + config_path + " --set attack.eps=8 --out " + tmp.file("x1"), 3,
@@ -268,7 +289,18 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
       {"finetune --bogus-flag", 2, "bogus"},
       {"eval --checkpoint " + pre + "/last.safetensors --attack cw", 3, "cw"},
       {"finetune --resume " + tmp.file("norun"), 6, "norun"},
+      {"train --config " + config_path + " --set data.placement=gpu --out " + tmp.file("x5"), 3,
+       "data.placement"},
+      {"train --config " + config_path + " --set cuda_graphs=maybe --out " + tmp.file("x6"), 3,
+       "cuda_graphs"},
   };
+  if (!torch::cuda::is_available()) {
+    // Asking for graphs where there is no GPU is a config error, not a silent fallback.
+    cases.push_back(
+        {"train --config " + config_path + " --set cuda_graphs=on --out " + tmp.file("x7"), 3,
+         "cuda_graphs = \"on\" needs a CUDA device"});
+    cases.push_back({"eval --checkpoint " + pre + "/last.safetensors --graphs on", 3, "--graphs"});
+  }
   for (const auto& c : cases) {
     RunResult r = run_advft(c.args);
     EXPECT_EQ(r.exit_code, c.code) << c.args << "\n" << r.output;
@@ -276,7 +308,7 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   }
   // Runs that failed before their first checkpoint leave no directory behind.
-  for (const char* out : {"x1", "x2", "x3", "x4"})
+  for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7"})
     EXPECT_FALSE(fs::exists(tmp.file(out))) << out;
 }
 

@@ -1,15 +1,20 @@
 // GPU paths, run where a CUDA device is present (named *_CUDA; they skip themselves elsewhere):
-// mixed precision agrees with fp32, channels-last changes nothing but speed, training and
-// evaluation run end to end on the device, and the benchmark measures there.
+// mixed precision agrees with fp32, channels-last changes nothing but speed, CUDA graphs train
+// and evaluate like eager code, training and evaluation run end to end on the device, and the
+// benchmark measures there.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
 
 #include "advft/attacks/attacks.h"
+#include "advft/eval/evaluator.h"
 #include "advft/models/factory.h"
+#include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/memory_format.h"
 #include "advft/runtime/precision.h"
+#include "advft/runtime/stream.h"
+#include "advft/train/train_step.h"
 #include "fixtures.h"
 
 namespace advft::testing {
@@ -61,6 +66,102 @@ TEST(MemoryFormat, ChannelsLastGivesTheSameLogits_CUDA) {
   EXPECT_LE((after - before).abs().max().item<double>(), 1e-3);
 }
 
+// Six PGD-10 steps of PreActResNet-18 from the same weights and seeds, eager or with the step
+// captured after three warm-up steps; returns (initial, final) parameters, flattened.
+std::pair<torch::Tensor, torch::Tensor> train_steps(runtime::GraphMode graphs,
+                                                    runtime::Precision precision) {
+  const torch::Device gpu(torch::kCUDA, 0);
+  const runtime::StreamScope stream(gpu);
+  torch::manual_seed(0);
+  models::ClassifierPtr model = models::make_model(models::ModelSpec{});
+  model->to(gpu);
+  runtime::to_channels_last(*model);
+  runtime::configure_matmul_precision(precision);
+  auto flat = [&] {
+    std::vector<torch::Tensor> parts;
+    for (const auto& p : model->parameters())
+      parts.push_back(p.detach().flatten().to(torch::kFloat));
+    return torch::cat(parts);
+  };
+  const torch::Tensor initial = flat();
+  train::Sgd sgd(*model, config::OptimizerConfig{});
+  train::LossScaler scaler(false);
+  train::StepOptions options;
+  options.precision = precision;
+  options.device = gpu;
+  options.graphs = graphs;
+  train::TrainStep step(*model, sgd, scaler, options);
+  for (int64_t i = 0; i < 6; ++i) {
+    torch::manual_seed(100 + i);
+    const torch::Tensor x = torch::rand({64, 3, 32, 32}, gpu);
+    const torch::Tensor y =
+        torch::randint(0, 10, {64}, torch::TensorOptions(gpu).dtype(torch::kLong));
+    step.run(x, y, 0.02 * static_cast<double>(i + 1));  // a new lr every step
+  }
+  EXPECT_EQ(step.replays(), graphs == runtime::GraphMode::kCuda ? 3 : 0);
+  return {initial, flat()};
+}
+
+TEST(CudaGraphs, CapturedTrainingStepTrainsLikeTheEagerStep_CUDA) {
+  REQUIRE_CUDA();
+  for (auto precision : {runtime::Precision::kFp32, runtime::Precision::kBf16}) {
+    const auto [initial, eager] = train_steps(runtime::GraphMode::kOff, precision);
+    const auto [initial_again, graphed] = train_steps(runtime::GraphMode::kCuda, precision);
+    ASSERT_TRUE(initial.equal(initial_again));
+    // The graph reads each step's lr and random start like the eager step does; what differs is
+    // the GPU's own rounding noise (atomics in cuDNN's backward), small against the update.
+    const double update = (eager - initial).norm().item<double>();
+    const double apart = (graphed - eager).norm().item<double>();
+    EXPECT_GT(update, 0.0);
+    EXPECT_LE(apart, (precision == runtime::Precision::kBf16 ? 0.05 : 0.01) * update)
+        << runtime::precision_name(precision) << ": update " << update << ", apart " << apart;
+  }
+  runtime::configure_matmul_precision(runtime::Precision::kFp32);
+}
+
+TEST(CudaGraphs, CapturedEvaluationCountsLikeTheEagerOne_CUDA) {
+  REQUIRE_CUDA();
+  const torch::Device gpu(torch::kCUDA, 0);
+  torch::manual_seed(0);
+  models::ClassifierPtr model = models::make_model(models::ModelSpec{});
+  model->to(gpu);
+  runtime::to_channels_last(*model);
+  data::Dataset data;
+  data.images = torch::randint(0, 256, {1000, 3, 32, 32}, torch::kLong).to(torch::kUInt8);
+  data.labels = torch::randint(0, 10, {1000}, torch::kLong);
+  data.num_classes = 10;
+  const std::vector<attacks::NamedAttack> attacks = {
+      attacks::parse_attack_spec("fgsm", {}, "test"),
+      attacks::parse_attack_spec("pgd:steps=5", {}, "test")};
+  eval::EvalOptions options;
+  options.batch_size = 128;  // 8 batches: 2 eager, 5 replays, the partial last one eager
+  options.precision = runtime::Precision::kBf16;
+  const eval::EvalReport eager = eval::evaluate(*model, data, attacks, options, gpu);
+  options.graphs = runtime::GraphMode::kCuda;
+  options.placement = data::Placement::kHost;  // and the pinned-memory prefetcher on the way
+  const eval::EvalReport graphed = eval::evaluate(*model, data, attacks, options, gpu);
+  EXPECT_NEAR(graphed.clean_correct, eager.clean_correct, 10);
+  for (std::size_t a = 0; a < attacks.size(); ++a)
+    EXPECT_NEAR(graphed.attacks[a].correct, eager.attacks[a].correct, 10) << attacks[a].name;
+}
+
+TEST(Training, TrainsWithGraphsAndHostPlacementOnTheGpu_CUDA) {
+  REQUIRE_CUDA();
+  TempDir dir;
+  write_cifar10(dir.file("cifar"), 80, 64);  // 400 training images: 144 for validation
+  // 256 / 32 = 8 steps per epoch, 3 validation batches: both loops get past their warm-up.
+  const RunResult r = run_advft(
+      "train --config cifar10 --set model.arch=preact_resnet --set model.blocks=[1,1] "
+      "--set model.width=16 --set data.val_size=144 --set train.val_batch_size=48 "
+      "--set cuda_graphs=on --set data.placement=host --epochs 2 --batch-size 32 --out " +
+      dir.file("run") + " --data-dir " + dir.file("cifar") + " --device cuda");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("CUDA graphs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stay in host memory"), std::string::npos) << r.output;
+  const nlohmann::json results = nlohmann::json::parse(read_bytes(dir.file("run/results.json")));
+  EXPECT_EQ(results["steps"], 16);
+}
+
 TEST(Training, TrainsAndEvaluatesOnTheGpuInBf16_CUDA) {
   REQUIRE_CUDA();
   TempDir dir;
@@ -89,6 +190,13 @@ TEST(BenchCli, MeasuresOnTheGpu_CUDA) {
   EXPECT_EQ(j["precision"], "bf16");
   EXPECT_TRUE(j["channels_last"].get<bool>());
   EXPECT_GT(j["at_step"]["tflops"].get<double>(), 0.0);
+  EXPECT_TRUE(j["graphs"].get<bool>());
+  const RunResult eager = run_advft(
+      "bench --device cuda --batch 32 --iterations 2 --graphs off "
+      "--json " +
+      dir.file("eager.json"));
+  ASSERT_EQ(eager.exit_code, 0) << eager.output;
+  EXPECT_FALSE(nlohmann::json::parse(read_bytes(dir.file("eager.json")))["graphs"].get<bool>());
 }
 
 }  // namespace

@@ -8,13 +8,14 @@
 #include "advft/attacks/attacks.h"
 #include "advft/bench/flops.h"
 #include "advft/config/config.h"
+#include "advft/eval/evaluator.h"
 #include "advft/models/factory.h"
+#include "advft/runtime/device.h"
 #include "advft/runtime/memory_format.h"
+#include "advft/runtime/stream.h"
+#include "advft/train/loss_scaler.h"
 #include "advft/train/sgd.h"
-
-#ifdef ADVFT_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#endif
+#include "advft/train/train_step.h"
 
 namespace advft::bench {
 namespace {
@@ -23,19 +24,14 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
 }
 
-std::string device_name(const torch::Device& device) {
-#ifdef ADVFT_HAVE_CUDA
-  if (device.is_cuda()) {
-    return at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->name;
-  }
-#endif
-  if (device.is_cuda()) return device.str();
-  return "CPU, " + std::to_string(torch::get_num_threads()) + " threads";
-}
+// The trainer's and evaluator's eager calls before a capture; the bench runs them, and the
+// capture, before its own untimed warm-up.
+constexpr int64_t kGraphWarmup = 3;
 
-// Seconds per call of `body` over `iterations` calls, after `warmup` untimed ones.
+// Seconds per call of `body` over `iterations` calls, after the untimed ones.
 double seconds_per_iteration(const std::function<void()>& body, const BenchOptions& o) {
-  for (int64_t i = 0; i < o.warmup; ++i)
+  const int64_t untimed = o.warmup + (o.graphs == runtime::GraphMode::kOff ? 0 : kGraphWarmup + 1);
+  for (int64_t i = 0; i < untimed; ++i)
     body();
   synchronize(o.device);
   const auto start = std::chrono::steady_clock::now();
@@ -55,9 +51,10 @@ BenchResult run_bench(const BenchOptions& o) {
 
   BenchResult r;
   r.model = models::describe(spec);
-  r.device = device_name(o.device);
+  r.device = runtime::device_name(o.device);
   r.precision = runtime::precision_name(o.precision);
   r.channels_last = o.channels_last;
+  r.graphs = o.graphs != runtime::GraphMode::kOff;
   r.batch = o.batch;
   r.train_attack = attacks::describe_attack(o.train_attack);
   r.eval_steps = o.eval_steps;
@@ -65,6 +62,7 @@ BenchResult run_bench(const BenchOptions& o) {
   r.at_step_flops = at_step_flops(r.forward_flops, o.train_attack.steps);
   r.eval_flops = eval_flops(r.forward_flops, o.eval_steps);
 
+  const runtime::StreamScope stream(o.device);
   model->to(o.device);
   if (o.channels_last) runtime::to_channels_last(*model);
   runtime::configure_matmul_precision(o.precision);
@@ -74,31 +72,31 @@ BenchResult run_bench(const BenchOptions& o) {
   const auto labels = torch::randint(spec.num_classes, {o.batch},
                                      torch::TensorOptions().device(o.device).dtype(torch::kLong));
 
-  config::OptimizerConfig sgd_options;
-  train::Sgd sgd(*model, sgd_options);
-  sgd.set_lr(1e-4);  // small: many steps on random labels must not drive the weights to inf
-  const auto at_step = [&] {
-    model->train();
-    torch::Tensor loss;
-    {
-      runtime::AutocastGuard autocast(o.precision, o.device);
-      const torch::Tensor adversarial = attacks::run_attack(*model, images, labels, o.train_attack);
-      loss = torch::nn::functional::cross_entropy(model->forward(adversarial), labels);
-    }
-    sgd.zero_grad();
-    loss.backward();
-    sgd.step();
-  };
+  train::Sgd sgd(*model, config::OptimizerConfig{});
+  train::LossScaler scaler(o.precision == runtime::Precision::kFp16);
+  train::StepOptions step_options;
+  step_options.attack = o.train_attack;
+  step_options.precision = o.precision;
+  step_options.device = o.device;
+  step_options.graphs = o.graphs;
+  step_options.graph_warmup = kGraphWarmup;
+  train::TrainStep step(*model, sgd, scaler, step_options);
+  // A small lr: many steps on random labels must not drive the weights to inf.
+  const auto at_step = [&] { step.run(images, labels, 1e-4); };
+
   attacks::AttackOptions eval_attack = o.train_attack;
   eval_attack.kind = "pgd";
   eval_attack.steps = o.eval_steps;
   eval_attack.restarts = 1;
+  runtime::GraphedCall eval_call(
+      [&](const std::vector<torch::Tensor>& in) {
+        return std::vector<torch::Tensor>{
+            eval::correct_mask(*model, in[0], in[1], &eval_attack, o.precision)};
+      },
+      o.graphs, kGraphWarmup, "the PGD evaluation");
   const auto eval_batch = [&] {
     model->eval();
-    runtime::AutocastGuard autocast(o.precision, o.device);
-    const torch::Tensor adversarial = attacks::run_attack(*model, images, labels, eval_attack);
-    torch::NoGradGuard no_grad;
-    model->forward(adversarial).argmax(1);
+    eval_call({images, labels});
   };
 
   const double batch = static_cast<double>(o.batch);
@@ -114,7 +112,8 @@ std::string format_bench(const BenchResult& r) {
   char line[256];
   out << "model      " << r.model << "\n";
   out << "device     " << r.device << ", " << r.precision
-      << (r.channels_last ? ", channels-last" : "") << ", batch " << r.batch << "\n";
+      << (r.channels_last ? ", channels-last" : "") << (r.graphs ? ", CUDA graphs" : "")
+      << ", batch " << r.batch << "\n";
   std::snprintf(line, sizeof line, "forward    %.3f GFLOP per image\n", r.forward_flops / 1e9);
   out << line << "\n";
   std::snprintf(line, sizeof line, "%-44s %12s %14s %10s\n", "loop", "images/s", "GFLOP/image",
@@ -136,6 +135,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"device", r.device},
           {"precision", r.precision},
           {"channels_last", r.channels_last},
+          {"graphs", r.graphs},
           {"batch", r.batch},
           {"train_attack", r.train_attack},
           {"eval_steps", r.eval_steps},

@@ -12,6 +12,7 @@
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
+#include "advft/train/train_step.h"
 
 namespace advft::cli {
 
@@ -22,6 +23,7 @@ struct BenchCliOptions {
   int64_t eval_steps = 20;
   std::string precision = "auto";
   std::string channels_last = "auto";
+  std::string graphs = "auto";
   std::string device = "auto";
   int64_t input_size = 0;
   int64_t classes = 0;
@@ -69,6 +71,8 @@ void run_bench_command(const BenchCliOptions& o) {
   // NHWC pays off with cuDNN's tensor-core kernels; the CPU's convolutions prefer NCHW.
   options.channels_last =
       o.channels_last == "on" || (o.channels_last == "auto" && options.device.is_cuda());
+  options.graphs = runtime::resolve_graph_mode(
+      o.graphs, options.device, "--graphs", train::step_not_capturable(options.precision, "zoo"));
   options.warmup = o.warmup;
   options.iterations = o.iterations;
   spdlog::info("benchmarking {} at batch {} on {}", models::describe(options.spec), o.batch,
@@ -99,6 +103,9 @@ void setup_bench(CLI::App& app) {
   command->add_option("--precision", o->precision,
                       "auto | fp32 | tf32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on the CPU)");
   command->add_option("--channels-last", o->channels_last, "auto | on | off (auto: on for CUDA)");
+  command->add_option("--graphs", o->graphs,
+                      "auto | on | off: capture the AT step and the evaluation as CUDA graphs, as "
+                      "the trainer does (auto: on for CUDA, off for fp16)");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
   command->add_option("--input-size", o->input_size, "Image height = width (default per model)")
       ->check(CLI::PositiveNumber);

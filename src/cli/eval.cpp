@@ -15,8 +15,10 @@
 #include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
 #include "advft/models/factory.h"
+#include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
+#include "advft/runtime/memory_format.h"
 #include "advft/runtime/precision.h"
 
 namespace advft::cli {
@@ -34,6 +36,8 @@ struct EvalCliOptions {
   std::string json;
   std::string device = "auto";
   std::string precision;
+  std::string channels_last;
+  std::string graphs;
   int64_t batch_size = 0;
   int64_t limit = 0;
   uint64_t seed = 0;
@@ -102,9 +106,19 @@ void run_eval(const EvalCliOptions& o) {
   const std::string precision = !o.precision.empty() ? o.precision : run ? run->precision : "auto";
   options.precision = runtime::resolve_precision(precision, device, "--precision");
   runtime::configure_matmul_precision(options.precision);
+  const std::string graphs = !o.graphs.empty() ? o.graphs : run ? run->cuda_graphs : "auto";
+  options.graphs = runtime::resolve_graph_mode(graphs, device, "--graphs",
+                                               eval::eval_not_capturable(ckpt.spec.kind));
+  const std::string channels_last = !o.channels_last.empty() ? o.channels_last
+                                    : run                    ? run->channels_last
+                                                             : "auto";
+  if (channels_last != "auto" && channels_last != "on" && channels_last != "off")
+    throw UsageError("--channels-last " + channels_last + ": must be auto, on or off");
   models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
   model->to(device);
+  if (channels_last == "on" || (channels_last == "auto" && device.is_cuda()))
+    runtime::to_channels_last(*model);
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
   const auto& images = splits.test.images;
@@ -116,10 +130,12 @@ void run_eval(const EvalCliOptions& o) {
         "x" + std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
         "; pass the right --dataset / --data-dir");
   }
-  spdlog::info("evaluating {} ({}) on {} test images of {} on {}, {}", ckpt.path,
+  options.placement = data::resolve_placement(data.placement, splits.test, device);
+  spdlog::info("evaluating {} ({}) on {} test images of {} on {}, {}{}", ckpt.path,
                models::describe(ckpt.spec),
                options.limit > 0 ? std::min(options.limit, splits.test.size()) : splits.test.size(),
-               data.dataset, device.str(), runtime::precision_name(options.precision));
+               data.dataset, device.str(), runtime::precision_name(options.precision),
+               options.graphs == runtime::GraphMode::kCuda ? ", CUDA graphs" : "");
   eval::EvalReport report = eval::evaluate(
       *model, splits.test, attacks, options, device,
       [](int64_t done, int64_t total) { spdlog::debug("evaluated {}/{}", done, total); });
@@ -169,6 +185,11 @@ void setup_eval(CLI::App& app) {
   command->add_option("--precision", o->precision,
                       "auto | fp32 | tf32 | bf16 | fp16 (default: the config's, else auto: bf16 "
                       "on CUDA, fp32 on the CPU)");
+  command->add_option("--channels-last", o->channels_last,
+                      "auto | on | off (default: the config's, else auto: on for CUDA)");
+  command->add_option("--graphs", o->graphs,
+                      "auto | on | off: capture the clean pass and each attack as CUDA graphs "
+                      "(default: the config's cuda_graphs, else auto: on for CUDA)");
   command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")
       ->check(CLI::PositiveNumber);
   command->add_option("--limit", o->limit, "Evaluate only the first N test images")

@@ -232,6 +232,7 @@ void read_data(JsonReader& root, DataConfig& d) {
   r.read("crop_padding", d.crop_padding);
   r.read("horizontal_flip", d.horizontal_flip);
   r.read("train_limit", d.train_limit);
+  r.read("placement", d.placement);
   r.finish();
 }
 
@@ -329,6 +330,7 @@ RunConfig parse_run_config(const json& root, RunConfig base) {
   r.read("threads", base.threads);
   r.read("precision", base.precision);
   r.read("channels_last", base.channels_last);
+  r.read("cuda_graphs", base.cuda_graphs);
   r.finish();
   return base;
 }
@@ -395,6 +397,11 @@ void validate(const RunConfig& c) {
           "precision", "\"" + c.precision + "\"", "must be auto, fp32, tf32, bf16 or fp16");
   require(c.channels_last == "auto" || c.channels_last == "on" || c.channels_last == "off",
           "channels_last", "\"" + c.channels_last + "\"", "must be auto, on or off");
+  require(c.cuda_graphs == "auto" || c.cuda_graphs == "on" || c.cuda_graphs == "off", "cuda_graphs",
+          "\"" + c.cuda_graphs + "\"", "must be auto, on or off");
+  const std::string& p = c.data.placement;
+  require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
+          "must be auto, device or host");
   const std::string& d = c.device;
   require(d == "auto" || d == "cpu" || d == "cuda" || d.rfind("cuda:", 0) == 0, "device",
           "\"" + d + "\"", "must be auto, cpu, cuda or cuda:N");
@@ -436,7 +443,8 @@ json to_json(const RunConfig& c) {
         {"split_seed", c.data.split_seed},
         {"crop_padding", c.data.crop_padding},
         {"horizontal_flip", c.data.horizontal_flip},
-        {"train_limit", c.data.train_limit}}},
+        {"train_limit", c.data.train_limit},
+        {"placement", c.data.placement}}},
       {"attack", attack_to_json(c.attack)},
       {"optimizer",
        {{"momentum", c.optimizer.momentum},
@@ -470,6 +478,7 @@ json to_json(const RunConfig& c) {
       {"threads", c.threads},
       {"precision", c.precision},
       {"channels_last", c.channels_last},
+      {"cuda_graphs", c.cuda_graphs},
   };
 }
 

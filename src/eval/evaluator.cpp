@@ -9,6 +9,7 @@
 #include "advft/data/loader.h"
 #include "advft/error.h"
 #include "advft/runtime/signals.h"
+#include "advft/runtime/stream.h"
 
 namespace advft::eval {
 namespace {
@@ -39,12 +40,22 @@ class EvalModeGuard {
   bool was_training_;
 };
 
-torch::Tensor predictions(models::ClassifierImpl& model, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  return model.forward(x).argmax(1);
+}  // namespace
+
+std::string eval_not_capturable(const std::string& model_kind) {
+  if (model_kind == "torchscript")
+    return "a TorchScript model may synchronize with the host inside its forward";
+  return "";
 }
 
-}  // namespace
+torch::Tensor correct_mask(models::ClassifierImpl& model, const torch::Tensor& x,
+                           const torch::Tensor& y, const attacks::AttackOptions* attack,
+                           runtime::Precision precision) {
+  const runtime::AutocastGuard autocast(precision, x.device());
+  const torch::Tensor input = attack ? attacks::run_attack(model, x, y, *attack) : x;
+  torch::NoGradGuard no_grad;
+  return model.forward(input).argmax(1).eq(y);
+}
 
 EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_data,
                     const std::vector<attacks::NamedAttack>& attacks, const EvalOptions& options,
@@ -53,6 +64,7 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
   data::Dataset data = options.limit > 0 && options.limit < full_data.size()
                            ? data::head(full_data, options.limit)
                            : full_data;
+  const runtime::StreamScope stream(device);
   EvalModeGuard mode_guard(model);
   torch::manual_seed(options.seed);
 
@@ -61,8 +73,23 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
   for (const auto& attack : attacks)
     report.attacks.push_back({attack.name, attack.options, 0, 0.0, 0.0});
 
+  // One call per row of the table, each captured as its own graph: the host reads each row's
+  // count before the next starts, which times every attack on its own.
+  auto row = [&](const attacks::AttackOptions* attack, const std::string& name) {
+    return std::make_unique<runtime::GraphedCall>(
+        [&model, attack, &options](const std::vector<torch::Tensor>& in) {
+          return std::vector<torch::Tensor>{
+              correct_mask(model, in[0], in[1], attack, options.precision)};
+        },
+        options.graphs, options.graph_warmup, name);
+  };
+  const std::unique_ptr<runtime::GraphedCall> clean_row = row(nullptr, "the clean evaluation");
+  std::vector<std::unique_ptr<runtime::GraphedCall>> attack_rows;
+  for (const auto& attack : attacks)
+    attack_rows.push_back(row(&attack.options, "the evaluation under " + attack.name));
+
   data::BatchLoader loader(data, options.batch_size, /*shuffle=*/false, /*drop_last=*/false,
-                           options.seed, device);
+                           options.seed, device, options.placement);
   for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
     if (int signal = runtime::stop_signal()) {
       throw InterruptedError(
@@ -70,14 +97,11 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
           128 + signal);
     }
     data::Batch batch = loader.batch(0, b);
-    const runtime::AutocastGuard autocast(options.precision, device);
-    torch::Tensor robust = predictions(model, batch.images).eq(batch.labels);
+    torch::Tensor robust = (*clean_row)({batch.images, batch.labels})[0].clone();
     report.clean_correct += robust.sum().item<int64_t>();
     for (std::size_t a = 0; a < attacks.size(); ++a) {
       const auto attack_start = Clock::now();
-      torch::Tensor x_adv =
-          attacks::run_attack(model, batch.images, batch.labels, attacks[a].options);
-      torch::Tensor correct = predictions(model, x_adv).eq(batch.labels);
+      const torch::Tensor correct = (*attack_rows[a])({batch.images, batch.labels})[0];
       report.attacks[a].correct += correct.sum().item<int64_t>();
       report.attacks[a].seconds += seconds_since(attack_start);
       robust = robust & correct;

@@ -13,6 +13,14 @@ Sgd::Sgd(torch::nn::Module& module, const config::OptimizerConfig& options) : op
     params_.push_back(item.value());
   }
   momentum_.resize(params_.size());
+  const torch::Device device = params_.empty() ? torch::Device(torch::kCPU) : params_[0].device();
+  lr_tensor_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+}
+
+void Sgd::set_lr(double lr) {
+  lr_ = lr;
+  torch::NoGradGuard no_grad;
+  lr_tensor_.fill_(lr);
 }
 
 void Sgd::zero_grad() {
@@ -36,7 +44,7 @@ void Sgd::step() {
       }
       d_p = options_.nesterov ? d_p.add(buf, options_.momentum) : buf;
     }
-    p.add_(d_p, -lr_);
+    p.addcmul_(d_p, lr_tensor_, -1.0);  // p -= lr * d_p, with lr read from the device
   }
 }
 

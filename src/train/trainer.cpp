@@ -19,13 +19,16 @@
 #include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
 #include "advft/models/factory.h"
+#include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/memory_format.h"
 #include "advft/runtime/precision.h"
 #include "advft/runtime/signals.h"
+#include "advft/runtime/stream.h"
 #include "advft/schedule/lr_schedule.h"
 #include "advft/train/loss_scaler.h"
 #include "advft/train/sgd.h"
+#include "advft/train/train_step.h"
 
 namespace advft::train {
 namespace {
@@ -102,6 +105,7 @@ class Trainer {
 
  private:
   void build();
+  void build_step();
   void train_step(int64_t step);
   void end_of_epoch(int64_t epoch);
   void save_last(int64_t next_step);
@@ -121,16 +125,21 @@ class Trainer {
   data::DataSplits data_;
   models::ClassifierPtr model_;
   std::optional<data::BatchLoader> loader_;
+  data::Placement placement_ = data::Placement::kDevice;
   std::unique_ptr<schedule::LrSchedule> schedule_;
   std::unique_ptr<Sgd> optimizer_;
+  std::unique_ptr<TrainStep> step_;
+  runtime::GraphMode graphs_ = runtime::GraphMode::kOff;       // the training step
+  runtime::GraphMode eval_graphs_ = runtime::GraphMode::kOff;  // per-epoch validation
   std::optional<io::MetricsWriter> metrics_;
   int64_t steps_per_epoch_ = 0;
   int64_t total_steps_ = 0;
   TrainState state_;
 
-  // Running sums over the steps since the last step record.
-  double window_loss_ = 0.0;
-  int64_t window_correct_ = 0;
+  // Running sums over the steps since the last step record. Loss and accuracy stay on the device
+  // until the record is written: a host read every step would drain the GPU's queue.
+  torch::Tensor window_loss_;     // fp64 scalar
+  torch::Tensor window_correct_;  // int64 scalar
   int64_t window_images_ = 0;
   int64_t window_steps_ = 0;
   Clock::time_point window_start_ = Clock::now();
@@ -174,8 +183,9 @@ void Trainer::build() {
     runtime::to_channels_last(*model_);
   runtime::configure_matmul_precision(precision_);
 
+  placement_ = data::resolve_placement(config_.data.placement, data_.train, device_);
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,
-                  config_.train.seed, device_);
+                  config_.train.seed, device_, placement_);
   steps_per_epoch_ = loader_->batches_per_epoch();
   if (steps_per_epoch_ == 0) {
     throw ConfigError("train.batch_size = " + std::to_string(config_.train.batch_size) +
@@ -185,6 +195,7 @@ void Trainer::build() {
   total_steps_ = steps_per_epoch_ * config_.train.epochs;
   schedule_ = schedule::make_schedule(config_.schedule, total_steps_);
   optimizer_ = std::make_unique<Sgd>(*model_, config_.optimizer);
+  build_step();
 
   if (request_.resume) {
     state_ = TrainState::from_json(init->train_state, init->path);
@@ -201,55 +212,59 @@ void Trainer::build() {
   metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
 }
 
+void Trainer::build_step() {
+  StepOptions options;
+  options.adversarial = config_.train.adversarial;
+  options.attack = config_.attack;
+  options.clean_weight = config_.train.clean_weight;
+  options.precision = precision_;
+  options.device = device_;
+  const std::string eval_hazard = eval::eval_not_capturable(config_.model.kind);
+  const std::string step_hazard = step_not_capturable(precision_, config_.model.kind);
+  eval_graphs_ =
+      runtime::resolve_graph_mode(config_.cuda_graphs, device_, "cuda_graphs", eval_hazard);
+  graphs_ = step_hazard == eval_hazard ? eval_graphs_
+                                       : runtime::resolve_graph_mode(config_.cuda_graphs, device_,
+                                                                     "cuda_graphs", step_hazard);
+  options.graphs = graphs_;
+  step_ = std::make_unique<TrainStep>(*model_, *optimizer_, scaler_, options);
+  const auto sum_options = torch::TensorOptions().device(device_);
+  window_loss_ = torch::zeros({}, sum_options.dtype(torch::kDouble));
+  window_correct_ = torch::zeros({}, sum_options.dtype(torch::kLong));
+}
+
 void Trainer::train_step(int64_t step) {
   const int64_t epoch = step / steps_per_epoch_;
   torch::manual_seed(step_seed(config_.train.seed, step));
   data::Batch batch = loader_->batch(epoch, step % steps_per_epoch_);
-  torch::Tensor x = data::augment(
+  const torch::Tensor x = data::augment(
       batch.images, data::AugmentOptions{config_.data.crop_padding, config_.data.horizontal_flip});
-  const torch::Tensor& y = batch.labels;
 
-  // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
-  model_->train();
+  if (window_steps_ == 0) window_start_ = Clock::now();
   last_lr_ = schedule_->lr(step);
-  apply_lr(*optimizer_, last_lr_);
-  torch::Tensor logits;
-  torch::Tensor loss;
-  {
-    const runtime::AutocastGuard autocast(precision_, device_);
-    torch::Tensor x_train =
-        config_.train.adversarial ? attacks::run_attack(*model_, x, y, config_.attack) : x;
-    logits = model_->forward(x_train);
-    loss = torch::nn::functional::cross_entropy(logits, y);  // autocast computes it in fp32
-    if (config_.train.adversarial && config_.train.clean_weight > 0.0) {
-      torch::Tensor clean_loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
-      loss = (1.0 - config_.train.clean_weight) * loss + config_.train.clean_weight * clean_loss;
-    }
-  }
-  const double loss_value = loss.item<double>();
-  if (!std::isfinite(loss_value)) throw_diverged(step, "the loss is " + std::to_string(loss_value));
-  optimizer_->zero_grad();
-  scaler_.scale_loss(loss).backward();
-  if (scaler_.unscale_and_update(model_->parameters())) {
-    optimizer_->step();
-  } else {
-    spdlog::debug("step {}: fp16 gradients overflowed; step skipped, loss scale now {}", step + 1,
-                  scaler_.scale());
-  }
-
-  window_loss_ += loss_value;
-  window_correct_ += logits.argmax(1).eq(y).sum().item<int64_t>();
-  window_images_ += y.size(0);
+  const StepResult result = step_->run(x, batch.labels, last_lr_);
+  window_loss_.add_(result.loss);
+  window_correct_.add_(result.correct);
+  window_images_ += batch.labels.size(0);
   ++window_steps_;
 }
 
 void Trainer::flush_step_record(int64_t step, int64_t epoch) {
   if (window_steps_ == 0) return;
+  const double loss_sum = window_loss_.item<double>();  // waits for the window's steps
+  const int64_t correct = window_correct_.item<int64_t>();
   const double seconds = seconds_since(window_start_);
+  state_.train_seconds += seconds;
+  if (!std::isfinite(loss_sum)) {
+    const int64_t first = step + 2 - window_steps_;
+    const std::string steps = window_steps_ > 1 ? "steps " + std::to_string(first) + "-" : "step ";
+    throw_diverged(step, "the loss of " + steps + std::to_string(step + 1) + " is " +
+                             (std::isnan(loss_sum) ? "NaN" : "infinite"));
+  }
   const double images_per_s = seconds > 0 ? static_cast<double>(window_images_) / seconds : 0.0;
-  const double loss = window_loss_ / static_cast<double>(window_steps_);
+  const double loss = loss_sum / static_cast<double>(window_steps_);
   const double accuracy =
-      100.0 * static_cast<double>(window_correct_) / static_cast<double>(window_images_);
+      100.0 * static_cast<double>(correct) / static_cast<double>(window_images_);
   metrics_->write({{"type", "step"},
                    {"step", step + 1},
                    {"epoch", epoch + 1},
@@ -260,9 +275,9 @@ void Trainer::flush_step_record(int64_t step, int64_t epoch) {
   spdlog::info("epoch {}/{} step {}/{} lr {:.5f} loss {:.4f} {} acc {:.2f}% {:.0f} img/s",
                epoch + 1, config_.train.epochs, step + 1, total_steps_, last_lr_, loss,
                config_.train.adversarial ? "adv" : "train", accuracy, images_per_s);
-  window_loss_ = 0.0;
-  window_correct_ = window_images_ = window_steps_ = 0;
-  window_start_ = Clock::now();
+  window_loss_.zero_();
+  window_correct_.zero_();
+  window_images_ = window_steps_ = 0;
 }
 
 // The loss can stay finite while BatchNorm statistics have already overflowed (BN renormalizes
@@ -271,19 +286,19 @@ void Trainer::check_finite(int64_t step) const {
   torch::NoGradGuard no_grad;
   for (const auto& item : model_->named_parameters()) {
     if (!item.value().isfinite().all().item<bool>())
-      throw_diverged(step, item.key() + " is not finite");
+      throw_diverged(step, item.key() + " is not finite after step " + std::to_string(step + 1));
   }
   for (const auto& item : model_->named_buffers()) {
     if (item.value().is_floating_point() && !item.value().isfinite().all().item<bool>()) {
-      throw_diverged(step, item.key() + " is not finite");
+      throw_diverged(step, item.key() + " is not finite after step " + std::to_string(step + 1));
     }
   }
 }
 
 void Trainer::throw_diverged(int64_t step, const std::string& what) const {
   std::ostringstream message;
-  message << "training diverged: " << what << " at step " << step << " (epoch "
-          << step / steps_per_epoch_ + 1 << ", lr " << last_lr_ << "); the last good checkpoint is "
+  message << "training diverged: " << what << " (epoch " << step / steps_per_epoch_ + 1 << ", lr "
+          << last_lr_ << "); the last good checkpoint is "
           << (std::filesystem::exists(paths_.last) ? paths_.last : std::string("(none yet)"))
           << "; lower schedule.peak_lr and start again";
   throw DivergedError(message.str());
@@ -313,6 +328,8 @@ void Trainer::end_of_epoch(int64_t epoch) {
     options.batch_size = config_.train.val_batch_size;
     options.seed = config_.train.seed;
     options.precision = precision_;
+    options.graphs = eval_graphs_;
+    options.placement = placement_;
     eval::EvalReport report = eval::evaluate(*model_, data_.val, {attack}, options, device_);
     record["val_clean_accuracy"] = report.clean_accuracy;
     record["val_robust_accuracy"] = report.attacks[0].accuracy;
@@ -378,22 +395,24 @@ nlohmann::json Trainer::results() const {
 }
 
 nlohmann::json Trainer::run() {
+  // The whole run on one side stream of the GPU: graphs are captured there, and eager steps,
+  // replays, validation and checkpoint reads stay in order without extra syncs.
+  const runtime::StreamScope stream(device_);
   build();
   spdlog::info(
-      "{} {} on {}: {} training / {} validation images, {} epochs x {} steps, device {}, {}",
+      "{} {} on {}: {} training / {} validation images, {} epochs x {} steps, device {}, {}{}",
       request_.command, models::describe(config_.model), config_.data.dataset, data_.train.size(),
       data_.val.size(), config_.train.epochs, steps_per_epoch_, device_.str(),
-      runtime::precision_name(precision_));
+      runtime::precision_name(precision_),
+      graphs_ == runtime::GraphMode::kCuda ? ", CUDA graphs" : "");
   if (request_.resume) spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
 
   const int64_t first_step = state_.next_step;
   int64_t completed = first_step;
   try {
     for (int64_t step = first_step; step < total_steps_; ++step) {
-      const auto step_start = Clock::now();
       train_step(step);
       completed = step + 1;
-      state_.train_seconds += seconds_since(step_start);
       const int64_t epoch = step / steps_per_epoch_;
       const bool epoch_done = completed % steps_per_epoch_ == 0;
       if (completed % config_.train.log_every == 0 || epoch_done) flush_step_record(step, epoch);

@@ -10,6 +10,7 @@
 
 #include "advft/attacks/attack_spec.h"
 #include "advft/models/model_spec.h"
+#include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/precision.h"
 
 namespace advft::bench {
@@ -21,6 +22,9 @@ struct BenchOptions {
   int64_t eval_steps = 20;              ///< PGD-k of the evaluation measurement
   runtime::Precision precision = runtime::Precision::kFp32;
   bool channels_last = false;
+  /// kCuda: both loops run as the trainer and evaluator run them with CUDA graphs (eager warm-up
+  /// steps and the capture come before the untimed iterations).
+  runtime::GraphMode graphs = runtime::GraphMode::kOff;
   int64_t warmup = 3;       ///< untimed iterations first (cuDNN autotuning, allocator)
   int64_t iterations = 10;  ///< timed iterations of each loop
   torch::Device device = torch::kCPU;
@@ -32,6 +36,7 @@ struct BenchResult {
   std::string device;  ///< e.g. "NVIDIA H100 80GB HBM3" or "CPU, 2 threads"
   std::string precision;
   bool channels_last = false;
+  bool graphs = false;
   int64_t batch = 0;
   std::string train_attack;
   int64_t eval_steps = 0;
@@ -44,8 +49,9 @@ struct BenchResult {
   double eval_tflops = 0;
 };
 
-/// Builds the model, counts its FLOPs, then times `iterations` AT steps (attack in train mode,
-/// forward, backward, SGD) and `iterations` PGD evaluations (eval mode) after `warmup` each.
+/// Builds the model, counts its FLOPs, then times `iterations` AT steps (train::TrainStep: attack
+/// in train mode, forward, backward, SGD) and `iterations` PGD evaluations (eval::correct_mask in
+/// eval mode) after `warmup` each.
 BenchResult run_bench(const BenchOptions& options);
 
 /// The result as an aligned table.

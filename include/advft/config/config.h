@@ -30,6 +30,11 @@ struct DataConfig {
   int64_t crop_padding = 4;  ///< random crop after zero padding (0 = off)
   bool horizontal_flip = true;
   int64_t train_limit = 0;  ///< use only the first N training images (0 = all)
+  /// auto | device | host: where the uint8 images live while training on a GPU. device: the whole
+  /// set on the GPU, batches gathered there; host: in host memory, a background thread fills
+  /// page-locked batch buffers that are copied asynchronously; auto: device when the set takes
+  /// under a quarter of the GPU's free memory.
+  std::string placement = "auto";
 };
 
 /// SGD with momentum.
@@ -90,6 +95,9 @@ struct RunConfig {
   std::string precision = "auto";
   /// auto | on | off: channels-last weights (auto: on for CUDA, where cuDNN prefers NHWC).
   std::string channels_last = "auto";
+  /// auto | on | off: capture the training step and the evaluation attacks as CUDA graphs and
+  /// replay them (auto: on for CUDA where the step can be captured; not with fp16 or TorchScript).
+  std::string cuda_graphs = "auto";
 };
 
 }  // namespace advft::config

@@ -10,7 +10,9 @@
 
 #include "advft/attacks/attack_spec.h"
 #include "advft/data/dataset.h"
+#include "advft/data/loader.h"
 #include "advft/models/classifier.h"
+#include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/precision.h"
 
 namespace advft::eval {
@@ -42,7 +44,21 @@ struct EvalOptions {
   uint64_t seed = 0;  ///< seeds the attacks' random starts, so a re-run gives the same numbers
   /// Autocast of every forward pass (attacks included); predictions are compared in fp32.
   runtime::Precision precision = runtime::Precision::kFp32;
+  /// kCuda: the clean pass and each attack are captured as CUDA graphs after `graph_warmup`
+  /// eager batches and replayed for every full batch (the last partial one runs eagerly).
+  runtime::GraphMode graphs = runtime::GraphMode::kOff;
+  int64_t graph_warmup = 2;
+  data::Placement placement = data::Placement::kDevice;  ///< where the test images wait
 };
+
+/// Why evaluating a model of `model_kind` cannot be captured as CUDA graphs, or "".
+std::string eval_not_capturable(const std::string& model_kind);
+
+/// Per example of a batch (x in [0,1], labels y): whether `model` classifies it right, on the
+/// clean image (`attack` null) or under `attack`. Only device work, so it can be captured.
+torch::Tensor correct_mask(models::ClassifierImpl& model, const torch::Tensor& x,
+                           const torch::Tensor& y, const attacks::AttackOptions* attack,
+                           runtime::Precision precision);
 
 /// Called after each batch with (examples done, total).
 using ProgressFn = std::function<void(int64_t, int64_t)>;

@@ -1,8 +1,9 @@
 #pragma once
 // SGD with momentum / Nesterov and weight decay (PyTorch's torch.optim.SGD semantics), written
 // out so that its state is a set of momentum buffers keyed by *parameter name*: checkpoints then
-// resume exactly, across processes and LibTorch versions, and the learning rate is a plain value
-// that the schedule sets before every step.
+// resume exactly, across processes and LibTorch versions. The learning rate lives in a one-element
+// tensor on the parameters' device that the schedule refills before every step: a captured CUDA
+// graph reads it at replay, where a plain number would be frozen at its capture-time value.
 #include <string>
 #include <vector>
 
@@ -23,7 +24,8 @@ class Sgd {
   /// Sets every parameter gradient to None (cheaper than zero-filling).
   void zero_grad();
 
-  void set_lr(double lr) { lr_ = lr; }
+  /// Sets the learning rate of the next step() (queued on the device like any other work).
+  void set_lr(double lr);
   double lr() const { return lr_; }
 
   /// Momentum buffers by parameter name (those not yet created are absent).
@@ -37,6 +39,7 @@ class Sgd {
   std::vector<torch::Tensor> momentum_;  // undefined until a parameter's first update
   config::OptimizerConfig options_;
   double lr_ = 0.0;
+  torch::Tensor lr_tensor_;  // fp32 scalar on the parameters' device, read by step()
 };
 
 /// Sets the learning rate the next step uses (the one place a schedule touches the optimizer).
