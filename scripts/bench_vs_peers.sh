@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # advft bench against the Python peers (../shared/peer), in one call on the GPU machine, so the
 # ratios compare like with like: PGD-10 AT step (bf16, channels-last) of PreActResNet-18 at batch
-# 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500.
+# 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500; advft with CUDA graphs
+# (what the trainer does by default) and without.
 #
 #   PEER_DIR=peer bash scripts/bench_vs_peers.sh [OUT_DIR]
 #
 # PEER_DIR holds a copy of ../shared/peer (only the checkout travels to the GPU machine; keep the
 # copy in a folder .git/info/exclude ignores). Builds against the Python wheel's LibTorch into
-# build-cuda/. Writes advft's JSON and the peers' logs into OUT_DIR (default: $OUT or bench-out)
-# and prints a table of ratios.
+# build-cuda/ (scripts/build_cuda.sh). Writes advft's JSON and the peers' logs into OUT_DIR
+# (default: $OUT or bench-out) and prints a table of ratios. SKIP_COMPILE=1 leaves out the
+# torch.compile peer (minutes of compilation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer_dir=${PEER_DIR:-peer}
@@ -16,15 +18,14 @@ out=${1:-${OUT:-bench-out}}
 mkdir -p "$out"
 [ -f "$peer_dir/peer_bench.py" ] || { echo "bench_vs_peers: no $peer_dir/peer_bench.py (set PEER_DIR)" >&2; exit 2; }
 
-prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DADVFT_BUILD_TESTS=OFF \
-  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build build-cuda -j"$(nproc)"
+bash scripts/build_cuda.sh  # incremental: a no-op when nothing changed
 
-run_advft() {  # name, then advft bench arguments
+run_advft() {  # name, then advft bench arguments; once with CUDA graphs, once without
   local name=$1; shift
-  ./build-cuda/advft bench --device cuda --precision bf16 --json "$out/advft_$name.json" "$@" |
-    tee "$out/advft_$name.txt"
+  for graphs in on off; do
+    ./build-cuda/advft bench --device cuda --precision bf16 --graphs $graphs \
+      --json "$out/advft_${name}_graphs_$graphs.json" "$@" | tee "$out/advft_${name}_graphs_$graphs.txt"
+  done
 }
 run_advft preact18_128 --model preact18 --batch 128 --iterations 20
 run_advft preact18_512 --model preact18 --batch 512 --iterations 20
@@ -41,8 +42,9 @@ fi
 python3 - "$out" <<'PY'
 import json, os, re, sys
 out = sys.argv[1]
-def advft(name, loop):
-    return json.load(open(os.path.join(out, f"advft_{name}.json")))[loop]["images_per_s"]
+def advft(name, loop, graphs="on"):
+    path = os.path.join(out, f"advft_{name}_graphs_{graphs}.json")
+    return json.load(open(path))[loop]["images_per_s"]
 def peer(file, pattern):
     path = os.path.join(out, file)
     if not os.path.exists(path):
@@ -68,10 +70,18 @@ rows = [
     ("WRN-34-10 PGD-20 eval bs500", advft("wrn34_10_eval500", "eval"),
      peer("peer_eval.txt", r"wrn34.10 PGD-20 eval bs=500: (\d+)"), None),
 ]
-print(f"\n{'loop':36s} {'advft img/s':>12s} {'eager img/s':>12s} {'ratio':>6s} "
+print("\nadvft with CUDA graphs (the trainer's default) against the Python peers, bf16 + channels-last;"
+      "\nin brackets advft without graphs")
+print(f"{'loop':36s} {'advft img/s':>18s} {'eager img/s':>12s} {'ratio':>6s} "
       f"{'compiled':>10s} {'ratio':>6s}")
 for name, ours, eager, compiled in rows:
     ratio = lambda peer_value: f"{ours / peer_value:6.2f}" if peer_value else "     -"
-    print(f"{name:36s} {ours:12.0f} {eager or 0:12.0f} {ratio(eager)} {compiled or 0:10.0f} "
-          f"{ratio(compiled)}")
+    key = {"PreActResNet-18 bs128 AT": ("preact18_128", "at_step"),
+           "PreActResNet-18 bs512 AT": ("preact18_512", "at_step"),
+           "WRN-34-10 bs128 AT": ("wrn34_10_128", "at_step"),
+           "PreActResNet-18 PGD-20 eval bs500": ("preact18_eval500", "eval"),
+           "WRN-34-10 PGD-20 eval bs500": ("wrn34_10_eval500", "eval")}[name]
+    no_graphs = advft(*key, graphs="off")
+    print(f"{name:36s} {ours:9.0f} ({no_graphs:6.0f}) {eager or 0:12.0f} {ratio(eager)} "
+          f"{compiled or 0:10.0f} {ratio(compiled)}")
 PY

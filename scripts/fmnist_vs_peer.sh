@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The Fashion-MNIST recipe of ../shared/peer/fmnist_peer.py run by advft and by the peer in one
+# call on the GPU machine: 15 clean epochs of PreActResNet-18 (piecewise 0.1), then the 3-epoch
+# PGD-10 fine-tune (eps 0.1, step 0.025; lr warm-up over half the steps to 0.05, exponential
+# decay to 5e-5), bf16, batch 128, all 60,000 training images; then FGSM and PGD-20 (step 0.01)
+# on the 10,000 test images. Prints the fine-tune's wall time and accuracies side by side.
+#
+#   PEER_DIR=peer FMNIST_DIR=peer/fmnist bash scripts/fmnist_vs_peer.sh [OUT_DIR]
+#
+# FMNIST_DIR holds the four .gz files of Debian's dataset-fashion-mnist (copied next to the peer
+# into an ignored folder: only the checkout travels to the GPU machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peer_dir=${PEER_DIR:-peer}
+data_dir=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+out=${1:-${OUT:-fmnist-out}}
+mkdir -p "$out"
+[ -f "$peer_dir/fmnist_peer.py" ] || { echo "fmnist_vs_peer: no $peer_dir/fmnist_peer.py (set PEER_DIR)" >&2; exit 2; }
+[ -f "$data_dir/t10k-images-idx3-ubyte.gz" ] || { echo "fmnist_vs_peer: no Fashion-MNIST in $data_dir (set FMNIST_DIR)" >&2; exit 2; }
+bash scripts/build_cuda.sh
+advft=./build-cuda/advft
+common=(--config fashion_mnist --data-dir "$data_dir" --device cuda --set precision=bf16
+        --set data.val_size=0 --force)
+
+"$advft" train "${common[@]}" --out "$out/advft_clean" --epochs 15 --set train.adversarial=false \
+  --set schedule.kind=piecewise --set schedule.peak_lr=0.1 2>&1 | tail -n 3
+start=$(date +%s.%N)
+"$advft" finetune "${common[@]}" --out "$out/advft_ft" \
+  --checkpoint "$out/advft_clean/last.safetensors" 2>&1 | tail -n 3
+end=$(date +%s.%N)
+"$advft" eval --checkpoint "$out/advft_ft/last.safetensors" --data-dir "$data_dir" --device cuda \
+  --precision bf16 --attack fgsm --attack pgd:steps=20,eps=0.1,step_size=0.01 \
+  --json "$out/advft_eval.json"
+python3 -c "print($end - $start)" > "$out/advft_ft_wall_seconds.txt"
+
+# The peer's own functions and settings; only its sweep of other schedules is left out.
+FMNIST_DIR="$data_dir" python3 - "$peer_dir/fmnist_peer.py" > "$out/peer.jsonl" <<'PY'
+import sys
+path = sys.argv[1]
+source = open(path).read()
+cut = source.index("torch.manual_seed(0); np.random.seed(0)")
+scope = {"__file__": path, "__name__": "fmnist_peer"}
+exec(compile(source[:cut], path, "exec"), scope)
+exec("torch.manual_seed(0); np.random.seed(0)\n"
+     "m = model(); run(m, 15, piecewise(0.1), False, tag='clean pre-training, piecewise 0.1')\n"
+     "run(m, 3, ssfd(0.05), True, tag='fine-tune 3 ep, ssfd peak 0.05')\n", scope)
+PY
+cat "$out/peer.jsonl"
+
+python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+peer = [json.loads(line) for line in open(os.path.join(out, "peer.jsonl")) if line.startswith("{")][-1]
+ours = json.load(open(os.path.join(out, "advft_eval.json")))
+wall = float(open(os.path.join(out, "advft_ft_wall_seconds.txt")).read())
+train = json.load(open(os.path.join(out, "advft_ft", "results.json")))["train_seconds"]
+fgsm, pgd = (a["accuracy"] for a in ours["attacks"])
+print(f"\n{'3-epoch fine-tune':28s} {'clean %':>8s} {'FGSM %':>8s} {'PGD-20 %':>9s} {'seconds':>9s}")
+print(f"{'peer (PyTorch eager)':28s} {peer['clean']:8.2f} {peer['fgsm']:8.2f} {peer['pgd20']:9.2f} "
+      f"{peer['seconds']:9.1f}")
+print(f"{'advft finetune (wall)':28s} {ours['clean']['accuracy']:8.2f} {fgsm:8.2f} {pgd:9.2f} "
+      f"{wall:9.1f}  (training loop {train:.1f} s)")
+print(f"time ratio advft/peer {wall / peer['seconds']:.3f} (target <= 0.333); "
+      f"PGD-20 difference {pgd - peer['pgd20']:+.2f} points (target within 1)")
+PY
