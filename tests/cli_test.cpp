@@ -293,6 +293,9 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
        "data.placement"},
       {"train --config " + config_path + " --set cuda_graphs=maybe --out " + tmp.file("x6"), 3,
        "cuda_graphs"},
+      {"eval --checkpoint " + pre + "/last.safetensors --channels-last sideways", 3,
+       "--channels-last"},
+      {"bench --device cpu --channels-last sideways", 3, "--channels-last"},
   };
   if (!torch::cuda::is_available()) {
     // Asking for graphs where there is no GPU is a config error, not a silent fallback.

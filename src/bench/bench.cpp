@@ -24,13 +24,11 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
 }
 
-// The trainer's and evaluator's eager calls before a capture; the bench runs them, and the
-// capture, before its own untimed warm-up.
-constexpr int64_t kGraphWarmup = 3;
-
-// Seconds per call of `body` over `iterations` calls, after the untimed ones.
-double seconds_per_iteration(const std::function<void()>& body, const BenchOptions& o) {
-  const int64_t untimed = o.warmup + (o.graphs == runtime::GraphMode::kOff ? 0 : kGraphWarmup + 1);
+// Seconds per call of `body` over `iterations` calls, after the untimed ones: with graphs, the
+// loop's eager warm-up calls and the capture come before the bench's own warm-up.
+double seconds_per_iteration(const std::function<void()>& body, const BenchOptions& o,
+                             int64_t graph_warmup) {
+  const int64_t untimed = o.warmup + (o.graphs == runtime::GraphMode::kOff ? 0 : graph_warmup + 1);
   for (int64_t i = 0; i < untimed; ++i)
     body();
   synchronize(o.device);
@@ -79,7 +77,6 @@ BenchResult run_bench(const BenchOptions& o) {
   step_options.precision = o.precision;
   step_options.device = o.device;
   step_options.graphs = o.graphs;
-  step_options.graph_warmup = kGraphWarmup;
   train::TrainStep step(*model, sgd, scaler, step_options);
   // A small lr: many steps on random labels must not drive the weights to inf.
   const auto at_step = [&] { step.run(images, labels, 1e-4); };
@@ -88,20 +85,21 @@ BenchResult run_bench(const BenchOptions& o) {
   eval_attack.kind = "pgd";
   eval_attack.steps = o.eval_steps;
   eval_attack.restarts = 1;
+  const int64_t eval_warmup = eval::EvalOptions{}.graph_warmup;  // as the evaluator does
   runtime::GraphedCall eval_call(
       [&](const std::vector<torch::Tensor>& in) {
         return std::vector<torch::Tensor>{
             eval::correct_mask(*model, in[0], in[1], &eval_attack, o.precision)};
       },
-      o.graphs, kGraphWarmup, "the PGD evaluation");
+      o.graphs, eval_warmup, "the PGD evaluation");
   const auto eval_batch = [&] {
     model->eval();
     eval_call({images, labels});
   };
 
   const double batch = static_cast<double>(o.batch);
-  r.at_images_per_s = batch / seconds_per_iteration(at_step, o);
-  r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o);
+  r.at_images_per_s = batch / seconds_per_iteration(at_step, o, step_options.graph_warmup);
+  r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o, eval_warmup);
   r.at_tflops = r.at_images_per_s * static_cast<double>(r.at_step_flops) / 1e12;
   r.eval_tflops = r.eval_images_per_s * static_cast<double>(r.eval_flops) / 1e12;
   return r;

@@ -12,6 +12,7 @@
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
+#include "advft/runtime/memory_format.h"
 #include "advft/train/train_step.h"
 
 namespace advft::cli {
@@ -66,11 +67,8 @@ void run_bench_command(const BenchCliOptions& o) {
       attacks::parse_attack_spec(o.attack, attacks::AttackOptions{}, "--attack").options;
   options.eval_steps = o.eval_steps;
   options.precision = runtime::resolve_precision(o.precision, options.device, "--precision");
-  if (o.channels_last != "auto" && o.channels_last != "on" && o.channels_last != "off")
-    throw UsageError("--channels-last " + o.channels_last + ": must be auto, on or off");
-  // NHWC pays off with cuDNN's tensor-core kernels; the CPU's convolutions prefer NCHW.
   options.channels_last =
-      o.channels_last == "on" || (o.channels_last == "auto" && options.device.is_cuda());
+      runtime::resolve_channels_last(o.channels_last, options.device, "--channels-last");
   options.graphs = runtime::resolve_graph_mode(
       o.graphs, options.device, "--graphs", train::step_not_capturable(options.precision, "zoo"));
   options.warmup = o.warmup;

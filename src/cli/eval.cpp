@@ -109,16 +109,15 @@ void run_eval(const EvalCliOptions& o) {
   const std::string graphs = !o.graphs.empty() ? o.graphs : run ? run->cuda_graphs : "auto";
   options.graphs = runtime::resolve_graph_mode(graphs, device, "--graphs",
                                                eval::eval_not_capturable(ckpt.spec.kind));
-  const std::string channels_last = !o.channels_last.empty() ? o.channels_last
-                                    : run                    ? run->channels_last
-                                                             : "auto";
-  if (channels_last != "auto" && channels_last != "on" && channels_last != "off")
-    throw UsageError("--channels-last " + channels_last + ": must be auto, on or off");
+  const bool channels_last =
+      runtime::resolve_channels_last(!o.channels_last.empty() ? o.channels_last
+                                     : run                    ? run->channels_last
+                                                              : "auto",
+                                     device, "--channels-last");
   models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
   model->to(device);
-  if (channels_last == "on" || (channels_last == "auto" && device.is_cuda()))
-    runtime::to_channels_last(*model);
+  if (channels_last) runtime::to_channels_last(*model);
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
   const auto& images = splits.test.images;

@@ -179,7 +179,7 @@ void Trainer::build() {
     io::load_checkpoint_weights(*model_, *init, strict, models::describe(spec));
   }
   model_->to(device_);
-  if (config_.channels_last == "on" || (config_.channels_last == "auto" && device_.is_cuda()))
+  if (runtime::resolve_channels_last(config_.channels_last, device_, "channels_last"))
     runtime::to_channels_last(*model_);
   runtime::configure_matmul_precision(precision_);
 
