@@ -103,17 +103,18 @@ void run_eval(const EvalCliOptions& o) {
   options.seed = o.seed;
 
   const torch::Device device = runtime::resolve_device(o.device);
-  const std::string precision = !o.precision.empty() ? o.precision : run ? run->precision : "auto";
-  options.precision = runtime::resolve_precision(precision, device, "--precision");
+  // Device settings: the flag, else the config's value, else auto.
+  auto setting = [&](const std::string& flag, std::string config::RunConfig::*key) {
+    return !flag.empty() ? flag : run ? (*run).*key : std::string("auto");
+  };
+  options.precision = runtime::resolve_precision(
+      setting(o.precision, &config::RunConfig::precision), device, "--precision");
   runtime::configure_matmul_precision(options.precision);
-  const std::string graphs = !o.graphs.empty() ? o.graphs : run ? run->cuda_graphs : "auto";
-  options.graphs = runtime::resolve_graph_mode(graphs, device, "--graphs",
-                                               eval::eval_not_capturable(ckpt.spec.kind));
-  const bool channels_last =
-      runtime::resolve_channels_last(!o.channels_last.empty() ? o.channels_last
-                                     : run                    ? run->channels_last
-                                                              : "auto",
-                                     device, "--channels-last");
+  options.graphs =
+      runtime::resolve_graph_mode(setting(o.graphs, &config::RunConfig::cuda_graphs), device,
+                                  "--graphs", eval::eval_not_capturable(ckpt.spec.kind));
+  const bool channels_last = runtime::resolve_channels_last(
+      setting(o.channels_last, &config::RunConfig::channels_last), device, "--channels-last");
   models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
   model->to(device);

@@ -9,7 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "advft/attacks/attacks.h"
+#include "advft/attacks/attack_spec.h"
 #include "advft/config/load.h"
 #include "advft/data/loader.h"
 #include "advft/data/source.h"
