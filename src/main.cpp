@@ -2,6 +2,7 @@
 // a documented exit code (README "Exit codes").
 #include <iostream>
 
+#include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
