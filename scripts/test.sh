@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: set-up if needed, a formatting check, then every test (unit tests and the
-# CLI end-to-end tests) through CTest. In CI (CI=true) or with ADVFT_TEST_SANITIZE=1, the whole
-# suite runs a second time from an AddressSanitizer + UndefinedBehaviorSanitizer build, and
-# (also with ADVFT_TEST_FUZZ=1) libFuzzer runs on the checkpoint readers for a bounded time.
+# CLI end-to-end tests) through CTest. In CI (CI=true) or with ADVFT_TEST_LIBTORCH2=1, the
+# sources are compiled against a LibTorch 2.x with CUDA code on (scripts/check_libtorch2.sh).
+# In CI or with ADVFT_TEST_SANITIZE=1, the whole suite runs a second time from an
+# AddressSanitizer + UndefinedBehaviorSanitizer build, and (also with ADVFT_TEST_FUZZ=1)
+# libFuzzer runs on the checkpoint readers for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +12,14 @@ bash scripts/format.sh --check
 build_dir=${ADVFT_BUILD_DIR:-build}
 # Two cores: tests run one at a time, each with LibTorch's thread pool.
 ctest --test-dir "$build_dir" --output-on-failure --timeout 1200
+
+if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_LIBTORCH2:-0}" = "1" ]; then
+  # This machine's LibTorch is Debian's 1.13 without CUDA; the GPU build uses 2.x. About 3
+  # minutes: every source file, CUDA paths on, against sid's LibTorch headers (C++20).
+  echo "test: compiling against a LibTorch 2.x with the CUDA code paths"
+  ADVFT_LIBTORCH2_SUITES=${ADVFT_LIBTORCH2_SUITES:-sid} \
+    bash scripts/check_libtorch2.sh src/*/*.cpp src/main.cpp tests/cuda_test.cpp
+fi
 
 if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_SANITIZE:-0}" = "1" ]; then
   echo "test: again under AddressSanitizer + UBSan"
