@@ -8,7 +8,7 @@
 # Needs the CUDA runtime's headers (CUDA_INCLUDE_DIR, default /usr/local/cuda/include).
 #
 #   bash scripts/check_libtorch2.sh [FILE...]    # default: src/ and tests/
-#   ADVFT_LIBTORCH2_SUITES=sid bash scripts/check_libtorch2.sh   # only 2.14 (what CI runs)
+#   ADVFT_LIBTORCH2_SUITES='sid|trixie' bash scripts/check_libtorch2.sh   # what CI runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mkdir -p "${ADVFT_LIBTORCH2_DIR:-build-libtorch2}" && cd "${ADVFT_LIBTORCH2_DIR:-build-libtorch2}" && pwd)
@@ -37,24 +37,38 @@ apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourcePar
   -o APT::Sandbox::User=root -qq)
 apt-get "${apt_opts[@]}" update
 
-# unpack NAME PACKAGE/SUITE: the package's files under $work/NAME.
+# unpack SUITE: its LibTorch headers under $work/torch-SUITE (again when the suite has a newer
+# version); fails when the suite does not have the package (sid's come and go).
 unpack() {
-  local name=$1 package=$2
-  if [ ! -f "$work/$name/.unpacked" ]; then
-    rm -rf "${work:?}/$name" && mkdir -p "$work/$name"
-    (cd "$work" && apt-get "${apt_opts[@]}" download "$package")
-    dpkg-deb -x "$work/${package%%/*}"_*.deb "$work/$name"
-    rm -f "$work/${package%%/*}"_*.deb
-    touch "$work/$name/.unpacked"
-  fi
-}
-suites=${ADVFT_LIBTORCH2_SUITES:-trixie sid}
-for suite in $suites; do
+  local suite=$1 package deb
   case $suite in
-    trixie) unpack torch-trixie libtorch-cuda-dev/trixie ;;
-    sid) unpack torch-sid libtorch-dev/sid ;;
+    trixie) package=libtorch-cuda-dev/trixie ;;
+    sid) package=libtorch-dev/sid ;;
     *) echo "check_libtorch2: unknown suite '$suite' in ADVFT_LIBTORCH2_SUITES (trixie, sid)" >&2; exit 2 ;;
   esac
+  deb=$(apt-get "${apt_opts[@]}" download --print-uris "$package" 2>/dev/null | awk '{print $2}')
+  [ -n "$deb" ] || return 1
+  if [ "$(cat "$work/torch-$suite/.unpacked" 2>/dev/null)" != "$deb" ]; then
+    rm -rf "${work:?}/torch-$suite" && mkdir -p "$work/torch-$suite"
+    (cd "$work" && apt-get "${apt_opts[@]}" download "$package") || return 1
+    dpkg-deb -x "$work/$deb" "$work/torch-$suite"
+    rm -f "$work/$deb"
+    echo "$deb" >"$work/torch-$suite/.unpacked"
+  fi
+}
+# Each word of ADVFT_LIBTORCH2_SUITES is a suite, or alternatives "a|b": the first that has it.
+suites=()
+for choice in ${ADVFT_LIBTORCH2_SUITES:-trixie sid}; do
+  found=
+  for suite in ${choice//|/ }; do
+    if unpack "$suite"; then
+      found=$suite
+      break
+    fi
+    echo "check_libtorch2: Debian $suite has no LibTorch package now; trying the next choice"
+  done
+  [ -n "$found" ] || { echo "check_libtorch2: no LibTorch 2.x in any of '$choice'" >&2; exit 1; }
+  suites+=("$found")
 done
 
 # A CPU package leaves out the header CMake writes for a CUDA build; its one macro marks c10_cuda
@@ -63,7 +77,7 @@ stub=$work/stub/c10/cuda/impl
 mkdir -p "$stub" && echo '#define C10_CUDA_BUILD_SHARED_LIBS' >"$stub/cuda_cmake_macros.h"
 
 failed=0
-for suite in $suites; do
+for suite in "${suites[@]}"; do
   tree=$work/torch-$suite/usr/include
   # torch/version.h moved between releases; the preprocessor finds it wherever it is.
   read -r major minor < <(printf '#include <torch/version.h>\nTORCH_VERSION_MAJOR TORCH_VERSION_MINOR\n' |

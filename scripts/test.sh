@@ -15,9 +15,10 @@ ctest --test-dir "$build_dir" --output-on-failure --timeout 1200
 
 if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_LIBTORCH2:-0}" = "1" ]; then
   # This machine's LibTorch is Debian's 1.13 without CUDA; the GPU build uses 2.x. About 3
-  # minutes: every source file, CUDA paths on, against sid's LibTorch headers (C++20).
+  # minutes: every source file, CUDA paths on, against sid's LibTorch headers (C++20), or
+  # trixie's should sid be without one for a while.
   echo "test: compiling against a LibTorch 2.x with the CUDA code paths"
-  ADVFT_LIBTORCH2_SUITES=${ADVFT_LIBTORCH2_SUITES:-sid} \
+  ADVFT_LIBTORCH2_SUITES=${ADVFT_LIBTORCH2_SUITES:-sid|trixie} \
     bash scripts/check_libtorch2.sh src/*/*.cpp src/main.cpp tests/cuda_test.cpp
 fi
 
