@@ -24,8 +24,10 @@ fi
 
 if [ "${CI:-}" = "true" ] || [ "${ADVFT_TEST_SANITIZE:-0}" = "1" ]; then
   echo "test: again under AddressSanitizer + UBSan"
+  # -O1 -g1 (line tables), as the ASan docs suggest: reports keep file:line, and the build takes
+  # half the time of RelWithDebInfo's -O2 -g (its objects were 2.5x larger).
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DADVFT_SANITIZE="address;undefined" >/dev/null
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DADVFT_SANITIZE="address;undefined" >/dev/null
   cmake --build build-asan -j"$(nproc)"
   # LibTorch itself is not instrumented and keeps global caches alive at exit: leaks off.
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
