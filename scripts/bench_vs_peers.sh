@@ -27,11 +27,11 @@ run_advft() {  # name, then advft bench arguments; once with CUDA graphs, once w
       --json "$out/advft_${name}_graphs_$graphs.json" "$@" | tee "$out/advft_${name}_graphs_$graphs.txt"
   done
 }
-run_advft preact18_128 --model preact18 --batch 128 --iterations 20
-run_advft preact18_512 --model preact18 --batch 512 --iterations 20
-run_advft wrn34_10_128 --model wrn34_10 --batch 128 --iterations 8
-run_advft preact18_eval500 --model preact18 --batch 500 --iterations 10
-run_advft wrn34_10_eval500 --model wrn34_10 --batch 500 --iterations 4
+run_advft preact18_128 --model preact18 --batch 128 --iterations 20 --loops at
+run_advft preact18_512 --model preact18 --batch 512 --iterations 20 --loops at
+run_advft wrn34_10_128 --model wrn34_10 --batch 128 --iterations 8 --loops at
+run_advft preact18_eval500 --model preact18 --batch 500 --iterations 10 --loops eval
+run_advft wrn34_10_eval500 --model wrn34_10 --batch 500 --iterations 4 --loops eval
 
 python3 "$peer_dir/peer_bench.py" | tee "$out/peer_bench.txt"
 python3 "$peer_dir/peer_eval.py" | tee "$out/peer_eval.txt"

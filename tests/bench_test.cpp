@@ -117,7 +117,26 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_EQ(j["at_step"]["flops_per_image"].get<int64_t>(),
             5 * j["forward_flops_per_image"].get<int64_t>());  // PGD-1: (2*1 + 3) forwards
   EXPECT_EQ(run_advft("bench --model resnet9000").exit_code, 2);
+  const RunResult bad_loops = run_advft("bench --loops at,train --device cpu");
+  EXPECT_EQ(bad_loops.exit_code, 2);
+  EXPECT_NE(bad_loops.output.find("--loops at,train: \"train\" is not a loop"), std::string::npos)
+      << bad_loops.output;
   EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
+}
+
+// bench_vs_peers.sh times only what it compares: GPU time is the scarce resource.
+TEST(BenchCli, TimesOnlyTheLoopsAskedFor) {
+  TempDir dir;
+  const RunResult r = run_advft(
+      "bench --model preact18 --batch 2 --attack pgd:steps=1 --eval-steps 1 --warmup 0 "
+      "--iterations 1 --device cpu --loops eval --json " +
+      dir.file("eval.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("PGD-1 evaluation"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("AT step"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("eval.json")));
+  EXPECT_FALSE(j.contains("at_step"));
+  EXPECT_GT(j["eval"]["images_per_s"].get<double>(), 0.0);
 }
 
 }  // namespace

@@ -98,8 +98,11 @@ BenchResult run_bench(const BenchOptions& o) {
   };
 
   const double batch = static_cast<double>(o.batch);
-  r.at_images_per_s = batch / seconds_per_iteration(at_step, o, step_options.graph_warmup);
-  r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o, eval_warmup);
+  r.at_timed = o.time_at_step;
+  r.eval_timed = o.time_eval;
+  if (r.at_timed)
+    r.at_images_per_s = batch / seconds_per_iteration(at_step, o, step_options.graph_warmup);
+  if (r.eval_timed) r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o, eval_warmup);
   r.at_tflops = r.at_images_per_s * static_cast<double>(r.at_step_flops) / 1e12;
   r.eval_tflops = r.eval_images_per_s * static_cast<double>(r.eval_flops) / 1e12;
   return r;
@@ -117,35 +120,41 @@ std::string format_bench(const BenchResult& r) {
   std::snprintf(line, sizeof line, "%-44s %12s %14s %10s\n", "loop", "images/s", "GFLOP/image",
                 "TFLOP/s");
   out << line;
-  std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f\n",
-                ("AT step, " + r.train_attack).c_str(), r.at_images_per_s, r.at_step_flops / 1e9,
-                r.at_tflops);
-  out << line;
-  std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f\n",
-                ("PGD-" + std::to_string(r.eval_steps) + " evaluation").c_str(),
-                r.eval_images_per_s, r.eval_flops / 1e9, r.eval_tflops);
-  out << line;
+  const auto row = [&](const std::string& loop, double images_per_s, int64_t flops, double tflops) {
+    std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f\n", loop.c_str(), images_per_s,
+                  flops / 1e9, tflops);
+    out << line;
+  };
+  if (r.at_timed)
+    row("AT step, " + r.train_attack, r.at_images_per_s, r.at_step_flops, r.at_tflops);
+  if (r.eval_timed) {
+    row("PGD-" + std::to_string(r.eval_steps) + " evaluation", r.eval_images_per_s, r.eval_flops,
+        r.eval_tflops);
+  }
   return out.str();
 }
 
 nlohmann::json to_json(const BenchResult& r) {
-  return {{"model", r.model},
-          {"device", r.device},
-          {"precision", r.precision},
-          {"channels_last", r.channels_last},
-          {"graphs", r.graphs},
-          {"batch", r.batch},
-          {"train_attack", r.train_attack},
-          {"eval_steps", r.eval_steps},
-          {"forward_flops_per_image", r.forward_flops},
-          {"at_step",
-           {{"images_per_s", r.at_images_per_s},
-            {"flops_per_image", r.at_step_flops},
-            {"tflops", r.at_tflops}}},
-          {"eval",
-           {{"images_per_s", r.eval_images_per_s},
-            {"flops_per_image", r.eval_flops},
-            {"tflops", r.eval_tflops}}}};
+  nlohmann::json j = {{"model", r.model},
+                      {"device", r.device},
+                      {"precision", r.precision},
+                      {"channels_last", r.channels_last},
+                      {"graphs", r.graphs},
+                      {"batch", r.batch},
+                      {"train_attack", r.train_attack},
+                      {"eval_steps", r.eval_steps},
+                      {"forward_flops_per_image", r.forward_flops}};
+  if (r.at_timed) {
+    j["at_step"] = {{"images_per_s", r.at_images_per_s},
+                    {"flops_per_image", r.at_step_flops},
+                    {"tflops", r.at_tflops}};
+  }
+  if (r.eval_timed) {
+    j["eval"] = {{"images_per_s", r.eval_images_per_s},
+                 {"flops_per_image", r.eval_flops},
+                 {"tflops", r.eval_tflops}};
+  }
+  return j;
 }
 
 }  // namespace advft::bench

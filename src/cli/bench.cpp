@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -31,6 +32,7 @@ struct BenchCliOptions {
   int64_t warmup = 3;
   int64_t iterations = 10;
   int64_t threads = 0;
+  std::string loops = "at,eval";
   std::string json;
 };
 
@@ -56,6 +58,25 @@ models::ModelSpec bench_spec(const BenchCliOptions& o) {
   return spec;
 }
 
+// --loops: a comma-separated subset of at, eval.
+void parse_loops(const std::string& text, bench::BenchOptions& options) {
+  options.time_at_step = options.time_eval = false;
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    if (item == "at") {
+      options.time_at_step = true;
+    } else if (item == "eval") {
+      options.time_eval = true;
+    } else {
+      throw UsageError("--loops " + text + ": \"" + item +
+                       "\" is not a loop (at, eval, or at,eval)");
+    }
+  }
+  if (!options.time_at_step && !options.time_eval)
+    throw UsageError("--loops \"" + text + "\": name at least one loop (at, eval)");
+}
+
 void run_bench_command(const BenchCliOptions& o) {
   runtime::init_logging(false);
   runtime::set_cpu_threads(o.threads);
@@ -73,6 +94,7 @@ void run_bench_command(const BenchCliOptions& o) {
       o.graphs, options.device, "--graphs", train::step_not_capturable(options.precision, "zoo"));
   options.warmup = o.warmup;
   options.iterations = o.iterations;
+  parse_loops(o.loops, options);
   spdlog::info("benchmarking {} at batch {} on {}", models::describe(options.spec), o.batch,
                options.device.str());
 
@@ -114,6 +136,9 @@ void setup_bench(CLI::App& app) {
   command->add_option("--iterations", o->iterations, "Timed iterations per loop (default 10)")
       ->check(CLI::PositiveNumber);
   command->add_option("--threads", o->threads, "CPU threads")->check(CLI::PositiveNumber);
+  command->add_option("--loops", o->loops,
+                      "Which loops to time: at (the AT step), eval (PGD evaluation) or at,eval "
+                      "(default)");
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->callback([o]() { run_bench_command(*o); });
 }

@@ -25,8 +25,10 @@ struct BenchOptions {
   /// kCuda: both loops run as the trainer and evaluator run them with CUDA graphs (eager warm-up
   /// steps and the capture come before the untimed iterations).
   runtime::GraphMode graphs = runtime::GraphMode::kOff;
-  int64_t warmup = 3;       ///< untimed iterations first (cuDNN autotuning, allocator)
-  int64_t iterations = 10;  ///< timed iterations of each loop
+  int64_t warmup = 3;        ///< untimed iterations first (cuDNN autotuning, allocator)
+  int64_t iterations = 10;   ///< timed iterations of each loop
+  bool time_at_step = true;  ///< time the AT step (GPU time is scarce: skip what is not compared)
+  bool time_eval = true;     ///< time the PGD evaluation
   torch::Device device = torch::kCPU;
   uint64_t seed = 0;
 };
@@ -43,6 +45,8 @@ struct BenchResult {
   int64_t forward_flops = 0;     ///< per image
   int64_t at_step_flops = 0;     ///< per image
   int64_t eval_flops = 0;        ///< per image
+  bool at_timed = false;         ///< whether the AT step was timed (BenchOptions::time_at_step)
+  bool eval_timed = false;       ///< whether the evaluation was timed
   double at_images_per_s = 0;    ///< adversarial-training step
   double eval_images_per_s = 0;  ///< PGD evaluation
   double at_tflops = 0;          ///< achieved, from at_step_flops
@@ -51,12 +55,13 @@ struct BenchResult {
 
 /// Builds the model, counts its FLOPs, then times `iterations` AT steps (train::TrainStep: attack
 /// in train mode, forward, backward, SGD) and `iterations` PGD evaluations (eval::correct_mask in
-/// eval mode) after `warmup` each.
+/// eval mode) after `warmup` each; either loop can be left out.
 BenchResult run_bench(const BenchOptions& options);
 
-/// The result as an aligned table.
+/// The result as an aligned table (a row per timed loop).
 std::string format_bench(const BenchResult& result);
 
+/// The result as JSON; "at_step" and "eval" are there only for the loops that were timed.
 nlohmann::json to_json(const BenchResult& result);
 
 }  // namespace advft::bench
