@@ -8,7 +8,7 @@
 # Needs the CUDA runtime's headers (CUDA_INCLUDE_DIR, default /usr/local/cuda/include).
 #
 #   bash scripts/check_libtorch2.sh [FILE...]    # default: src/ and tests/
-#   ADVFT_LIBTORCH2_SUITES='sid|trixie' bash scripts/check_libtorch2.sh   # what CI runs
+#   ADVFT_LIBTORCH2_SUITES='trixie sid|trixie' bash ...   # what CI runs (sid may lack it a while)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mkdir -p "${ADVFT_LIBTORCH2_DIR:-build-libtorch2}" && cd "${ADVFT_LIBTORCH2_DIR:-build-libtorch2}" && pwd)
@@ -68,7 +68,10 @@ for choice in ${ADVFT_LIBTORCH2_SUITES:-trixie sid}; do
     echo "check_libtorch2: Debian $suite has no LibTorch package now; trying the next choice"
   done
   [ -n "$found" ] || { echo "check_libtorch2: no LibTorch 2.x in any of '$choice'" >&2; exit 1; }
-  suites+=("$found")
+  case " ${suites[*]} " in
+    *" $found "*) ;;  # a fallback that is already on the list is checked once
+    *) suites+=("$found") ;;
+  esac
 done
 
 # A CPU package leaves out the header CMake writes for a CUDA build; its one macro marks c10_cuda
