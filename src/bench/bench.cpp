@@ -85,16 +85,14 @@ BenchResult run_bench(const BenchOptions& o) {
   eval_attack.kind = "pgd";
   eval_attack.steps = o.eval_steps;
   eval_attack.restarts = 1;
-  const int64_t eval_warmup = eval::EvalOptions{}.graph_warmup;  // as the evaluator does
-  runtime::GraphedCall eval_call(
-      [&](const std::vector<torch::Tensor>& in) {
-        return std::vector<torch::Tensor>{
-            eval::correct_mask(*model, in[0], in[1], &eval_attack, o.precision)};
-      },
-      o.graphs, eval_warmup, "the PGD evaluation");
+  eval::EvalOptions eval_options;  // the evaluator's warm-up
+  eval_options.precision = o.precision;
+  eval_options.graphs = o.graphs;
+  const std::unique_ptr<runtime::GraphedCall> eval_call =
+      eval::graphed_correct_mask(*model, &eval_attack, eval_options, "the PGD evaluation");
   const auto eval_batch = [&] {
     model->eval();
-    eval_call({images, labels});
+    (*eval_call)({images, labels});
   };
 
   const double batch = static_cast<double>(o.batch);
@@ -102,7 +100,8 @@ BenchResult run_bench(const BenchOptions& o) {
   r.eval_timed = o.time_eval;
   if (r.at_timed)
     r.at_images_per_s = batch / seconds_per_iteration(at_step, o, step_options.graph_warmup);
-  if (r.eval_timed) r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o, eval_warmup);
+  if (r.eval_timed)
+    r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o, eval_options.graph_warmup);
   r.at_tflops = r.at_images_per_s * static_cast<double>(r.at_step_flops) / 1e12;
   r.eval_tflops = r.eval_images_per_s * static_cast<double>(r.eval_flops) / 1e12;
   return r;

@@ -57,6 +57,18 @@ torch::Tensor correct_mask(models::ClassifierImpl& model, const torch::Tensor& x
   return model.forward(input).argmax(1).eq(y);
 }
 
+std::unique_ptr<runtime::GraphedCall> graphed_correct_mask(models::ClassifierImpl& model,
+                                                           const attacks::AttackOptions* attack,
+                                                           const EvalOptions& options,
+                                                           const std::string& what) {
+  const runtime::Precision precision = options.precision;
+  return std::make_unique<runtime::GraphedCall>(
+      [&model, attack, precision](const std::vector<torch::Tensor>& in) {
+        return std::vector<torch::Tensor>{correct_mask(model, in[0], in[1], attack, precision)};
+      },
+      options.graphs, options.graph_warmup, what);
+}
+
 EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_data,
                     const std::vector<attacks::NamedAttack>& attacks, const EvalOptions& options,
                     torch::Device device, const ProgressFn& progress) {
@@ -75,18 +87,13 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
 
   // One call per row of the table, each captured as its own graph: the host reads each row's
   // count before the next starts, which times every attack on its own.
-  auto row = [&](const attacks::AttackOptions* attack, const std::string& name) {
-    return std::make_unique<runtime::GraphedCall>(
-        [&model, attack, &options](const std::vector<torch::Tensor>& in) {
-          return std::vector<torch::Tensor>{
-              correct_mask(model, in[0], in[1], attack, options.precision)};
-        },
-        options.graphs, options.graph_warmup, name);
-  };
-  const std::unique_ptr<runtime::GraphedCall> clean_row = row(nullptr, "the clean evaluation");
+  const std::unique_ptr<runtime::GraphedCall> clean_row =
+      graphed_correct_mask(model, nullptr, options, "the clean evaluation");
   std::vector<std::unique_ptr<runtime::GraphedCall>> attack_rows;
-  for (const auto& attack : attacks)
-    attack_rows.push_back(row(&attack.options, "the evaluation under " + attack.name));
+  for (const auto& attack : attacks) {
+    attack_rows.push_back(graphed_correct_mask(model, &attack.options, options,
+                                               "the evaluation under " + attack.name));
+  }
 
   data::BatchLoader loader(data, options.batch_size, /*shuffle=*/false, /*drop_last=*/false,
                            options.seed, device, options.placement);

@@ -2,6 +2,7 @@
 // Clean and adversarial accuracy of a model on a data set.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,14 @@ std::string eval_not_capturable(const std::string& model_kind);
 torch::Tensor correct_mask(models::ClassifierImpl& model, const torch::Tensor& x,
                            const torch::Tensor& y, const attacks::AttackOptions* attack,
                            runtime::Precision precision);
+
+/// correct_mask over inputs {x, y} as a GraphedCall with `options`' precision, graph mode and
+/// warm-up: how `evaluate` runs each row of its table (`attack` null: the clean pass). `model`
+/// and `*attack` must outlive it; `what` names it in errors.
+std::unique_ptr<runtime::GraphedCall> graphed_correct_mask(models::ClassifierImpl& model,
+                                                           const attacks::AttackOptions* attack,
+                                                           const EvalOptions& options,
+                                                           const std::string& what);
 
 /// Called after each batch with (examples done, total).
 using ProgressFn = std::function<void(int64_t, int64_t)>;
