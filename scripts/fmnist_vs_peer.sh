@@ -6,17 +6,41 @@
 # on the 10,000 test images. Prints the fine-tune's wall time and accuracies side by side.
 #
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist bash scripts/fmnist_vs_peer.sh [OUT_DIR]
+#   PEER_DIR=peer FMNIST_DIR=peer/fmnist bash scripts/fmnist_vs_peer.sh --peer-pretrain FILE
 #
 # FMNIST_DIR holds the four .gz files of Debian's dataset-fashion-mnist (copied next to the peer
 # into an ignored folder: only the checkout travels to the GPU machine).
+# The peer's clean pre-training is not what is compared, only its fine-tune: `--peer-pretrain FILE`
+# runs just those 15 epochs and saves the peer's state_dict to FILE, so that a session can run them
+# while it builds; a later run with PEER_CLEAN=FILE fine-tunes from it instead of pre-training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer_dir=${PEER_DIR:-peer}
 data_dir=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 out=${1:-${OUT:-fmnist-out}}
-mkdir -p "$out"
 [ -f "$peer_dir/fmnist_peer.py" ] || { echo "fmnist_vs_peer: no $peer_dir/fmnist_peer.py (set PEER_DIR)" >&2; exit 2; }
 [ -f "$data_dir/t10k-images-idx3-ubyte.gz" ] || { echo "fmnist_vs_peer: no Fashion-MNIST in $data_dir (set FMNIST_DIR)" >&2; exit 2; }
+
+# peer SNIPPET: the peer's own functions and settings (its source up to its sweep of schedules),
+# then SNIPPET; prints the peer's JSON lines.
+peer() {
+  FMNIST_DIR="$data_dir" python3 - "$peer_dir/fmnist_peer.py" "$1" <<'PY'
+import sys
+path, snippet = sys.argv[1], sys.argv[2]
+source = open(path).read()
+cut = source.index("torch.manual_seed(0); np.random.seed(0)")
+scope = {"__file__": path, "__name__": "fmnist_peer"}
+exec(compile(source[:cut], path, "exec"), scope)
+exec("torch.manual_seed(0); np.random.seed(0)\n" + snippet, scope)
+PY
+}
+pretrain="m = model(); run(m, 15, piecewise(0.1), False, tag='clean pre-training, piecewise 0.1')"
+if [ "$out" = --peer-pretrain ]; then
+  file=${2:?"fmnist_vs_peer: --peer-pretrain needs the file to save the peer's state_dict to"}
+  peer "$pretrain; torch.save(m.state_dict(), '$file.tmp')" && mv "$file.tmp" "$file"
+  exit
+fi
+mkdir -p "$out"
 bash scripts/build_cuda.sh
 advft=./build-cuda/advft
 common=(--config fashion_mnist --data-dir "$data_dir" --device cuda --set precision=bf16
@@ -33,18 +57,12 @@ end=$(date +%s.%N)
   --json "$out/advft_eval.json"
 python3 -c "print($end - $start)" > "$out/advft_ft_wall_seconds.txt"
 
-# The peer's own functions and settings; only its sweep of other schedules is left out.
-FMNIST_DIR="$data_dir" python3 - "$peer_dir/fmnist_peer.py" > "$out/peer.jsonl" <<'PY'
-import sys
-path = sys.argv[1]
-source = open(path).read()
-cut = source.index("torch.manual_seed(0); np.random.seed(0)")
-scope = {"__file__": path, "__name__": "fmnist_peer"}
-exec(compile(source[:cut], path, "exec"), scope)
-exec("torch.manual_seed(0); np.random.seed(0)\n"
-     "m = model(); run(m, 15, piecewise(0.1), False, tag='clean pre-training, piecewise 0.1')\n"
-     "run(m, 3, ssfd(0.05), True, tag='fine-tune 3 ep, ssfd peak 0.05')\n", scope)
-PY
+if [ -n "${PEER_CLEAN:-}" ] && [ -f "$PEER_CLEAN" ]; then
+  echo "fmnist_vs_peer: the peer fine-tunes from its clean pre-training in $PEER_CLEAN"
+  pretrain="m = model(); m.load_state_dict(torch.load('$PEER_CLEAN'))"
+fi
+peer "$pretrain; run(m, 3, ssfd(0.05), True, tag='fine-tune 3 ep, ssfd peak 0.05')" \
+  > "$out/peer.jsonl"
 cat "$out/peer.jsonl"
 
 python3 - "$out" <<'PY'
