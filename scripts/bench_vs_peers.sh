@@ -33,7 +33,21 @@ run_advft wrn34_10_128 --model wrn34_10 --batch 128 --iterations 8 --loops at
 run_advft preact18_eval500 --model preact18 --batch 500 --iterations 10 --loops eval
 run_advft wrn34_10_eval500 --model wrn34_10 --batch 500 --iterations 4 --loops eval
 
-python3 "$peer_dir/peer_bench.py" | tee "$out/peer_bench.txt"
+# The peer's own step and bench function, for the configurations compared (bf16 autocast +
+# channels-last); PEER_BENCH_ALL=1 runs its whole sweep, fp32 included.
+if [ "${PEER_BENCH_ALL:-0}" = "1" ]; then
+  python3 "$peer_dir/peer_bench.py" | tee "$out/peer_bench.txt"
+else
+  python3 - "$peer_dir/peer_bench_defs.py" <<'PY' | tee "$out/peer_bench.txt"
+import sys
+scope = {"__name__": "peer_bench_defs"}
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), scope)
+bench, preact18, wrn34_10 = scope["bench"], scope["preact18"], scope["wrn34_10"]
+bench("preact18", preact18, 128, True, True)
+bench("preact18", preact18, 512, True, True)
+bench("wrn34-10", wrn34_10, 128, True, True, iters=8)
+PY
+fi
 python3 "$peer_dir/peer_eval.py" | tee "$out/peer_eval.txt"
 if [ "${SKIP_COMPILE:-0}" != "1" ]; then
   python3 "$peer_dir/peer_compile.py" | tee "$out/peer_compile.txt"
