@@ -10,5 +10,6 @@ prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DADVFT_BUILD_TESTS="${ADVFT_BUILD_TESTS:-ON}" -DCMAKE_PREFIX_PATH="$prefix" \
   ${ADVFT_CMAKE_ARGS:-} | grep -E "advft:|Error|error" || true
-cmake --build "$build_dir" -j"$(nproc)"
+# -k 0: a first build on a new LibTorch reports every file that fails, not only the first.
+cmake --build "$build_dir" -j"$(nproc)" -- -k 0
 echo "build_cuda: built $build_dir/advft"

@@ -5,10 +5,14 @@
 #   tests   the *_CUDA tests (graph vs eager, bf16 vs fp32, train/eval/bench on the GPU)
 #   bench   scripts/bench_vs_peers.sh without the torch.compile peer (SKIP_COMPILE=1)
 #   fmnist  scripts/fmnist_vs_peer.sh, the Fashion-MNIST recipe against fmnist_peer.py
-#   profile nsys's kernel summary of one WRN-34-10 AT-step bench, where nsys exists
+#   profile GPU kernel time against wall time of the peer's AT step (scripts/peer_kernel_time.py;
+#           the machine has no nsys)
 #   compile  the torch.compile peer (minutes of compilation)
 # Each stage writes OUT_DIR/<stage>.log. A stage that fails or runs out of the budget is reported
 # and the next one still runs while time is left; the ones after a failed build are skipped.
+# With fmnist among the stages, the peer's clean pre-training (untimed, GPU-bound) runs from the
+# start beside the build (CPU-bound), and the timed stages wait for it. At the end everything
+# small under OUT_DIR is packed into OUT_DIR/session.tar.gz (the device tool returns 8 files).
 #
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=540 bash scripts/gpu_session.sh "$OUT" [STAGE...]
 #
@@ -49,6 +53,19 @@ cat "$out/machine.txt"
 summary=()
 built=1
 failures=0
+peer_clean=/tmp/advft_peer_clean.pt
+pretrain_pid=
+if [[ " ${stages[*]} " == *" fmnist "* ]]; then
+  rm -f "$peer_clean"
+  bash scripts/fmnist_vs_peer.sh --peer-pretrain "$peer_clean" >"$out/peer_pretrain.log" 2>&1 &
+  pretrain_pid=$!
+fi
+# Timings must not share the GPU with the peer's pre-training.
+wait_for_pretrain() {
+  [ -n "$pretrain_pid" ] || return 0
+  wait "$pretrain_pid" || summary+=("peer pre-training: FAILED, see peer_pretrain.log")
+  pretrain_pid=
+}
 # stage NAME SECONDS_IT_NEEDS COMMAND...: runs COMMAND into OUT_DIR/NAME.log within the budget.
 stage() {
   local name=$1 needs=$2
@@ -78,24 +95,26 @@ stage() {
   return 0
 }
 
-profile_wrn() {
-  command -v nsys >/dev/null || { echo "no nsys on this machine"; return 0; }
-  nsys profile --force-overwrite true -o "$out/wrn34_10_at" ./build-cuda/advft bench \
-    --model wrn34_10 --batch 128 --device cuda --precision bf16 --iterations 4 >/dev/null &&
-    nsys stats --report cuda_gpu_kern_sum,cuda_gpu_sum --format csv \
-      -o "$out/wrn34_10_at" "$out/wrn34_10_at.nsys-rep"
-}
-
-export -f profile_wrn
-export out
 for name in "${stages[@]}"; do
   case $name in
-    build) stage build 60 bash scripts/build_cuda.sh ;;
+    build) stage build 60 nice -n 5 bash scripts/build_cuda.sh ;;  # the pre-training goes first
     tests) stage tests 30 ctest --test-dir build-cuda -R '_CUDA$' --output-on-failure --timeout 300 ;;
-    bench) stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench" ;;
-    fmnist) stage fmnist 300 bash scripts/fmnist_vs_peer.sh "$out/fmnist" ;;
-    profile) stage profile 60 bash -c profile_wrn ;;
-    compile) stage compile 240 python3 "$PEER_DIR/peer_compile.py" ;;
+    bench)
+      wait_for_pretrain
+      stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"
+      ;;
+    fmnist)
+      wait_for_pretrain
+      stage fmnist 200 env PEER_CLEAN="$peer_clean" bash scripts/fmnist_vs_peer.sh "$out/fmnist"
+      ;;
+    profile)
+      wait_for_pretrain
+      stage profile 60 python3 scripts/peer_kernel_time.py "$PEER_DIR/peer_bench_defs.py"
+      ;;
+    compile)
+      wait_for_pretrain
+      stage compile 240 python3 "$PEER_DIR/peer_compile.py"
+      ;;
     *)
       summary+=("$name: unknown stage (build tests bench fmnist profile compile)")
       failures=$((failures + 1))
@@ -103,10 +122,23 @@ for name in "${stages[@]}"; do
   esac
 done
 
-# What the reply's output tail should show: the tests' verdicts and the ratio tables.
+# Without a build nothing waits for the peer's pre-training.
+if [ "$built" = 0 ] && [ -n "$pretrain_pid" ]; then
+  pkill -f advft_peer_clean
+  pretrain_pid=
+fi
+# What the reply's output tail should show: the first errors of a failed build, the tests'
+# verdicts, the ratio tables.
+[ "$built" = 0 ] && grep -m 30 -E "error|Error|undefined reference" "$out/build.log"
 [ -f "$out/tests.log" ] && grep -E "tests passed|tests failed|\*\*\*Failed|Passed|Skipped" "$out/tests.log"
 [ -f "$out/bench.log" ] && sed -n '/^advft with CUDA graphs/,$p' "$out/bench.log"
 [ -f "$out/fmnist.log" ] && sed -n '/^3-epoch fine-tune/,$p' "$out/fmnist.log"
 [ -f "$out/compile.log" ] && grep "img/s" "$out/compile.log"
+[ -f "$out/profile.log" ] && cat "$out/profile.log"
+wait_for_pretrain
+# Pack the logs, JSON and tables (not the checkpoints) into one file, and keep only the top level.
+(cd "$out" && find . -mindepth 2 -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.txt' \
+  -o -name '*.log' -o -name '*.csv' \) -print0 | tar --null -czf session.tar.gz -T - &&
+  find . -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +)
 printf '%s\n' "gpu_session: $(($(date +%s) - started))s of ${budget}s" "${summary[@]}"
 [ "$failures" = 0 ]
