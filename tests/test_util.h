@@ -1,8 +1,11 @@
 #pragma once
 // Small helpers shared by the test files: a self-deleting temp directory and file writers.
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 
 namespace advft::testing {
@@ -12,7 +15,11 @@ class TempDir {
  public:
   TempDir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "advft-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
+    if (::mkdtemp(pattern.data()) == nullptr) {  // a null path would crash, not fail the test
+      throw std::runtime_error("TempDir: cannot create " + pattern + ": " + std::strerror(errno) +
+                               " (is TMPDIR writable?)");
+    }
+    path_ = pattern;
   }
   ~TempDir() {
     std::error_code ignored;
