@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "advft/attacks/attacks.h"
@@ -102,19 +104,50 @@ std::pair<torch::Tensor, torch::Tensor> train_steps(runtime::GraphMode graphs,
   return {initial, flat()};
 }
 
+// cuDNN's deterministic algorithms and no benchmark for the life of the object: eager steps then
+// repeat themselves, and what sets a graphed step apart from an eager one is the graph.
+class DeterministicCudnn {
+ public:
+  DeterministicCudnn()
+      : benchmark_(at::globalContext().benchmarkCuDNN()),
+        deterministic_(at::globalContext().deterministicCuDNN()) {
+    at::globalContext().setBenchmarkCuDNN(false);
+    at::globalContext().setDeterministicCuDNN(true);
+  }
+  ~DeterministicCudnn() {
+    at::globalContext().setBenchmarkCuDNN(benchmark_);
+    at::globalContext().setDeterministicCuDNN(deterministic_);
+  }
+  DeterministicCudnn(const DeterministicCudnn&) = delete;
+  DeterministicCudnn& operator=(const DeterministicCudnn&) = delete;
+
+ private:
+  bool benchmark_;
+  bool deterministic_;
+};
+
 TEST(CudaGraphs, CapturedTrainingStepTrainsLikeTheEagerStep_CUDA) {
   REQUIRE_CUDA();
+  const DeterministicCudnn deterministic;
   for (auto precision : {runtime::Precision::kFp32, runtime::Precision::kBf16}) {
     const auto [initial, eager] = train_steps(runtime::GraphMode::kOff, precision);
-    const auto [initial_again, graphed] = train_steps(runtime::GraphMode::kCuda, precision);
+    const auto [initial_again, eager_again] = train_steps(runtime::GraphMode::kOff, precision);
+    const auto [initial_graphed, graphed] = train_steps(runtime::GraphMode::kCuda, precision);
     ASSERT_TRUE(initial.equal(initial_again));
-    // The graph reads each step's lr and random start like the eager step does; what differs is
-    // the GPU's own rounding noise (atomics in cuDNN's backward), small against the update.
+    ASSERT_TRUE(initial.equal(initial_graphed));
+    // The graph reads each step's lr and random start like the eager step does. What may still
+    // differ is the GPU's own rounding noise (atomics outside cuDNN), which PGD's sign() can
+    // amplify over six steps: eager against eager measures it, and the graph may differ by that
+    // much on top of a small share of the update.
     const double update = (eager - initial).norm().item<double>();
+    const double noise = (eager_again - eager).norm().item<double>();
     const double apart = (graphed - eager).norm().item<double>();
+    std::printf("%s: update %.4g, eager vs eager %.4g, graphed vs eager %.4g\n",
+                runtime::precision_name(precision), update, noise, apart);
     EXPECT_GT(update, 0.0);
-    EXPECT_LE(apart, (precision == runtime::Precision::kBf16 ? 0.05 : 0.01) * update)
-        << runtime::precision_name(precision) << ": update " << update << ", apart " << apart;
+    EXPECT_LE(apart, (precision == runtime::Precision::kBf16 ? 0.05 : 0.01) * update + 2 * noise)
+        << runtime::precision_name(precision) << ": update " << update << ", eager vs eager "
+        << noise << ", graphed vs eager " << apart;
   }
   runtime::configure_matmul_precision(runtime::Precision::kFp32);
 }
