@@ -97,6 +97,26 @@ TEST_F(CliTest, HostPlacementTrainsExactlyLikeDevicePlacement) {
   EXPECT_EQ(runs[0], runs[1]);
 }
 
+// data.val_size=0: no validation, so the kept "best" is the last epoch's model, said as such
+// rather than as a validation accuracy of -1%.
+TEST_F(CliTest, WithoutValidationBestIsTheLastEpoch) {
+  const std::string out = tmp.file("noval");
+  const RunResult r = run_advft("train --config " + config_path + " --out " + out +
+                                " --set data.val_size=0 --epochs 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("no validation set, best.safetensors is the last epoch's"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("-1.00%"), std::string::npos) << r.output;
+  const json results = json::parse(read_bytes(out + "/results.json"));
+  EXPECT_TRUE(results["best_val_accuracy"].is_null()) << results.dump();
+  EXPECT_EQ(results["best_epoch"], 2);
+  EXPECT_EQ(results["best_by"], "last epoch (no validation set)");
+  EXPECT_EQ(read_bytes(out + "/best.safetensors"), read_bytes(out + "/last.safetensors"));
+  const RunResult eval = run_advft("eval --checkpoint " + out + "/best.safetensors --limit 20");
+  EXPECT_EQ(eval.exit_code, 0) << eval.output;
+}
+
 TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   std::string pre = pretrain();
   for (const char* file : {"config.json", "log.txt", "metrics.jsonl", "last.safetensors",

@@ -467,6 +467,31 @@ TEST(AtomicFile, FailedRenameRemovesTheTempFileAndKeepsTheTarget) {
   EXPECT_EQ(read_bytes(dir.file("target/keep")), "kept");
 }
 
+// best.safetensors of a run without validation is a second name of last.safetensors: it must
+// stay what it was when last.safetensors is replaced, and never be a half-written file.
+TEST(AtomicFile, LinkIsASnapshotThatSurvivesReplacingTheOriginal) {
+  TempDir dir;
+  const std::string last = dir.file("last.safetensors");
+  const std::string best = dir.file("best.safetensors");
+  advft::io::write_file_atomic(last, "epoch 1");
+  advft::io::write_file_atomic(best, "an older best");
+  advft::io::link_file_atomic(last, best);
+  EXPECT_EQ(read_bytes(best), "epoch 1");
+  advft::io::write_file_atomic(last, "epoch 2");
+  EXPECT_EQ(read_bytes(best), "epoch 1");
+  EXPECT_EQ(read_bytes(last), "epoch 2");
+  EXPECT_EQ(dir_entries(dir.path()),
+            (std::vector<std::string>{"best.safetensors", "last.safetensors"}));
+  try {
+    advft::io::link_file_atomic(dir.file("missing"), best);
+    FAIL() << "expected an error";
+  } catch (const advft::Error& e) {
+    EXPECT_EQ(e.exit_code(), advft::kExitRunDir);
+    EXPECT_NE(std::string(e.what()).find(dir.file("missing")), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_bytes(best), "epoch 1");
+}
+
 TEST(AtomicFile, ReadMissingFileNamesIt) {
   TempDir dir;
   try {

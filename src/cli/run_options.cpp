@@ -156,9 +156,14 @@ void run_training_command(const RunOptions& o, config::Command command) {
       fs::remove_all(request.paths.dir, ignored);
     throw;
   }
-  spdlog::info("done: best validation accuracy {:.2f}% (epoch {}); results in {}",
-               results.value("best_val_accuracy", 0.0), results.value("best_epoch", 0),
-               request.paths.results);
+  if (results["best_val_accuracy"].is_number()) {
+    spdlog::info("done: best validation accuracy {:.2f}% (epoch {}); results in {}",
+                 results["best_val_accuracy"].get<double>(), results.value("best_epoch", 0),
+                 request.paths.results);
+  } else {
+    spdlog::info("done: no validation set, best.safetensors is the last epoch's; results in {}",
+                 request.paths.results);
+  }
   std::cout << results.dump(2) << std::endl;
 }
 

@@ -75,13 +75,26 @@ int write_all(int fd, const char* data, size_t size) {
   return 0;
 }
 
+// A name beside `path` for writing before the rename; pid + counter keeps concurrent writers
+// (threads, or ranks sharing a file system) apart.
+std::string temporary_name(const std::string& path) {
+  static std::atomic<unsigned long> counter{0};
+  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+}
+
+// Without this a rename may be lost on power failure.
+void fsync_parent_dir(const std::string& path) {
+  FdGuard dir(::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  // Some file systems cannot open or fsync a directory (EINVAL); the data is written either way.
+  if (dir.get() >= 0 && ::fsync(dir.get()) != 0 && errno != EINVAL) {
+    throw_write_error(path, "fsync of its directory", errno);
+  }
+}
+
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  // pid + counter keeps concurrent writers (threads, or ranks sharing a file system) apart.
-  static std::atomic<unsigned long> counter{0};
-  const std::string tmp =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  const std::string tmp = temporary_name(path);
 
   FdGuard fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (fd.get() < 0) {
@@ -105,13 +118,22 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     throw_write_error(path, step, err);
   }
+  fsync_parent_dir(path);
+}
 
-  // Without this the rename itself may be lost on power failure.
-  FdGuard dir(::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  // Some file systems cannot open or fsync a directory (EINVAL); the data is written either way.
-  if (dir.get() >= 0 && ::fsync(dir.get()) != 0 && errno != EINVAL) {
-    throw_write_error(path, "fsync of its directory", errno);
+void link_file_atomic(const std::string& from, const std::string& to) {
+  const std::string tmp = temporary_name(to);
+  if (::link(from.c_str(), tmp.c_str()) != 0) {
+    if (errno == ENOENT) throw_write_error(to, "no " + from + " to link", errno);
+    write_file_atomic(to, read_file_bytes(from));  // no hard links here (EPERM, EXDEV, ...)
+    return;
   }
+  if (::rename(tmp.c_str(), to.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw_write_error(to, "rename", err);
+  }
+  fsync_parent_dir(to);
 }
 
 std::string read_file_bytes(const std::string& path) {

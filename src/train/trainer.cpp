@@ -15,6 +15,7 @@
 #include "advft/data/source.h"
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
+#include "advft/io/atomic_file.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
@@ -343,16 +344,20 @@ void Trainer::end_of_epoch(int64_t epoch) {
         config_.train.adversarial ? report.attacks[0].accuracy : report.clean_accuracy;
     if (score > state_.best_val_score) {
       state_.best_val_score = score;
-
       state_.best_epoch = epoch + 1;
       record["best"] = true;
     }
+  } else {
+    state_.best_epoch = epoch + 1;  // with nothing to compare, the latest epoch is the one kept
   }
   state_.last_epoch = record;
   metrics_->write(record);
   save_last((epoch + 1) * steps_per_epoch_);
-  if (record.value("best", false) || data_.val.size() == 0) {
+  if (record.value("best", false)) {
     io::save_checkpoint(paths_.best, *model_, config_.model, state_json(epoch + 1));
+  } else if (data_.val.size() == 0) {
+    // The same bytes as last.safetensors: a second name for them costs no write.
+    io::link_file_atomic(paths_.last, paths_.best);
   }
 }
 
@@ -385,9 +390,11 @@ nlohmann::json Trainer::results() const {
           {"val_images", data_.val.size()},
           {"train_seconds", state_.train_seconds},
           {"best_epoch", state_.best_epoch},
-          {"best_val_accuracy", state_.best_val_score},
-          {"best_by",
-           config_.train.adversarial ? "robust validation accuracy" : "clean validation accuracy"},
+          {"best_val_accuracy",
+           data_.val.size() > 0 ? nlohmann::json(state_.best_val_score) : nlohmann::json(nullptr)},
+          {"best_by", data_.val.size() == 0       ? "last epoch (no validation set)"
+                      : config_.train.adversarial ? "robust validation accuracy"
+                                                  : "clean validation accuracy"},
 
           {"final", state_.last_epoch},
           {"checkpoints", {{"last", paths_.last}, {"best", paths_.best}}},

@@ -11,6 +11,11 @@ namespace advft::io {
 /// names the path and the system error; an existing `path` is then left untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+/// Makes `to` a second name of the file `from` (a hard link, published by rename, so `to` is
+/// replaced atomically and stays a snapshot when `from` is later replaced by write_file_atomic).
+/// Where the file system has no hard links it copies through write_file_atomic instead.
+void link_file_atomic(const std::string& from, const std::string& to);
+
 /// The whole content of `path`; throws advft::Error (kExitRunDir) "cannot read <path>: <reason>".
 /// Callers that read checkpoints or data rethrow it as their own error type.
 std::string read_file_bytes(const std::string& path);
