@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a session with a GPU machine has to establish about the CUDA paths, in order of
-# importance and within a time budget, so that one or two calls of the device tool return it all:
+# importance and within a time budget, so that one call of the device tool returns it all:
 #   build   scripts/build_cuda.sh against the machine's PyTorch wheel (tests included)
 #   tests   the *_CUDA tests (graph vs eager, bf16 vs fp32, train/eval/bench on the GPU)
 #   bench   scripts/bench_vs_peers.sh without the torch.compile peer (SKIP_COMPILE=1)
@@ -14,10 +14,12 @@
 # start beside the build (CPU-bound), and the timed stages wait for it. At the end everything
 # small under OUT_DIR is packed into OUT_DIR/session.tar.gz (the device tool returns 8 files).
 #
-#   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=540 bash scripts/gpu_session.sh "$OUT" [STAGE...]
+#   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=565 bash scripts/gpu_session.sh "$OUT" [STAGE...]
 #
-# Default stages: build tests bench. A second call on the still-warm machine can then run
-# `... gpu_session.sh "$OUT" build fmnist` (the build is incremental). PEER_DIR and FMNIST_DIR
+# Default stages: build tests bench fmnist profile, about 530 s on an H200 (2026-11-26: build 128,
+# tests 35, bench 107, fmnist 221, profile 30), so one call with timeout_s 600 holds them. The
+# torch.compile peer needs a call of its own (`... gpu_session.sh "$OUT" compile`, no build; the
+# machine stays warm for 30 s after a call). PEER_DIR and FMNIST_DIR
 # are copies of ../shared/peer and Debian's Fashion-MNIST .gz files in a folder that
 # .git/info/exclude ignores, named in the device tool's carry (only the checkout travels).
 #
@@ -37,8 +39,8 @@ fi
 out=${1:-${OUT:-gpu-out}}
 shift || true
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(build tests bench)
-budget=${BUDGET_S:-540}
+[ ${#stages[@]} -gt 0 ] || stages=(build tests bench fmnist profile)
+budget=${BUDGET_S:-565}
 started=$(date +%s)
 mkdir -p "$out"
 export PEER_DIR=${PEER_DIR:-peer} FMNIST_DIR=${FMNIST_DIR:-peer/fmnist}
