@@ -2,7 +2,8 @@
 # Everything a session with a GPU machine has to establish about the CUDA paths, in order of
 # importance and within a time budget, so that one call of the device tool returns it all:
 #   build   scripts/build_cuda.sh against the machine's PyTorch wheel (tests included)
-#   tests   the *_CUDA tests (graph vs eager, bf16 vs fp32, train/eval/bench on the GPU)
+#   tests   the *_CUDA tests (graph vs eager, bf16 vs fp32, train/eval/bench on the GPU), and the
+#           test harness's own
 #   bench   scripts/bench_vs_peers.sh without the torch.compile peer (SKIP_COMPILE=1)
 #   fmnist  scripts/fmnist_vs_peer.sh, the Fashion-MNIST recipe against fmnist_peer.py
 #   profile GPU kernel time against wall time of the peer's AT step (scripts/peer_kernel_time.py;
@@ -100,7 +101,11 @@ stage() {
 for name in "${stages[@]}"; do
   case $name in
     build) stage build 60 nice -n 5 bash scripts/build_cuda.sh ;;  # the pre-training goes first
-    tests) stage tests 30 ctest --test-dir build-cuda -R '_CUDA$' --output-on-failure --timeout 300 ;;
+    # With the *_CUDA tests, the harness's own (temp dirs, crash report) and the file writers.
+    tests)
+      stage tests 30 ctest --test-dir build-cuda --output-on-failure --timeout 300 \
+        -R '_CUDA$|^(CrashReport|TempDirFixture|AtomicFile)\.'
+      ;;
     bench)
       wait_for_pretrain
       stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"
