@@ -32,6 +32,14 @@ run_advft preact18_512 --model preact18 --batch 512 --iterations 20 --loops at
 run_advft wrn34_10_128 --model wrn34_10 --batch 128 --iterations 8 --loops at
 run_advft preact18_eval500 --model preact18 --batch 500 --iterations 10 --loops eval
 run_advft wrn34_10_eval500 --model wrn34_10 --batch 500 --iterations 4 --loops eval
+# The Fashion-MNIST recipe's step (1x28x28, eps 0.1), graphed, with and without channels-last:
+# one input channel is an odd shape for cuDNN's NHWC kernels.
+for layout in on off; do
+  ./build-cuda/advft bench --device cuda --precision bf16 --model preact18 --in-channels 1 \
+    --input-size 28 --attack pgd:steps=10,eps=0.1,step_size=0.025 --batch 128 --iterations 20 \
+    --loops at --channels-last $layout --json "$out/advft_fmnist_128_cl_$layout.json" |
+    tee "$out/advft_fmnist_128_cl_$layout.txt"
+done
 
 # The peer's own step and bench function, for the configurations compared (bf16 autocast +
 # channels-last); PEER_BENCH_ALL=1 runs its whole sweep, fp32 included.
@@ -98,4 +106,9 @@ for name, ours, eager, compiled in rows:
     no_graphs = advft(*key, graphs="off")
     print(f"{name:36s} {ours:9.0f} ({no_graphs:6.0f}) {eager or 0:12.0f} {ratio(eager)} "
           f"{compiled or 0:10.0f} {ratio(compiled)}")
+layouts = {layout: json.load(open(os.path.join(out, f"advft_fmnist_128_cl_{layout}.json")))
+           for layout in ("on", "off")}
+print("\nFashion-MNIST step (PreActResNet-18 1x28x28, PGD-10, batch 128, graphs): "
+      + ", ".join(f"channels-last {k}: {v['at_step']['images_per_s']:.0f} img/s"
+                  for k, v in layouts.items()))
 PY

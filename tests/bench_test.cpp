@@ -124,6 +124,23 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
 }
 
+// The Fashion-MNIST recipe's shape, to time its step apart from the whole fine-tune.
+TEST(BenchCli, MeasuresAnyImageShape) {
+  TempDir dir;
+  const RunResult r = run_advft(
+      "bench --model preact18 --in-channels 1 --input-size 28 --batch 2 --loops at "
+      "--attack pgd:steps=1,eps=0.1,step_size=0.025 --warmup 0 --iterations 1 --device cpu "
+      "--json " +
+      dir.file("fmnist.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1x28x28"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("fmnist.json")));
+  // 28x28 of one channel: fewer FLOPs than CIFAR's 3x32x32, the first convolution a ninth.
+  EXPECT_LT(j["forward_flops_per_image"].get<int64_t>(), 1'000'000'000);
+  EXPECT_GT(j["forward_flops_per_image"].get<int64_t>(), 500'000'000);
+  EXPECT_EQ(run_advft("bench --in-channels 0 --device cpu").exit_code, 2);
+}
+
 // bench_vs_peers.sh times only what it compares: GPU time is the scarce resource.
 TEST(BenchCli, TimesOnlyTheLoopsAskedFor) {
   TempDir dir;

@@ -28,6 +28,7 @@ struct BenchCliOptions {
   std::string graphs = "auto";
   std::string device = "auto";
   int64_t input_size = 0;
+  int64_t in_channels = 0;
   int64_t classes = 0;
   int64_t warmup = 3;
   int64_t iterations = 10;
@@ -48,6 +49,7 @@ models::ModelSpec bench_spec(const BenchCliOptions& o) {
   // torchvision's ImageNet networks at ImageNet's shape; everything else at CIFAR's.
   const bool imagenet = spec.arch.rfind("resnet", 0) == 0 || spec.arch == "wide_resnet50_2";
   spec.input_size = o.input_size > 0 ? o.input_size : (imagenet ? 224 : 32);
+  spec.in_channels = o.in_channels > 0 ? o.in_channels : 3;
   spec.num_classes = o.classes > 0 ? o.classes : (imagenet ? 1000 : 10);
   try {
     models::validate(spec);
@@ -128,6 +130,11 @@ void setup_bench(CLI::App& app) {
                       "the trainer does (auto: on for CUDA, off for fp16)");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
   command->add_option("--input-size", o->input_size, "Image height = width (default per model)")
+      ->check(CLI::PositiveNumber);
+  command
+      ->add_option("--in-channels", o->in_channels,
+                   "Image channels (default 3; Fashion-MNIST's shape: --in-channels 1 "
+                   "--input-size 28)")
       ->check(CLI::PositiveNumber);
   command->add_option("--classes", o->classes, "Classes (default per model)")
       ->check(CLI::PositiveNumber);
