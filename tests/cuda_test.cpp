@@ -13,6 +13,7 @@
 #include "advft/eval/evaluator.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/cuda_graph.h"
+#include "advft/runtime/device.h"
 #include "advft/runtime/memory_format.h"
 #include "advft/runtime/precision.h"
 #include "advft/runtime/stream.h"
@@ -176,6 +177,17 @@ TEST(CudaGraphs, CapturedEvaluationCountsLikeTheEagerOne_CUDA) {
   EXPECT_NEAR(graphed.clean_correct, eager.clean_correct, 10);
   for (std::size_t a = 0; a < attacks.size(); ++a)
     EXPECT_NEAR(graphed.attacks[a].correct, eager.attacks[a].correct, 10) << attacks[a].name;
+}
+
+// A GPU that cannot be used says so at wait(), where the caller is ready for errors.
+TEST(Device, WarmupMakesTheContextAndRethrowsAtWait_CUDA) {
+  REQUIRE_CUDA();
+  runtime::DeviceWarmup gpu(torch::Device(torch::kCUDA, 0));
+  EXPECT_TRUE(gpu.started());
+  EXPECT_NO_THROW(gpu.wait());
+  runtime::DeviceWarmup missing(
+      torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(torch::cuda::device_count())));
+  EXPECT_ANY_THROW(missing.wait());
 }
 
 TEST(Training, TrainsWithGraphsAndHostPlacementOnTheGpu_CUDA) {

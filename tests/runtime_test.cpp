@@ -23,6 +23,14 @@ TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
   EXPECT_THROW(resolve_device("tpu"), ConfigError);
 }
 
+// The CUDA context is made beside the data loading (Device.WarmupMakesTheContext..._CUDA); on the
+// CPU there is nothing to make, and nothing to wait for.
+TEST(Device, WarmupDoesNothingForTheCpu) {
+  DeviceWarmup cpu(torch::kCPU);
+  EXPECT_FALSE(cpu.started());
+  EXPECT_NO_THROW(cpu.wait());
+}
+
 TEST(CudaGraphs, SettingResolvesPerDeviceAndRefusesOnWithoutAGpu) {
   EXPECT_EQ(resolve_graph_mode("off", torch::kCPU, "cuda_graphs"), GraphMode::kOff);
   EXPECT_EQ(resolve_graph_mode("auto", torch::kCPU, "cuda_graphs"), GraphMode::kOff);

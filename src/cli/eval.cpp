@@ -103,6 +103,7 @@ void run_eval(const EvalCliOptions& o) {
   options.seed = o.seed;
 
   const torch::Device device = runtime::resolve_device(o.device);
+  runtime::DeviceWarmup device_warmup(device);  // while the model and the data are read
   // Device settings: the flag, else the config's value, else auto.
   auto setting = [&](const std::string& flag, std::string config::RunConfig::*key) {
     return !flag.empty() ? flag : run ? (*run).*key : std::string("auto");
@@ -117,8 +118,6 @@ void run_eval(const EvalCliOptions& o) {
       setting(o.channels_last, &config::RunConfig::channels_last), device, "--channels-last");
   models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
-  model->to(device);
-  if (channels_last) runtime::to_channels_last(*model);
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
   const auto& images = splits.test.images;
@@ -130,6 +129,9 @@ void run_eval(const EvalCliOptions& o) {
         "x" + std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
         "; pass the right --dataset / --data-dir");
   }
+  device_warmup.wait();
+  model->to(device);
+  if (channels_last) runtime::to_channels_last(*model);
   options.placement = data::resolve_placement(data.placement, splits.test, device);
   spdlog::info("evaluating {} ({}) on {} test images of {} on {}, {}{}", ckpt.path,
                models::describe(ckpt.spec),

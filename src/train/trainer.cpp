@@ -148,6 +148,7 @@ class Trainer {
 };
 
 void Trainer::build() {
+  runtime::DeviceWarmup device_warmup(device_);
   data_ = data::load_splits(config_.data);
   check_model_fits_data(config_.model, data_.train, config_.data.dataset);
 
@@ -179,6 +180,7 @@ void Trainer::build() {
     const bool strict = request_.resume || config_.train.init_strict;
     io::load_checkpoint_weights(*model_, *init, strict, models::describe(spec));
   }
+  device_warmup.wait();
   model_->to(device_);
   if (runtime::resolve_channels_last(config_.channels_last, device_, "channels_last"))
     runtime::to_channels_last(*model_);

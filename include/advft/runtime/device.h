@@ -1,5 +1,6 @@
 #pragma once
 // Choosing where tensors live.
+#include <future>
 #include <string>
 
 #include <torch/torch.h>
@@ -16,6 +17,22 @@ std::string device_name(const torch::Device& device);
 
 /// Bytes of memory of a CUDA device, 0 for the CPU.
 int64_t device_total_memory(const torch::Device& device);
+
+/// Creates the CUDA context of a GPU on a background thread while the caller reads its data and
+/// checkpoint (each takes about half a second on an H200), so that the two overlap. wait() (also
+/// run by the destructor) rethrows what the thread threw. Nothing happens for the CPU.
+class DeviceWarmup {
+ public:
+  explicit DeviceWarmup(const torch::Device& device);
+  ~DeviceWarmup();
+  DeviceWarmup(const DeviceWarmup&) = delete;
+  DeviceWarmup& operator=(const DeviceWarmup&) = delete;
+  void wait();
+  bool started() const { return done_.valid(); }
+
+ private:
+  std::future<void> done_;
+};
 
 /// Sets LibTorch's CPU intra-op threads: n, or every core when n is 0.
 void set_cpu_threads(int64_t n);
