@@ -3,11 +3,14 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "advft/error.h"
+#include "advft/io/async_writer.h"
 #include "advft/io/atomic_file.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/metrics.h"
@@ -490,6 +493,65 @@ TEST(AtomicFile, LinkIsASnapshotThatSurvivesReplacingTheOriginal) {
     EXPECT_NE(std::string(e.what()).find(dir.file("missing")), std::string::npos) << e.what();
   }
   EXPECT_EQ(read_bytes(best), "epoch 1");
+}
+
+// Checkpoints are written behind the training loop: in order, one at a time, and a failed write
+// is reported by the next call rather than lost.
+TEST(AsyncWriter, RunsJobsInOrderAndRethrowsAFailureAtTheNextCall) {
+  std::vector<int> done;
+  {
+    advft::io::AsyncWriter writer;
+    for (int i = 0; i < 5; ++i) {
+      writer.submit([&done, i] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5 - i));
+        done.push_back(i);
+      });
+    }
+    writer.wait();
+    EXPECT_EQ(done, (std::vector<int>{0, 1, 2, 3, 4}));
+    writer.submit([] { throw advft::Error("cannot write last.safetensors: disk full", 6); });
+    try {
+      writer.submit([&done] { done.push_back(5); });
+      FAIL() << "expected the first job's error";
+    } catch (const advft::Error& e) {
+      EXPECT_STREQ(e.what(), "cannot write last.safetensors: disk full");
+    }
+    EXPECT_EQ(done.size(), 5U);  // the job after a failure was not started
+    EXPECT_NO_THROW(writer.wait());
+    writer.submit([&done] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      done.push_back(6);
+    });
+  }  // the destructor waits for the job in flight
+  EXPECT_EQ(done.back(), 6);
+}
+
+// A snapshot is what was written, whatever happens to the model after it was taken.
+TEST(Checkpoint, ImageIsACopyThatLaterStepsDoNotChange) {
+  TempDir dir;
+  auto model = std::make_shared<TinyNetImpl>(10);
+  const advft::io::CheckpointImage image =
+      advft::io::checkpoint_image(*model, tiny_spec(10), {{"epoch", 1}});
+  const torch::Tensor before = model->linear->weight.detach().clone();
+  {
+    torch::NoGradGuard no_grad;
+    model->linear->weight.add_(1.0);
+  }
+  advft::io::write_checkpoint_image(dir.file("last.safetensors"), image);
+  const auto loaded = advft::io::load_checkpoint(dir.file("last.safetensors"));
+  EXPECT_EQ(loaded.train_state["epoch"], 1);
+  bool found = false;
+  for (const auto& nt : loaded.tensors) {
+    if (nt.name == "linear.weight") {
+      found = true;
+      EXPECT_TRUE(torch::equal(nt.tensor, before));
+    }
+  }
+  EXPECT_TRUE(found);
+  const std::vector<advft::io::NamedTensor> momentum = {{"w", torch::ones({3})}};
+  const auto copy = advft::io::snapshot_tensors(momentum);
+  momentum[0].tensor.add_(1.0);
+  EXPECT_TRUE(torch::equal(copy[0].tensor, torch::ones({3})));
 }
 
 TEST(AtomicFile, ReadMissingFileNamesIt) {

@@ -185,20 +185,40 @@ models::ModelSpec spec_from_json(const nlohmann::json& json) {
   return spec_from_json_in(json, "model_spec");
 }
 
-void save_checkpoint(const std::string& path, models::ClassifierImpl& model,
-                     const models::ModelSpec& spec, const nlohmann::json& train_state) {
+std::vector<NamedTensor> snapshot_tensors(const std::vector<NamedTensor>& tensors) {
+  std::vector<NamedTensor> out;
+  out.reserve(tensors.size());
+  for (const auto& nt : tensors) {
+    // copy=true: a CPU tensor is cloned too, not aliased.
+    out.push_back({nt.name, nt.tensor.detach().to(torch::kCPU, /*non_blocking=*/false,
+                                                  /*copy=*/true)});
+  }
+  return out;
+}
+
+CheckpointImage checkpoint_image(models::ClassifierImpl& model, const models::ModelSpec& spec,
+                                 const nlohmann::json& train_state) {
   std::vector<NamedTensor> tensors;
   for (auto& [name, tensor] : model_entries(model)) {
-    tensors.push_back({name, tensor.detach()});
+    tensors.push_back({name, tensor});
   }
-  const std::map<std::string, std::string> metadata = {
-      {"format", kCheckpointFormat},
-      {"format_version", kCheckpointFormatVersion},
-      {"advft_version", ADVFT_VERSION},
-      {"model_spec", dump_safe(models::spec_to_json(spec))},
-      {"train_state", dump_safe(train_state)},
-  };
-  write_safetensors(path, tensors, metadata);
+  return {snapshot_tensors(tensors),
+          {
+              {"format", kCheckpointFormat},
+              {"format_version", kCheckpointFormatVersion},
+              {"advft_version", ADVFT_VERSION},
+              {"model_spec", dump_safe(models::spec_to_json(spec))},
+              {"train_state", dump_safe(train_state)},
+          }};
+}
+
+void write_checkpoint_image(const std::string& path, const CheckpointImage& image) {
+  write_safetensors(path, image.tensors, image.metadata);
+}
+
+void save_checkpoint(const std::string& path, models::ClassifierImpl& model,
+                     const models::ModelSpec& spec, const nlohmann::json& train_state) {
+  write_checkpoint_image(path, checkpoint_image(model, spec, train_state));
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& path) {

@@ -15,6 +15,7 @@
 #include "advft/data/source.h"
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
+#include "advft/io/async_writer.h"
 #include "advft/io/atomic_file.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/foreign.h"
@@ -109,7 +110,7 @@ class Trainer {
   void build_step();
   void train_step(int64_t step);
   void end_of_epoch(int64_t epoch);
-  void save_last(int64_t next_step);
+  void save_last(int64_t next_step, bool also_best);
   void check_finite(int64_t step) const;
   [[noreturn]] void throw_diverged(int64_t step, const std::string& what) const;
   void flush_step_record(int64_t step, int64_t epoch);
@@ -145,6 +146,10 @@ class Trainer {
   int64_t window_steps_ = 0;
   Clock::time_point window_start_ = Clock::now();
   double last_lr_ = 0.0;
+
+  // Checkpoints reach the disk while the next steps run; mutable: reporting a divergence
+  // (const) first lets the write in flight finish, so that it can name the last good file.
+  mutable io::AsyncWriter writer_;
 };
 
 void Trainer::build() {
@@ -299,6 +304,11 @@ void Trainer::check_finite(int64_t step) const {
 }
 
 void Trainer::throw_diverged(int64_t step, const std::string& what) const {
+  try {
+    writer_.wait();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());  // the divergence is the error to report; this one is logged
+  }
   std::ostringstream message;
   message << "training diverged: " << what << " (epoch " << step / steps_per_epoch_ + 1 << ", lr "
           << last_lr_ << "); the last good checkpoint is "
@@ -307,15 +317,22 @@ void Trainer::throw_diverged(int64_t step, const std::string& what) const {
   throw DivergedError(message.str());
 }
 
-void Trainer::save_last(int64_t next_step) {
+void Trainer::save_last(int64_t next_step, bool also_best) {
   check_finite(next_step - 1);
   state_.next_step = next_step;
   const int64_t epoch = next_step / steps_per_epoch_;
-  // Optimizer state first: a crash between the two writes leaves a model file that is older
-  // than its state file, which resume detects by the step they each record.
-  io::save_tensor_state(paths_.last_state, optimizer_->state(),
-                        {{"next_step", next_step}, {"loss_scale", scaler_.state()}});
-  io::save_checkpoint(paths_.last, *model_, config_.model, state_json(epoch));
+  // Copies taken now, written while training goes on. Optimizer state first: a crash between
+  // the two writes leaves a model file that is older than its state file, which resume detects
+  // by the step they each record. "best" is then a second name of the same bytes.
+  std::vector<io::NamedTensor> optimizer_state = io::snapshot_tensors(optimizer_->state());
+  const nlohmann::json optimizer_meta = {{"next_step", next_step}, {"loss_scale", scaler_.state()}};
+  io::CheckpointImage model = io::checkpoint_image(*model_, config_.model, state_json(epoch));
+  writer_.submit([paths = paths_, optimizer_state = std::move(optimizer_state), optimizer_meta,
+                  model = std::move(model), also_best] {
+    io::save_tensor_state(paths.last_state, optimizer_state, optimizer_meta);
+    io::write_checkpoint_image(paths.last, model);
+    if (also_best) io::link_file_atomic(paths.last, paths.best);
+  });
 }
 
 void Trainer::end_of_epoch(int64_t epoch) {
@@ -354,13 +371,9 @@ void Trainer::end_of_epoch(int64_t epoch) {
   }
   state_.last_epoch = record;
   metrics_->write(record);
-  save_last((epoch + 1) * steps_per_epoch_);
-  if (record.value("best", false)) {
-    io::save_checkpoint(paths_.best, *model_, config_.model, state_json(epoch + 1));
-  } else if (data_.val.size() == 0) {
-    // The same bytes as last.safetensors: a second name for them costs no write.
-    io::link_file_atomic(paths_.last, paths_.best);
-  }
+  // Without validation there is nothing to compare: the latest epoch is the one kept.
+  save_last((epoch + 1) * steps_per_epoch_,
+            /*also_best=*/record.value("best", false) || data_.val.size() == 0);
 }
 
 // Besides what resume needs, the data set and training attack: `advft eval --checkpoint` uses
@@ -434,8 +447,9 @@ nlohmann::json Trainer::run() {
     // The model is consistent after every completed step: keep it so --resume continues here.
     if (completed > first_step) {
       flush_step_record(completed - 1, (completed - 1) / steps_per_epoch_);
-      save_last(completed);
+      save_last(completed, /*also_best=*/false);
     }
+    writer_.wait();
     const bool resumable = std::filesystem::exists(paths_.last);
     throw InterruptedError(
         std::string(e.what()) + " at step " + std::to_string(completed) + " of " +
@@ -444,6 +458,7 @@ nlohmann::json Trainer::run() {
                        : std::string("; no step was completed, nothing to resume")),
         e.exit_code());
   }
+  writer_.wait();  // results.json names the checkpoints: they are on disk first
   nlohmann::json out = results();
   io::write_json_atomic(paths_.results, out);
   metrics_->write(

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,23 @@ models::ModelSpec spec_from_json(const nlohmann::json& json);
 /// with the spec and `train_state` in the metadata, atomically.
 void save_checkpoint(const std::string& path, models::ClassifierImpl& model,
                      const models::ModelSpec& spec, const nlohmann::json& train_state);
+
+/// What save_checkpoint writes, taken from the model when made: CPU copies that later training
+/// steps do not change, so that the file can be written while training goes on.
+struct CheckpointImage {
+  std::vector<NamedTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+/// The image of `model` now (save_checkpoint = checkpoint_image + write_checkpoint_image).
+CheckpointImage checkpoint_image(models::ClassifierImpl& model, const models::ModelSpec& spec,
+                                 const nlohmann::json& train_state);
+
+/// Writes an image atomically; safe on any thread.
+void write_checkpoint_image(const std::string& path, const CheckpointImage& image);
+
+/// CPU copies of `tensors` that share no memory with them (for writing after they change).
+std::vector<NamedTensor> snapshot_tensors(const std::vector<NamedTensor>& tensors);
 
 /// A checkpoint read back: what save_checkpoint wrote.
 struct LoadedCheckpoint {
