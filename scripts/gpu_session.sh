@@ -7,7 +7,8 @@
 #   bench   scripts/bench_vs_peers.sh without the torch.compile peer (SKIP_COMPILE=1)
 #   fmnist  scripts/fmnist_vs_peer.sh, the Fashion-MNIST recipe against fmnist_peer.py
 #   profile GPU kernel time against wall time of the peer's AT step (scripts/peer_kernel_time.py;
-#           the machine has no nsys)
+#           the machine has no nsys), and cuDNN's bf16 batch norm against PyTorch's own
+#           (scripts/bn_backends.py)
 #   compile  the torch.compile peer (minutes of compilation)
 # Each stage writes OUT_DIR/<stage>.log. A stage that fails or runs out of the budget is reported
 # and the next one still runs while time is left; the ones after a failed build are skipped.
@@ -15,7 +16,7 @@
 # start beside the build (CPU-bound), and the timed stages wait for it. At the end everything
 # small under OUT_DIR is packed into OUT_DIR/session.tar.gz (the device tool returns 8 files).
 #
-#   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=565 bash scripts/gpu_session.sh "$OUT" [STAGE...]
+#   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=570 bash scripts/gpu_session.sh "$OUT" [STAGE...]
 #
 # Default stages: build tests bench fmnist profile, about 530 s on an H200 (2026-11-26: build 128,
 # tests 35, bench 107, fmnist 221, profile 30), so one call with timeout_s 600 holds them. The
@@ -41,7 +42,7 @@ out=${1:-${OUT:-gpu-out}}
 shift || true
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(build tests bench fmnist profile)
-budget=${BUDGET_S:-565}
+budget=${BUDGET_S:-570}
 started=$(date +%s)
 mkdir -p "$out"
 export PEER_DIR=${PEER_DIR:-peer} FMNIST_DIR=${FMNIST_DIR:-peer/fmnist}
@@ -116,7 +117,8 @@ for name in "${stages[@]}"; do
       ;;
     profile)
       wait_for_pretrain
-      stage profile 60 python3 scripts/peer_kernel_time.py "$PEER_DIR/peer_bench_defs.py"
+      stage profile 45 bash -c "python3 scripts/peer_kernel_time.py $PEER_DIR/peer_bench_defs.py &&
+        python3 scripts/bn_backends.py"
       ;;
     compile)
       wait_for_pretrain
