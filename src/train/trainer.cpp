@@ -371,9 +371,7 @@ void Trainer::end_of_epoch(int64_t epoch) {
   }
   state_.last_epoch = record;
   metrics_->write(record);
-  // Without validation there is nothing to compare: the latest epoch is the one kept.
-  save_last((epoch + 1) * steps_per_epoch_,
-            /*also_best=*/record.value("best", false) || data_.val.size() == 0);
+  save_last((epoch + 1) * steps_per_epoch_, /*also_best=*/state_.best_epoch == epoch + 1);
 }
 
 // Besides what resume needs, the data set and training attack: `advft eval --checkpoint` uses
