@@ -70,6 +70,13 @@ wait_for_pretrain() {
   wait "$pretrain_pid" || summary+=("peer pre-training: FAILED, see peer_pretrain.log")
   pretrain_pid=
 }
+# Without a build nothing will use the pre-training: stop it rather than wait for it.
+stop_pretrain() {
+  [ -n "$pretrain_pid" ] || return 0
+  pkill -f advft_peer_clean
+  wait "$pretrain_pid" 2>/dev/null
+  pretrain_pid=
+}
 # stage NAME SECONDS_IT_NEEDS COMMAND...: runs COMMAND into OUT_DIR/NAME.log within the budget.
 stage() {
   local name=$1 needs=$2
@@ -95,11 +102,15 @@ stage() {
     *) summary+=("$name: FAILED (exit $rc) after ${took}s, see $name.log") ;;
   esac
   [ "$rc" = 0 ] || failures=$((failures + 1))
-  if [ "$name" = build ] && [ "$rc" != 0 ]; then built=0; fi
+  if [ "$name" = build ] && [ "$rc" != 0 ]; then
+    built=0
+    stop_pretrain
+  fi
   return 0
 }
 
 for name in "${stages[@]}"; do
+  case $name in build | tests) ;; *) wait_for_pretrain ;; esac  # the timed stages
   case $name in
     build) stage build 60 nice -n 5 bash scripts/build_cuda.sh ;;  # the pre-training goes first
     # With the *_CUDA tests, the harness's own (temp dirs, crash report) and the file writers.
@@ -108,20 +119,16 @@ for name in "${stages[@]}"; do
         -R '_CUDA$|^(CrashReport|TempDirFixture|AtomicFile)\.'
       ;;
     bench)
-      wait_for_pretrain
       stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"
       ;;
     fmnist)
-      wait_for_pretrain
       stage fmnist 200 env PEER_CLEAN="$peer_clean" bash scripts/fmnist_vs_peer.sh "$out/fmnist"
       ;;
     profile)
-      wait_for_pretrain
       stage profile 45 bash -c "python3 scripts/peer_kernel_time.py $PEER_DIR/peer_bench_defs.py &&
         python3 scripts/bn_backends.py"
       ;;
     compile)
-      wait_for_pretrain
       stage compile 240 python3 "$PEER_DIR/peer_compile.py"
       ;;
     *)
@@ -131,11 +138,6 @@ for name in "${stages[@]}"; do
   esac
 done
 
-# Without a build nothing waits for the peer's pre-training.
-if [ "$built" = 0 ] && [ -n "$pretrain_pid" ]; then
-  pkill -f advft_peer_clean
-  pretrain_pid=
-fi
 # What the reply's output tail should show: the first errors of a failed build, the tests'
 # verdicts, the ratio tables.
 [ "$built" = 0 ] && grep -m 30 -E "error|Error|undefined reference" "$out/build.log"
