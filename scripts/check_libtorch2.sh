@@ -3,9 +3,11 @@
 # that Debian packages, on a machine with neither a GPU nor those releases installed: trixie's
 # libtorch-cuda-dev (2.6, C++17) and sid's libtorch-dev (2.14 in 2026-11, C++20; it ships the
 # CUDA headers too). The packages are downloaded, not installed, into build-libtorch2/ (ADVFT_LIBTORCH2_DIR),
-# and each file is checked with `g++ -fsyntax-only -DADVFT_HAVE_CUDA=1`. This is what keeps the
+# and each file is checked with `g++ -fsyntax-only -DADVFT_HAVE_CUDA=1`; advft's own kernels
+# (src/*/*.cu) are compiled by the CUDA toolkit's nvcc. This is what keeps the
 # GPU build (a PyTorch wheel's LibTorch 2.x) compiling between sessions that have a GPU.
-# Needs the CUDA runtime's headers (CUDA_INCLUDE_DIR, default /usr/local/cuda/include).
+# Needs the CUDA toolkit: its runtime headers (CUDA_INCLUDE_DIR, default /usr/local/cuda/include)
+# and nvcc beside them (or CUDACXX).
 #
 #   bash scripts/check_libtorch2.sh [FILE...]    # default: src/ and tests/
 #   ADVFT_LIBTORCH2_SUITES='trixie sid|trixie' bash ...   # what CI runs (sid may lack it a while)
@@ -80,6 +82,24 @@ stub=$work/stub/c10/cuda/impl
 mkdir -p "$stub" && echo '#define C10_CUDA_BUILD_SHARED_LIBS' >"$stub/cuda_cmake_macros.h"
 
 failed=0
+# advft's own kernels (src/*/*.cu: no LibTorch in them) through the CUDA compiler, for the
+# architectures CMakeLists.txt builds by default; a warning (a register spill too) fails the check.
+nvcc=${CUDACXX:-$(dirname "$cuda_include")/bin/nvcc}
+if [ ! -x "$nvcc" ]; then
+  echo "check_libtorch2: no CUDA compiler at $nvcc; install the CUDA toolkit or set CUDACXX" >&2
+  exit 1
+fi
+for cu in src/*/*.cu; do
+  if ! "$nvcc" -std=c++17 -O3 -gencode=arch=compute_80,code=sm_80 \
+    -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90 \
+    -Xptxas=-warn-spills -c "$cu" -o "$work/$(basename "$cu").o" >"$work/nvcc.log" 2>&1 ||
+    grep -q "warning" "$work/nvcc.log"; then
+    head -n 40 "$work/nvcc.log"
+    echo "check_libtorch2: $cu: $("$nvcc" --version | tail -n 1): errors or warnings above"
+    failed=1
+  fi
+done
+echo "check_libtorch2: CUDA kernels compiled by $("$nvcc" --version | grep -o 'release [0-9.]*')"
 for suite in "${suites[@]}"; do
   tree=$work/torch-$suite/usr/include
   # torch/version.h moved between releases; the preprocessor finds it wherever it is.
@@ -90,7 +110,7 @@ for suite in "${suites[@]}"; do
   # The flags of a real build (CMakeLists.txt, spdlog's and the tests' targets), with CUDA on.
   flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
     -isystem "$tree/torch/csrc/api/include" -isystem "$cuda_include" -isystem "$work/stub"
-    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
+    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
     -DADVFT_BINARY='"advft"' -DADVFT_SOURCE_DIR='"."' -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
     -DSPDLOG_SHARED_LIB -DFMT_SHARED)
   # The precompiled header a real build uses: about 5 s a file instead of 13.

@@ -316,6 +316,13 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
       {"eval --checkpoint " + pre + "/last.safetensors --channels-last sideways", 3,
        "--channels-last"},
       {"bench --device cpu --channels-last sideways", 3, "--channels-last"},
+      {"train --config " + config_path + " --set fused_bn_relu=maybe --out " + tmp.file("x8"), 3,
+       "fused_bn_relu"},
+      // The fused kernels run on a GPU only: asking for them on the CPU is refused, not ignored.
+      {"train --config " + config_path + " --set fused_bn_relu=on --device cpu --out " +
+           tmp.file("x9"),
+       3, "fused_bn_relu = \"on\" needs a CUDA device"},
+      {"bench --device cpu --fused-bn-relu on", 3, "--fused-bn-relu"},
   };
   if (!torch::cuda::is_available()) {
     // Asking for graphs where there is no GPU is a config error, not a silent fallback.
@@ -331,7 +338,7 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   }
   // Runs that failed before their first checkpoint leave no directory behind.
-  for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7"})
+  for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"})
     EXPECT_FALSE(fs::exists(tmp.file(out))) << out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "advft/attacks/attacks.h"
 #include "advft/eval/evaluator.h"
+#include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
@@ -70,11 +71,14 @@ TEST(MemoryFormat, ChannelsLastGivesTheSameLogits_CUDA) {
 }
 
 // Six PGD-10 steps of PreActResNet-18 from the same weights and seeds, eager or with the step
-// captured after three warm-up steps; returns (initial, final) parameters, flattened.
+// captured after three warm-up steps, with or without advft's fused BatchNorm+ReLU; returns
+// (initial, final) parameters, flattened.
 std::pair<torch::Tensor, torch::Tensor> train_steps(runtime::GraphMode graphs,
-                                                    runtime::Precision precision) {
+                                                    runtime::Precision precision,
+                                                    bool fused = false) {
   const torch::Device gpu(torch::kCUDA, 0);
   const runtime::StreamScope stream(gpu);
+  models::set_fused_batch_norm_relu(fused);
   torch::manual_seed(0);
   models::ClassifierPtr model = models::make_model(models::ModelSpec{});
   model->to(gpu);
@@ -102,6 +106,7 @@ std::pair<torch::Tensor, torch::Tensor> train_steps(runtime::GraphMode graphs,
     step.run(x, y, 0.02 * static_cast<double>(i + 1));  // a new lr every step
   }
   EXPECT_EQ(step.replays(), graphs == runtime::GraphMode::kCuda ? 3 : 0);
+  models::set_fused_batch_norm_relu(false);
   return {initial, flat()};
 }
 
@@ -150,6 +155,88 @@ TEST(CudaGraphs, CapturedTrainingStepTrainsLikeTheEagerStep_CUDA) {
         << runtime::precision_name(precision) << ": update " << update << ", eager vs eager "
         << noise << ", graphed vs eager " << apart;
   }
+  runtime::configure_matmul_precision(runtime::Precision::kFp32);
+}
+
+// advft's kernels against BatchNorm2d then relu on the shapes of PreActResNet-18 and WRN-34-10
+// layers (and odd ones): output, running statistics, batch count and all three gradients.
+TEST(FusedBatchNormRelu, MatchesBatchNormThenRelu_CUDA) {
+  REQUIRE_CUDA();
+  if (!models::fused_batch_norm_relu_built()) GTEST_SKIP() << "built without advft's CUDA kernels";
+  const torch::Device gpu(torch::kCUDA, 0);
+  const auto relative = [](const torch::Tensor& got, const torch::Tensor& want) {
+    return ((got.to(torch::kDouble) - want.to(torch::kDouble)).norm() /
+            want.to(torch::kDouble).norm().clamp_min(1e-12))
+        .item<double>();
+  };
+  const std::vector<std::vector<int64_t>> shapes = {
+      {128, 64, 32, 32}, {128, 512, 4, 4}, {32, 160, 32, 32}, {7, 24, 5, 3}, {2, 8, 1, 1}};
+  for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    for (const auto& shape : shapes) {
+      const int64_t channels = shape[1];
+      torch::manual_seed(channels);
+      torch::nn::BatchNorm2d reference(channels);
+      {
+        torch::NoGradGuard no_grad;
+        reference->weight.uniform_(0.5, 1.5);
+        reference->bias.normal_();
+        reference->running_mean.normal_(0.0, 0.1);
+        reference->running_var.uniform_(0.5, 1.5);
+      }
+      auto fused = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(reference->clone());
+      reference->to(gpu);
+      fused->to(gpu);
+      // A channel mean far from zero against its spread: the statistics must not cancel.
+      const torch::Tensor data = (torch::randn(shape) * 0.5 + 4.0)
+                                     .to(gpu, dtype)
+                                     .contiguous(torch::MemoryFormat::ChannelsLast);
+      const torch::Tensor grad =
+          torch::randn(shape).to(gpu, dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+      const torch::Tensor x_reference = data.clone().requires_grad_(true);
+      const torch::Tensor x_fused = data.clone().requires_grad_(true);
+      models::set_fused_batch_norm_relu(false);
+      const torch::Tensor want = models::batch_norm_relu(*reference, x_reference);
+      want.backward(grad);
+      models::set_fused_batch_norm_relu(true);
+      const torch::Tensor got = models::batch_norm_relu(*fused, x_fused);
+      got.backward(grad);
+      models::set_fused_batch_norm_relu(false);
+      const std::string where =
+          std::string(c10::toString(dtype)) + " " + c10::str(torch::IntArrayRef(shape));
+      ASSERT_NE(got.grad_fn(), nullptr) << where;
+      EXPECT_NE(got.grad_fn()->name().find("FusedBatchNormRelu"), std::string::npos)
+          << where << ": " << got.grad_fn()->name();
+      EXPECT_EQ(got.scalar_type(), dtype) << where;
+      EXPECT_TRUE(got.is_contiguous(torch::MemoryFormat::ChannelsLast)) << where;
+      EXPECT_LE(relative(got, want), 1e-2) << where << " output";
+      EXPECT_LE(relative(fused->running_mean, reference->running_mean), 1e-4) << where;
+      EXPECT_LE(relative(fused->running_var, reference->running_var), 1e-4) << where;
+      EXPECT_EQ(fused->num_batches_tracked.item<int64_t>(), 1) << where;
+      EXPECT_LE(relative(x_fused.grad(), x_reference.grad()), 2e-2) << where << " input grad";
+      EXPECT_LE(relative(fused->weight.grad(), reference->weight.grad()), 1e-2) << where;
+      EXPECT_LE(relative(fused->bias.grad(), reference->bias.grad()), 1e-2) << where;
+    }
+  }
+}
+
+// The fused kernels inside a captured training step: what the graph replays is what eager steps
+// with the same kernels compute.
+TEST(CudaGraphs, CapturedStepWithFusedBatchNormReluTrainsLikeEager_CUDA) {
+  REQUIRE_CUDA();
+  if (!models::fused_batch_norm_relu_built()) GTEST_SKIP() << "built without advft's CUDA kernels";
+  const DeterministicCudnn deterministic;
+  const auto precision = runtime::Precision::kBf16;
+  const auto [initial, eager] = train_steps(runtime::GraphMode::kOff, precision, true);
+  const auto [initial_again, eager_again] = train_steps(runtime::GraphMode::kOff, precision, true);
+  const auto [initial_graphed, graphed] = train_steps(runtime::GraphMode::kCuda, precision, true);
+  ASSERT_TRUE(initial.equal(initial_graphed));
+  const double update = (eager - initial).norm().item<double>();
+  const double noise = (eager_again - eager).norm().item<double>();
+  const double apart = (graphed - eager).norm().item<double>();
+  std::printf("fused bf16: update %.4g, eager vs eager %.4g, graphed vs eager %.4g\n", update,
+              noise, apart);
+  EXPECT_GT(update, 0.0);
+  EXPECT_LE(apart, 0.05 * update + 2 * noise);
   runtime::configure_matmul_precision(runtime::Precision::kFp32);
 }
 

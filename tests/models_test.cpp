@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "advft/error.h"
+#include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/models/normalize.h"
 #include "advft/models/preact_resnet.h"
@@ -386,6 +387,42 @@ TEST(Models, DescribeIsShortAndSpecific) {
   spec = spec_for("resnet18");
   spec.cifar_stem = true;
   EXPECT_EQ(describe(spec), "ResNet-18 (CIFAR stem), 10 classes, 3x32x32");
+}
+
+// Where the fused kernels do not apply (here: the CPU), batch_norm_relu is BatchNorm2d's forward
+// and relu to the bit, running statistics and the batch count included, switched on or not.
+TEST(BatchNormRelu, IsBatchNormThenReluWhereTheKernelsDoNotApply) {
+  torch::manual_seed(0);
+  torch::nn::BatchNorm2d fused_bn(16);
+  torch::nn::BatchNorm2d reference_bn(16);
+  const torch::Tensor x = torch::randn({4, 16, 5, 5}) * 2 + 1;
+  set_fused_batch_norm_relu(true);
+  const torch::Tensor y = batch_norm_relu(*fused_bn, x);
+  set_fused_batch_norm_relu(false);
+  const torch::Tensor expected = torch::relu(reference_bn(x));
+  EXPECT_TRUE(y.equal(expected));
+  EXPECT_TRUE(fused_bn->running_mean.equal(reference_bn->running_mean));
+  EXPECT_TRUE(fused_bn->running_var.equal(reference_bn->running_var));
+  EXPECT_EQ(fused_bn->num_batches_tracked.item<int64_t>(), 1);
+  fused_bn->eval();
+  reference_bn->eval();
+  EXPECT_TRUE(batch_norm_relu(*fused_bn, x).equal(torch::relu(reference_bn(x))));
+}
+
+TEST(BatchNormRelu, SettingResolvesPerDevice) {
+  EXPECT_FALSE(resolve_fused_batch_norm_relu("off", torch::kCPU, "fused_bn_relu"));
+  EXPECT_FALSE(resolve_fused_batch_norm_relu("auto", torch::kCPU, "fused_bn_relu"));
+  for (const char* bad : {"on", "yes"}) {
+    try {
+      resolve_fused_batch_norm_relu(bad, torch::kCPU, "fused_bn_relu");
+      ADD_FAILURE() << bad << " on the CPU must be refused";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("fused_bn_relu"), std::string::npos) << e.what();
+    }
+  }
+  const torch::Device gpu(torch::kCUDA, 0);
+  EXPECT_EQ(resolve_fused_batch_norm_relu("auto", gpu, "fused_bn_relu"),
+            fused_batch_norm_relu_built());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "advft/bench/flops.h"
 #include "advft/config/config.h"
 #include "advft/eval/evaluator.h"
+#include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/memory_format.h"
@@ -52,6 +53,7 @@ BenchResult run_bench(const BenchOptions& o) {
   r.device = runtime::device_name(o.device);
   r.precision = runtime::precision_name(o.precision);
   r.channels_last = o.channels_last;
+  r.fused_bn_relu = o.fused_bn_relu;
   r.graphs = o.graphs != runtime::GraphMode::kOff;
   r.batch = o.batch;
   r.train_attack = attacks::describe_attack(o.train_attack);
@@ -64,6 +66,7 @@ BenchResult run_bench(const BenchOptions& o) {
   model->to(o.device);
   if (o.channels_last) runtime::to_channels_last(*model);
   runtime::configure_matmul_precision(o.precision);
+  models::set_fused_batch_norm_relu(o.fused_bn_relu);
   auto images = torch::rand({o.batch, spec.in_channels, spec.input_size, spec.input_size},
                             torch::TensorOptions().device(o.device));
   if (o.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
@@ -112,7 +115,8 @@ std::string format_bench(const BenchResult& r) {
   char line[256];
   out << "model      " << r.model << "\n";
   out << "device     " << r.device << ", " << r.precision
-      << (r.channels_last ? ", channels-last" : "") << (r.graphs ? ", CUDA graphs" : "")
+      << (r.channels_last ? ", channels-last" : "")
+      << (r.fused_bn_relu ? ", fused BatchNorm+ReLU" : "") << (r.graphs ? ", CUDA graphs" : "")
       << ", batch " << r.batch << "\n";
   std::snprintf(line, sizeof line, "forward    %.3f GFLOP per image\n", r.forward_flops / 1e9);
   out << line << "\n";
@@ -138,6 +142,7 @@ nlohmann::json to_json(const BenchResult& r) {
                       {"device", r.device},
                       {"precision", r.precision},
                       {"channels_last", r.channels_last},
+                      {"fused_bn_relu", r.fused_bn_relu},
                       {"graphs", r.graphs},
                       {"batch", r.batch},
                       {"train_attack", r.train_attack},

@@ -10,6 +10,7 @@
 #include "advft/bench/bench.h"
 #include "advft/error.h"
 #include "advft/io/metrics.h"
+#include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
@@ -25,6 +26,7 @@ struct BenchCliOptions {
   int64_t eval_steps = 20;
   std::string precision = "auto";
   std::string channels_last = "auto";
+  std::string fused_bn_relu = "off";
   std::string graphs = "auto";
   std::string device = "auto";
   int64_t input_size = 0;
@@ -92,6 +94,8 @@ void run_bench_command(const BenchCliOptions& o) {
   options.precision = runtime::resolve_precision(o.precision, options.device, "--precision");
   options.channels_last =
       runtime::resolve_channels_last(o.channels_last, options.device, "--channels-last");
+  options.fused_bn_relu =
+      models::resolve_fused_batch_norm_relu(o.fused_bn_relu, options.device, "--fused-bn-relu");
   options.graphs = runtime::resolve_graph_mode(
       o.graphs, options.device, "--graphs", train::step_not_capturable(options.precision, "zoo"));
   options.warmup = o.warmup;
@@ -125,6 +129,9 @@ void setup_bench(CLI::App& app) {
   command->add_option("--precision", o->precision,
                       "auto | fp32 | tf32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on the CPU)");
   command->add_option("--channels-last", o->channels_last, "auto | on | off (auto: on for CUDA)");
+  command->add_option("--fused-bn-relu", o->fused_bn_relu,
+                      "auto | on | off: advft's fused BatchNorm+ReLU kernels in the AT step (auto: "
+                      "on for CUDA where built; default off, as in training)");
   command->add_option("--graphs", o->graphs,
                       "auto | on | off: capture the AT step and the evaluation as CUDA graphs, as "
                       "the trainer does (auto: on for CUDA, off for fp16)");

@@ -331,6 +331,7 @@ RunConfig parse_run_config(const json& root, RunConfig base) {
   r.read("precision", base.precision);
   r.read("channels_last", base.channels_last);
   r.read("cuda_graphs", base.cuda_graphs);
+  r.read("fused_bn_relu", base.fused_bn_relu);
   r.finish();
   return base;
 }
@@ -399,6 +400,8 @@ void validate(const RunConfig& c) {
           "channels_last", "\"" + c.channels_last + "\"", "must be auto, on or off");
   require(c.cuda_graphs == "auto" || c.cuda_graphs == "on" || c.cuda_graphs == "off", "cuda_graphs",
           "\"" + c.cuda_graphs + "\"", "must be auto, on or off");
+  require(c.fused_bn_relu == "auto" || c.fused_bn_relu == "on" || c.fused_bn_relu == "off",
+          "fused_bn_relu", "\"" + c.fused_bn_relu + "\"", "must be auto, on or off");
   const std::string& p = c.data.placement;
   require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
           "must be auto, device or host");
@@ -479,6 +482,7 @@ json to_json(const RunConfig& c) {
       {"precision", c.precision},
       {"channels_last", c.channels_last},
       {"cuda_graphs", c.cuda_graphs},
+      {"fused_bn_relu", c.fused_bn_relu},
   };
 }
 

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "advft/models/batch_norm_relu.h"
+
 namespace advft::models {
 
 namespace {
@@ -34,7 +36,7 @@ ResNetBasicBlockImpl::ResNetBasicBlockImpl(const ResNetBlockOptions& options) {
 }
 
 torch::Tensor ResNetBasicBlockImpl::forward(torch::Tensor x) {
-  auto out = torch::relu(bn1(conv1(x)));
+  auto out = batch_norm_relu(*bn1, conv1(x));
   out = bn2(conv2(out));
   return torch::relu(out + (downsample ? downsample->forward(x) : x));
 }
@@ -55,8 +57,8 @@ ResNetBottleneckImpl::ResNetBottleneckImpl(const ResNetBlockOptions& options) {
 }
 
 torch::Tensor ResNetBottleneckImpl::forward(torch::Tensor x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = torch::relu(bn2(conv2(out)));
+  auto out = batch_norm_relu(*bn1, conv1(x));
+  out = batch_norm_relu(*bn2, conv2(out));
   out = bn3(conv3(out));
   return torch::relu(out + (downsample ? downsample->forward(x) : x));
 }
@@ -109,7 +111,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  auto out = torch::relu(bn1(conv1(normalize(x))));
+  auto out = batch_norm_relu(*bn1, conv1(normalize(x)));
   if (!options.cifar_stem()) {
     out = torch::max_pool2d(out, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});
   }

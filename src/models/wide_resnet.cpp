@@ -1,5 +1,7 @@
 #include "advft/models/wide_resnet.h"
 
+#include "advft/models/batch_norm_relu.h"
+
 namespace advft::models {
 
 namespace {
@@ -27,9 +29,9 @@ WideBasicBlockImpl::WideBasicBlockImpl(const WideBasicBlockOptions& options)
 torch::Tensor WideBasicBlockImpl::forward(torch::Tensor x) {
   // Mirrors TRADES' equalInOut branches: a projection shortcut sees the activated input, an
   // identity shortcut the raw one.
-  auto act = torch::relu(bn1(x));
+  auto act = batch_norm_relu(*bn1, x);
   auto out = conv1(act);
-  out = conv2(torch::relu(bn2(out)));
+  out = conv2(batch_norm_relu(*bn2, out));
   return (equal_in_out ? x : conv_shortcut(act)) + out;
 }
 
@@ -85,7 +87,7 @@ WideResNetImpl::WideResNetImpl(const WideResNetOptions& opts) : options(opts) {
 torch::Tensor WideResNetImpl::forward(torch::Tensor x) {
   auto out = conv1(normalize(x));
   out = block3(block2(block1(out)));
-  out = torch::relu(bn1(out));
+  out = batch_norm_relu(*bn1, out);
   out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
   return fc(out);
 }

@@ -20,6 +20,7 @@
 #include "advft/io/checkpoint.h"
 #include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
+#include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
@@ -190,6 +191,10 @@ void Trainer::build() {
   if (runtime::resolve_channels_last(config_.channels_last, device_, "channels_last"))
     runtime::to_channels_last(*model_);
   runtime::configure_matmul_precision(precision_);
+  const bool fused =
+      models::resolve_fused_batch_norm_relu(config_.fused_bn_relu, device_, "fused_bn_relu");
+  models::set_fused_batch_norm_relu(fused);
+  if (fused) spdlog::info("BatchNorm+ReLU in training: advft's fused kernels (bf16, fp16)");
 
   placement_ = data::resolve_placement(config_.data.placement, data_.train, device_);
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,

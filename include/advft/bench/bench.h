@@ -22,6 +22,7 @@ struct BenchOptions {
   int64_t eval_steps = 20;              ///< PGD-k of the evaluation measurement
   runtime::Precision precision = runtime::Precision::kFp32;
   bool channels_last = false;
+  bool fused_bn_relu = false;  ///< advft's fused BatchNorm+ReLU kernels in the AT step
   /// kCuda: both loops run as the trainer and evaluator run them with CUDA graphs (eager warm-up
   /// steps and the capture come before the untimed iterations).
   runtime::GraphMode graphs = runtime::GraphMode::kOff;
@@ -38,6 +39,7 @@ struct BenchResult {
   std::string device;  ///< e.g. "NVIDIA H100 80GB HBM3" or "CPU, 2 threads"
   std::string precision;
   bool channels_last = false;
+  bool fused_bn_relu = false;
   bool graphs = false;
   int64_t batch = 0;
   std::string train_attack;

@@ -98,6 +98,9 @@ struct RunConfig {
   /// auto | on | off: capture the training step and the evaluation attacks as CUDA graphs and
   /// replay them (auto: on for CUDA where the step can be captured; not with fp16 or TorchScript).
   std::string cuda_graphs = "auto";
+  /// auto | on | off: advft's fused BatchNorm+ReLU kernels in training (auto: on for CUDA where
+  /// this build has them). Off by default until a GPU run has measured them against PyTorch's.
+  std::string fused_bn_relu = "off";
 };
 
 }  // namespace advft::config
