@@ -2,7 +2,8 @@
 # advft bench against the Python peers (../shared/peer), in one call on the GPU machine, so the
 # ratios compare like with like: PGD-10 AT step (bf16, channels-last) of PreActResNet-18 at batch
 # 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500; advft with CUDA graphs
-# (what the trainer does by default) and without.
+# (what the trainer does by default), with PyTorch's BatchNorm and ReLU and with advft's fused
+# kernels (fused_bn_relu); NO_GRAPHS=1 adds advft's AT steps without graphs.
 #
 #   PEER_DIR=peer bash scripts/bench_vs_peers.sh [OUT_DIR]
 #
@@ -20,26 +21,38 @@ mkdir -p "$out"
 
 bash scripts/build_cuda.sh  # incremental: a no-op when nothing changed
 
-run_advft() {  # name, graph settings ("on off" or "on"), then advft bench arguments
-  local name=$1 settings=$2; shift 2
-  for graphs in $settings; do
-    ./build-cuda/advft bench --device cuda --precision bf16 --graphs $graphs \
-      --json "$out/advft_${name}_graphs_$graphs.json" "$@" | tee "$out/advft_${name}_graphs_$graphs.txt"
+run_advft() {  # name, variants (graphs: on, off; fused: graphs on + fused BatchNorm+ReLU), args
+  local name=$1 variants=$2 variant; shift 2
+  for variant in $variants; do
+    local flags=(--graphs on)
+    case $variant in
+      off) flags=(--graphs off) ;;
+      fused) flags+=(--fused-bn-relu on) ;;
+    esac
+    ./build-cuda/advft bench --device cuda --precision bf16 "${flags[@]}" \
+      --json "$out/advft_${name}_$variant.json" "$@" | tee "$out/advft_${name}_$variant.txt"
   done
 }
-run_advft preact18_128 "on off" --model preact18 --batch 128 --iterations 20 --loops at
-run_advft preact18_512 "on off" --model preact18 --batch 512 --iterations 20 --loops at
-run_advft wrn34_10_128 "on off" --model wrn34_10 --batch 128 --iterations 8 --loops at
+at_variants="on fused"
+[ "${NO_GRAPHS:-0}" = "1" ] && at_variants="on fused off"
+run_advft preact18_128 "$at_variants" --model preact18 --batch 128 --iterations 20 --loops at
+run_advft preact18_512 "$at_variants" --model preact18 --batch 512 --iterations 20 --loops at
+run_advft wrn34_10_128 "$at_variants" --model wrn34_10 --batch 128 --iterations 8 --loops at
 # Evaluation: graphed only (the eager figures were within 3% on the H200).
 run_advft preact18_eval500 on --model preact18 --batch 500 --iterations 10 --loops eval
 run_advft wrn34_10_eval500 on --model wrn34_10 --batch 500 --iterations 4 --loops eval
-# The Fashion-MNIST recipe's step (1x28x28, eps 0.1), graphed, with and without channels-last:
-# one input channel is an odd shape for cuDNN's NHWC kernels.
-for layout in on off; do
+# The Fashion-MNIST recipe's step (1x28x28, eps 0.1), graphed: channels-last on and off (one
+# input channel is an odd shape for cuDNN's NHWC kernels), and with the fused kernels.
+for variant in cl_on cl_off fused; do
+  flags=(--channels-last on)
+  case $variant in
+    cl_off) flags=(--channels-last off) ;;
+    fused) flags+=(--fused-bn-relu on) ;;
+  esac
   ./build-cuda/advft bench --device cuda --precision bf16 --model preact18 --in-channels 1 \
     --input-size 28 --attack pgd:steps=10,eps=0.1,step_size=0.025 --batch 128 --iterations 20 \
-    --loops at --channels-last $layout --json "$out/advft_fmnist_128_cl_$layout.json" |
-    tee "$out/advft_fmnist_128_cl_$layout.txt"
+    --loops at "${flags[@]}" --json "$out/advft_fmnist_128_$variant.json" |
+    tee "$out/advft_fmnist_128_$variant.txt"
 done
 
 # The peer's own step and bench function, for the configurations compared (bf16 autocast +
@@ -65,8 +78,8 @@ fi
 python3 - "$out" <<'PY'
 import json, os, re, sys
 out = sys.argv[1]
-def advft(name, loop, graphs="on"):
-    path = os.path.join(out, f"advft_{name}_graphs_{graphs}.json")
+def advft(name, loop, variant="on"):
+    path = os.path.join(out, f"advft_{name}_{variant}.json")
     if not os.path.exists(path):
         return None
     return json.load(open(path))[loop]["images_per_s"]
@@ -96,23 +109,27 @@ rows = [
      peer("peer_eval.txt", r"wrn34.10 PGD-20 eval bs=500: (\d+)"), None),
 ]
 print("\nadvft with CUDA graphs (the trainer's default) against the Python peers, bf16 + channels-last;"
-      "\nin brackets advft without graphs")
-print(f"{'loop':36s} {'advft img/s':>18s} {'eager img/s':>12s} {'ratio':>6s} "
-      f"{'compiled':>10s} {'ratio':>6s}")
+      "\nfused: advft with its fused BatchNorm+ReLU kernels (fused_bn_relu on), its ratios in brackets")
+print(f"{'loop':36s} {'advft img/s':>11s} {'fused':>7s} {'eager img/s':>12s} {'ratio':>13s} "
+      f"{'compiled':>10s} {'ratio':>13s}")
 for name, ours, eager, compiled in rows:
-    ratio = lambda peer_value: f"{ours / peer_value:6.2f}" if peer_value else "     -"
     key = {"PreActResNet-18 bs128 AT": ("preact18_128", "at_step"),
            "PreActResNet-18 bs512 AT": ("preact18_512", "at_step"),
            "WRN-34-10 bs128 AT": ("wrn34_10_128", "at_step"),
            "PreActResNet-18 PGD-20 eval bs500": ("preact18_eval500", "eval"),
            "WRN-34-10 PGD-20 eval bs500": ("wrn34_10_eval500", "eval")}[name]
-    no_graphs = advft(*key, graphs="off")
-    no_graphs = f"{no_graphs:6.0f}" if no_graphs else "     -"
-    print(f"{name:36s} {ours:9.0f} ({no_graphs}) {eager or 0:12.0f} {ratio(eager)} "
+    fused = advft(*key, variant="fused")
+    def ratio(peer_value):
+        if not peer_value:
+            return "            -"
+        return f"{ours / peer_value:5.2f} ({fused / peer_value:5.2f})" if fused else \
+            f"{ours / peer_value:5.2f}        "
+    print(f"{name:36s} {ours:11.0f} {fused or 0:7.0f} {eager or 0:12.0f} {ratio(eager)} "
           f"{compiled or 0:10.0f} {ratio(compiled)}")
-layouts = {layout: json.load(open(os.path.join(out, f"advft_fmnist_128_cl_{layout}.json")))
-           for layout in ("on", "off")}
-print("\nFashion-MNIST step (PreActResNet-18 1x28x28, PGD-10, batch 128, graphs): "
-      + ", ".join(f"channels-last {k}: {v['at_step']['images_per_s']:.0f} img/s"
-                  for k, v in layouts.items()))
+    no_graphs = advft(*key, variant="off")
+    if no_graphs:
+        print(f"{'':36s} without graphs: {no_graphs:.0f} img/s")
+fmnist = {variant: advft("fmnist_128", "at_step", variant) for variant in ("cl_on", "cl_off", "fused")}
+print("\nFashion-MNIST step (PreActResNet-18 1x28x28, PGD-10, batch 128, graphs), img/s: "
+      + ", ".join(f"{k} {v:.0f}" for k, v in fmnist.items() if v))
 PY

@@ -8,6 +8,7 @@
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist bash scripts/fmnist_vs_peer.sh [OUT_DIR]
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist bash scripts/fmnist_vs_peer.sh --peer-pretrain FILE
 #
+# ADVFT_SET="key=value ..." adds --set options to advft's runs (e.g. fused_bn_relu=on).
 # FMNIST_DIR holds the four .gz files of Debian's dataset-fashion-mnist (copied next to the peer
 # into an ignored folder: only the checkout travels to the GPU machine).
 # The peer's clean pre-training is not what is compared, only its fine-tune: `--peer-pretrain FILE`
@@ -45,6 +46,8 @@ bash scripts/build_cuda.sh
 advft=./build-cuda/advft
 common=(--config fashion_mnist --data-dir "$data_dir" --device cuda --set precision=bf16
         --set data.val_size=0 --force)
+for setting in ${ADVFT_SET:-}; do common+=(--set "$setting"); done
+echo "${ADVFT_SET:-}" >"$out/advft_settings.txt"
 
 "$advft" train "${common[@]}" --out "$out/advft_clean" --epochs 15 --set train.adversarial=false \
   --set schedule.kind=piecewise --set schedule.peak_lr=0.1 2>&1 | tail -n 3
@@ -71,13 +74,14 @@ out = sys.argv[1]
 peer = [json.loads(line) for line in open(os.path.join(out, "peer.jsonl")) if line.startswith("{")][-1]
 ours = json.load(open(os.path.join(out, "advft_eval.json")))
 wall = float(open(os.path.join(out, "advft_ft_wall_seconds.txt")).read())
+settings = open(os.path.join(out, "advft_settings.txt")).read().strip()
 train = json.load(open(os.path.join(out, "advft_ft", "results.json")))["train_seconds"]
 fgsm, pgd = (a["accuracy"] for a in ours["attacks"])
 print(f"\n{'3-epoch fine-tune':28s} {'clean %':>8s} {'FGSM %':>8s} {'PGD-20 %':>9s} {'seconds':>9s}")
 print(f"{'peer (PyTorch eager)':28s} {peer['clean']:8.2f} {peer['fgsm']:8.2f} {peer['pgd20']:9.2f} "
       f"{peer['seconds']:9.1f}")
 print(f"{'advft finetune (wall)':28s} {ours['clean']['accuracy']:8.2f} {fgsm:8.2f} {pgd:9.2f} "
-      f"{wall:9.1f}  (training loop {train:.1f} s)")
+      f"{wall:9.1f}  (training loop {train:.1f} s{'; ' + settings if settings else ''})")
 print(f"time ratio advft/peer {wall / peer['seconds']:.3f} (target <= 0.333); "
       f"PGD-20 difference {pgd - peer['pgd20']:+.2f} points (target within 1)")
 PY

@@ -4,11 +4,12 @@
 #   build   scripts/build_cuda.sh against the machine's PyTorch wheel (tests included)
 #   tests   the *_CUDA tests (graph vs eager, bf16 vs fp32, train/eval/bench on the GPU), and the
 #           test harness's own
-#   bench   scripts/bench_vs_peers.sh without the torch.compile peer (SKIP_COMPILE=1)
-#   fmnist  scripts/fmnist_vs_peer.sh, the Fashion-MNIST recipe against fmnist_peer.py
+#   bench   scripts/bench_vs_peers.sh without the torch.compile peer (SKIP_COMPILE=1): advft with
+#           PyTorch's BatchNorm+ReLU and with its own fused kernels
+#   fmnist  scripts/fmnist_vs_peer.sh, the Fashion-MNIST recipe against fmnist_peer.py; with the
+#           fused kernels when this call's tests passed them and the bench found them faster
 #   profile GPU kernel time against wall time of the peer's AT step (scripts/peer_kernel_time.py;
-#           the machine has no nsys), and cuDNN's bf16 batch norm against PyTorch's own
-#           (scripts/bn_backends.py)
+#           the machine has no nsys); not a default stage
 #   compile  the torch.compile peer (minutes of compilation)
 # Each stage writes OUT_DIR/<stage>.log. A stage that fails or runs out of the budget is reported
 # and the next one still runs while time is left; the ones after a failed build are skipped.
@@ -18,8 +19,8 @@
 #
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=570 bash scripts/gpu_session.sh "$OUT" [STAGE...]
 #
-# Default stages: build tests bench fmnist profile, about 530 s on an H200 (2026-11-26: build 128,
-# tests 35, bench 107, fmnist 221, profile 30), so one call with timeout_s 600 holds them. The
+# Default stages: build tests bench fmnist, about 500 s on an H200 (2026-11-26: build 128, tests 35,
+# bench 107, fmnist 221), so one call with timeout_s 600 holds them. The
 # torch.compile peer needs a call of its own (`... gpu_session.sh "$OUT" compile`, no build; the
 # machine stays warm for 30 s after a call). PEER_DIR and FMNIST_DIR
 # are copies of ../shared/peer and Debian's Fashion-MNIST .gz files in a folder that
@@ -41,7 +42,7 @@ fi
 out=${1:-${OUT:-gpu-out}}
 shift || true
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(build tests bench fmnist profile)
+[ ${#stages[@]} -gt 0 ] || stages=(build tests bench fmnist)
 budget=${BUDGET_S:-570}
 started=$(date +%s)
 mkdir -p "$out"
@@ -109,6 +110,24 @@ stage() {
   return 0
 }
 
+# ADVFT_SET for the Fashion-MNIST run: advft's fused BatchNorm+ReLU when this call's tests passed
+# them and the bench measured them faster on that step (1x28x28, batch 128).
+fmnist_settings() {
+  grep -q "FusedBatchNormRelu.MatchesBatchNormThenRelu_CUDA .*Passed" "$out/tests.log" 2>/dev/null ||
+    return 0
+  python3 - "$out/bench" <<'PY'
+import json, os, sys
+def rate(variant):
+    try:
+        path = os.path.join(sys.argv[1], f"advft_fmnist_128_{variant}.json")
+        return json.load(open(path))["at_step"]["images_per_s"]
+    except (OSError, KeyError, ValueError):
+        return 0.0
+if rate("fused") > 1.01 * rate("cl_on") > 0:
+    print("fused_bn_relu=on")
+PY
+}
+
 for name in "${stages[@]}"; do
   case $name in build | tests) ;; *) wait_for_pretrain ;; esac  # the timed stages
   case $name in
@@ -122,11 +141,13 @@ for name in "${stages[@]}"; do
       stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"
       ;;
     fmnist)
-      stage fmnist 200 env PEER_CLEAN="$peer_clean" bash scripts/fmnist_vs_peer.sh "$out/fmnist"
+      settings=$(fmnist_settings)
+      echo "gpu_session: Fashion-MNIST with ADVFT_SET='$settings'"
+      stage fmnist 200 env PEER_CLEAN="$peer_clean" ADVFT_SET="$settings" \
+        bash scripts/fmnist_vs_peer.sh "$out/fmnist"
       ;;
     profile)
-      stage profile 45 bash -c "python3 scripts/peer_kernel_time.py $PEER_DIR/peer_bench_defs.py &&
-        python3 scripts/bn_backends.py"
+      stage profile 30 python3 scripts/peer_kernel_time.py "$PEER_DIR/peer_bench_defs.py"
       ;;
     compile)
       stage compile 240 python3 "$PEER_DIR/peer_compile.py"
