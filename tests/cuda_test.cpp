@@ -269,10 +269,10 @@ TEST(CudaGraphs, CapturedEvaluationCountsLikeTheEagerOne_CUDA) {
 // A GPU that cannot be used says so at wait(), where the caller is ready for errors.
 TEST(Device, WarmupMakesTheContextAndRethrowsAtWait_CUDA) {
   REQUIRE_CUDA();
-  runtime::DeviceWarmup gpu(torch::Device(torch::kCUDA, 0));
-  EXPECT_TRUE(gpu.started());
+  runtime::BackgroundJob gpu = runtime::warm_up_device(torch::Device(torch::kCUDA, 0));
+  EXPECT_TRUE(gpu.pending());
   EXPECT_NO_THROW(gpu.wait());
-  runtime::DeviceWarmup missing(
+  runtime::BackgroundJob missing = runtime::warm_up_device(
       torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(torch::cuda::device_count())));
   EXPECT_ANY_THROW(missing.wait());
 }

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 
 #include "advft/error.h"
+#include "advft/runtime/background_job.h"
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/signals.h"
@@ -26,9 +28,26 @@ TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
 // The CUDA context is made beside the data loading (Device.WarmupMakesTheContext..._CUDA); on the
 // CPU there is nothing to make, and nothing to wait for.
 TEST(Device, WarmupDoesNothingForTheCpu) {
-  DeviceWarmup cpu(torch::kCPU);
-  EXPECT_FALSE(cpu.started());
+  BackgroundJob cpu = warm_up_device(torch::kCPU);
+  EXPECT_FALSE(cpu.pending());
   EXPECT_NO_THROW(cpu.wait());
+}
+
+// Work beside the caller's: joined and rethrown (once) at wait(), only logged when nobody waits,
+// and a new job takes a variable's place only after the old one has finished.
+TEST(BackgroundJob, RethrowsAtWaitAndOnlyLogsInTheDestructor) {
+  std::atomic<int> finished{0};
+  BackgroundJob job("test job", [&finished] { ++finished; });
+  EXPECT_TRUE(job.pending());
+  job = BackgroundJob("second test job", [&finished] { finished += 10; });
+  EXPECT_TRUE(job.pending());
+  job.wait();
+  EXPECT_EQ(finished.load(), 11);
+  EXPECT_FALSE(job.pending());
+  BackgroundJob failing("test job", [] { throw Error("no space left on the device", 6); });
+  EXPECT_THROW(failing.wait(), Error);
+  EXPECT_NO_THROW(failing.wait());
+  EXPECT_NO_THROW(BackgroundJob("unwaited test job", [] { throw Error("lost", 6); }));
 }
 
 TEST(CudaGraphs, SettingResolvesPerDeviceAndRefusesOnWithoutAGpu) {

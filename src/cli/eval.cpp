@@ -103,7 +103,8 @@ void run_eval(const EvalCliOptions& o) {
   options.seed = o.seed;
 
   const torch::Device device = runtime::resolve_device(o.device);
-  runtime::DeviceWarmup device_warmup(device);  // while the model and the data are read
+  runtime::BackgroundJob device_warmup =
+      runtime::warm_up_device(device);  // while the model and the data are read
   // Device settings: the flag, else the config's value, else auto.
   auto setting = [&](const std::string& flag, std::string config::RunConfig::*key) {
     return !flag.empty() ? flag : run ? (*run).*key : std::string("auto");

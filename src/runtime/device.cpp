@@ -69,26 +69,12 @@ int64_t device_total_memory(const torch::Device& device) {
   return 0;
 }
 
-DeviceWarmup::DeviceWarmup(const torch::Device& device) {
-  if (!device.is_cuda()) return;
-  done_ = std::async(std::launch::async, [device] {
+BackgroundJob warm_up_device(const torch::Device& device) {
+  if (!device.is_cuda()) return {};
+  return BackgroundJob("making the CUDA context of " + device.str(), [device] {
     // The first allocation creates the context and the caching allocator's state for the device.
     torch::empty({1}, torch::TensorOptions().device(device));
   });
-}
-
-DeviceWarmup::~DeviceWarmup() {
-  if (!done_.valid()) return;
-  try {
-    done_.get();
-  } catch (const std::exception& e) {
-    // Only reached when the caller's own work failed first: that error is the one to report.
-    spdlog::debug("device warm-up: {}", e.what());
-  }
-}
-
-void DeviceWarmup::wait() {
-  if (done_.valid()) done_.get();
 }
 
 void set_cpu_threads(int64_t n) {

@@ -154,7 +154,7 @@ class Trainer {
 };
 
 void Trainer::build() {
-  runtime::DeviceWarmup device_warmup(device_);
+  runtime::BackgroundJob device_warmup = runtime::warm_up_device(device_);
   data_ = data::load_splits(config_.data);
   check_model_fits_data(config_.model, data_.train, config_.data.dataset);
 

@@ -3,27 +3,23 @@
 // disk (hundreds of MB per epoch for a WRN-34-10 with its optimizer state; seconds on a cluster's
 // network file system).
 #include <functional>
-#include <future>
+
+#include "advft/runtime/background_job.h"
 
 namespace advft::io {
 
 /// Runs one job at a time, in the order submitted. A job's error is rethrown by the next
-/// submit() or wait(), so no failed write goes unnoticed; the destructor waits and only logs
-/// (it runs while another error unwinds).
+/// submit() or wait(), so no failed write goes unnoticed, and the job after it does not start;
+/// the destructor waits and only logs (it runs while another error unwinds).
 class AsyncWriter {
  public:
-  AsyncWriter() = default;
-  ~AsyncWriter();
-  AsyncWriter(const AsyncWriter&) = delete;
-  AsyncWriter& operator=(const AsyncWriter&) = delete;
-
   /// Waits for the job before (rethrowing its error), then starts `job`.
   void submit(std::function<void()> job);
   /// Waits for the running job, if any; rethrows its error.
-  void wait();
+  void wait() { running_.wait(); }
 
  private:
-  std::future<void> running_;
+  runtime::BackgroundJob running_;
 };
 
 }  // namespace advft::io

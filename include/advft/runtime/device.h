@@ -1,9 +1,10 @@
 #pragma once
 // Choosing where tensors live.
-#include <future>
 #include <string>
 
 #include <torch/torch.h>
+
+#include "advft/runtime/background_job.h"
 
 namespace advft::runtime {
 
@@ -19,20 +20,9 @@ std::string device_name(const torch::Device& device);
 int64_t device_total_memory(const torch::Device& device);
 
 /// Creates the CUDA context of a GPU on a background thread while the caller reads its data and
-/// checkpoint (each takes about half a second on an H200), so that the two overlap. wait() (also
-/// run by the destructor) rethrows what the thread threw. Nothing happens for the CPU.
-class DeviceWarmup {
- public:
-  explicit DeviceWarmup(const torch::Device& device);
-  ~DeviceWarmup();
-  DeviceWarmup(const DeviceWarmup&) = delete;
-  DeviceWarmup& operator=(const DeviceWarmup&) = delete;
-  void wait();
-  bool started() const { return done_.valid(); }
-
- private:
-  std::future<void> done_;
-};
+/// checkpoint (each takes about half a second on an H200), so that the two overlap; the job's
+/// wait() rethrows what the thread threw. Nothing to wait for on the CPU.
+BackgroundJob warm_up_device(const torch::Device& device);
 
 /// Sets LibTorch's CPU intra-op threads: n, or every core when n is 0.
 void set_cpu_threads(int64_t n);
