@@ -102,15 +102,14 @@ TEST(LossScaler, SkipsOverflowingStepsHalvesAndGrowsTheScale) {
 }
 
 TEST(BenchCli, PrintsThroughputAndWritesJson) {
-  TempDir dir;
-  const RunResult r = run_advft(
-      "bench --model preact18 --batch 4 --attack pgd:steps=1 "
-      "--eval-steps 2 --warmup 1 --iterations 1 --device cpu --json " +
-      dir.file("bench.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("images/s"), std::string::npos) << r.output;
-  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("bench.json")));
+  const BenchRun b = run_bench(
+      "--model preact18 --batch 4 --attack pgd:steps=1 --eval-steps 2 --warmup 1 --iterations 1 "
+      "--device cpu");
+  ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
+  EXPECT_NE(b.run.output.find("images/s"), std::string::npos) << b.run.output;
+  const nlohmann::json& j = b.json;
   EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_FALSE(j["fused_bn_relu"].get<bool>());
   EXPECT_EQ(j["batch"], 4);
   EXPECT_GT(j["at_step"]["images_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["eval"]["images_per_s"].get<double>(), 0.0);
@@ -126,15 +125,12 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
 
 // The Fashion-MNIST recipe's shape, to time its step apart from the whole fine-tune.
 TEST(BenchCli, MeasuresAnyImageShape) {
-  TempDir dir;
-  const RunResult r = run_advft(
-      "bench --model preact18 --in-channels 1 --input-size 28 --batch 2 --loops at "
-      "--attack pgd:steps=1,eps=0.1,step_size=0.025 --warmup 0 --iterations 1 --device cpu "
-      "--json " +
-      dir.file("fmnist.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("1x28x28"), std::string::npos) << r.output;
-  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("fmnist.json")));
+  const BenchRun b = run_bench(
+      "--model preact18 --in-channels 1 --input-size 28 --batch 2 --loops at "
+      "--attack pgd:steps=1,eps=0.1,step_size=0.025 --warmup 0 --iterations 1 --device cpu");
+  ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
+  EXPECT_NE(b.run.output.find("1x28x28"), std::string::npos) << b.run.output;
+  const nlohmann::json& j = b.json;
   // 28x28 of one channel: fewer FLOPs than CIFAR's 3x32x32, the first convolution a ninth.
   EXPECT_LT(j["forward_flops_per_image"].get<int64_t>(), 1'000'000'000);
   EXPECT_GT(j["forward_flops_per_image"].get<int64_t>(), 500'000'000);
@@ -143,15 +139,13 @@ TEST(BenchCli, MeasuresAnyImageShape) {
 
 // bench_vs_peers.sh times only what it compares: GPU time is the scarce resource.
 TEST(BenchCli, TimesOnlyTheLoopsAskedFor) {
-  TempDir dir;
-  const RunResult r = run_advft(
-      "bench --model preact18 --batch 2 --attack pgd:steps=1 --eval-steps 1 --warmup 0 "
-      "--iterations 1 --device cpu --loops eval --json " +
-      dir.file("eval.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("PGD-1 evaluation"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("AT step"), std::string::npos) << r.output;
-  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("eval.json")));
+  const BenchRun b = run_bench(
+      "--model preact18 --batch 2 --attack pgd:steps=1 --eval-steps 1 --warmup 0 --iterations 1 "
+      "--device cpu --loops eval");
+  ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
+  EXPECT_NE(b.run.output.find("PGD-1 evaluation"), std::string::npos) << b.run.output;
+  EXPECT_EQ(b.run.output.find("AT step"), std::string::npos) << b.run.output;
+  const nlohmann::json& j = b.json;
   EXPECT_FALSE(j.contains("at_step"));
   EXPECT_GT(j["eval"]["images_per_s"].get<double>(), 0.0);
 }

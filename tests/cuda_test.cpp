@@ -314,21 +314,22 @@ TEST(Training, TrainsAndEvaluatesOnTheGpuInBf16_CUDA) {
 
 TEST(BenchCli, MeasuresOnTheGpu_CUDA) {
   REQUIRE_CUDA();
-  TempDir dir;
-  const RunResult r =
-      run_advft("bench --device cuda --batch 32 --iterations 2 --json " + dir.file("bench.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("bench.json")));
+  const BenchRun b = run_bench("--device cuda --batch 32 --iterations 2");
+  ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
+  const nlohmann::json& j = b.json;
   EXPECT_EQ(j["precision"], "bf16");
   EXPECT_TRUE(j["channels_last"].get<bool>());
   EXPECT_GT(j["at_step"]["tflops"].get<double>(), 0.0);
   EXPECT_TRUE(j["graphs"].get<bool>());
-  const RunResult eager = run_advft(
-      "bench --device cuda --batch 32 --iterations 2 --graphs off "
-      "--json " +
-      dir.file("eager.json"));
-  ASSERT_EQ(eager.exit_code, 0) << eager.output;
-  EXPECT_FALSE(nlohmann::json::parse(read_bytes(dir.file("eager.json")))["graphs"].get<bool>());
+  const BenchRun eager = run_bench("--device cuda --batch 32 --iterations 2 --graphs off");
+  ASSERT_EQ(eager.run.exit_code, 0) << eager.run.output;
+  EXPECT_FALSE(eager.json["graphs"].get<bool>());
+  if (models::fused_batch_norm_relu_built()) {
+    const BenchRun fused = run_bench("--device cuda --batch 32 --iterations 2 --fused-bn-relu on");
+    ASSERT_EQ(fused.run.exit_code, 0) << fused.run.output;
+    EXPECT_TRUE(fused.json["fused_bn_relu"].get<bool>());
+    EXPECT_GT(fused.json["at_step"]["images_per_s"].get<double>(), 0.0);
+  }
 }
 
 }  // namespace

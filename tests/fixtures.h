@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.h"
 
 namespace advft::testing {
@@ -172,6 +174,20 @@ inline RunResult run_command(const std::string& command_line) {
 /// Runs `advft <args>` through the shell (args are shell words) and captures everything.
 inline RunResult run_advft(const std::string& args) {
   return run_command(std::string(ADVFT_BINARY) + " " + args);
+}
+
+/// A run of `advft bench` and the JSON it wrote (null when it failed).
+struct BenchRun {
+  RunResult run;
+  nlohmann::json json;
+};
+
+/// Runs `advft bench <args> --json <a temporary file>`.
+inline BenchRun run_bench(const std::string& args) {
+  TempDir dir;
+  BenchRun b{run_advft("bench " + args + " --json " + dir.file("bench.json")), nullptr};
+  if (b.run.exit_code == 0) b.json = nlohmann::json::parse(read_bytes(dir.file("bench.json")));
+  return b;
 }
 
 }  // namespace advft::testing
