@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -164,10 +165,13 @@ TEST(FusedBatchNormRelu, MatchesBatchNormThenRelu_CUDA) {
   REQUIRE_CUDA();
   if (!models::fused_batch_norm_relu_built()) GTEST_SKIP() << "built without advft's CUDA kernels";
   const torch::Device gpu(torch::kCUDA, 0);
-  const auto relative = [](const torch::Tensor& got, const torch::Tensor& want) {
-    return ((got.to(torch::kDouble) - want.to(torch::kDouble)).norm() /
-            want.to(torch::kDouble).norm().clamp_min(1e-12))
-        .item<double>();
+  // ||got - want|| / ||want||, or / `floor` where want is smaller: with two values per channel
+  // (the 2x8x1x1 case) BatchNorm's input gradient is zero, and both sides give rounding noise.
+  const auto relative = [](const torch::Tensor& got, const torch::Tensor& want,
+                           double floor = 1e-12) {
+    const double difference =
+        (got.to(torch::kDouble) - want.to(torch::kDouble)).norm().item<double>();
+    return difference / std::max(want.to(torch::kDouble).norm().item<double>(), floor);
   };
   const std::vector<std::vector<int64_t>> shapes = {
       {128, 64, 32, 32}, {128, 512, 4, 4}, {32, 160, 32, 32}, {7, 24, 5, 3}, {2, 8, 1, 1}};
@@ -178,10 +182,12 @@ TEST(FusedBatchNormRelu, MatchesBatchNormThenRelu_CUDA) {
       torch::nn::BatchNorm2d reference(channels);
       {
         torch::NoGradGuard no_grad;
-        reference->weight.uniform_(0.5, 1.5);
-        reference->bias.normal_();
-        reference->running_mean.normal_(0.0, 0.1);
-        reference->running_var.uniform_(0.5, 1.5);
+        // Not uniform_/normal_: under the sanitizer build's -O1, GCC warns inside LibTorch
+        // 1.13's optional<Generator> argument of those (a false "maybe uninitialized").
+        reference->weight.copy_(torch::rand({channels}) + 0.5);
+        reference->bias.copy_(torch::randn({channels}));
+        reference->running_mean.copy_(torch::randn({channels}) * 0.1);
+        reference->running_var.copy_(torch::rand({channels}) + 0.5);
       }
       auto fused = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(reference->clone());
       reference->to(gpu);
@@ -212,7 +218,9 @@ TEST(FusedBatchNormRelu, MatchesBatchNormThenRelu_CUDA) {
       EXPECT_LE(relative(fused->running_mean, reference->running_mean), 1e-4) << where;
       EXPECT_LE(relative(fused->running_var, reference->running_var), 1e-4) << where;
       EXPECT_EQ(fused->num_batches_tracked.item<int64_t>(), 1) << where;
-      EXPECT_LE(relative(x_fused.grad(), x_reference.grad()), 2e-2) << where << " input grad";
+      const double grad_norm = grad.to(torch::kDouble).norm().item<double>();
+      EXPECT_LE(relative(x_fused.grad(), x_reference.grad(), grad_norm), 2e-2)
+          << where << " input grad";
       EXPECT_LE(relative(fused->weight.grad(), reference->weight.grad()), 1e-2) << where;
       EXPECT_LE(relative(fused->bias.grad(), reference->bias.grad()), 1e-2) << where;
     }
