@@ -48,6 +48,18 @@ float* floats(torch::Tensor& t) {
   return t.data_ptr<float>();
 }
 
+// The rows of the [4, channels] tensor the forward saves, in the one order both passes use:
+// mean, invstd, scale, shift.
+template <typename Args>
+void point_at_statistics(const torch::Tensor& per_channel, Args& args) {
+  float* rows = per_channel.data_ptr<float>();
+  const int64_t channels = per_channel.size(1);
+  args.save_mean = rows;
+  args.save_invstd = rows + channels;
+  args.scale = rows + 2 * channels;
+  args.shift = rows + 3 * channels;
+}
+
 // The kernels as an autograd function: the forward saves x and four per-channel fp32 vectors
 // (mean, invstd, scale, shift); the backward recomputes the ReLU's mask from them.
 class FusedBatchNormRelu : public torch::autograd::Function<FusedBatchNormRelu> {
@@ -73,10 +85,7 @@ class FusedBatchNormRelu : public torch::autograd::Function<FusedBatchNormRelu> 
     args.momentum = static_cast<float>(momentum);
     args.eps = static_cast<float>(eps);
     args.workspace = floats(workspace);
-    args.save_mean = per_channel.data_ptr<float>();
-    args.save_invstd = args.save_mean + shape.channels;
-    args.scale = args.save_invstd + shape.channels;
-    args.shift = args.scale + shape.channels;
+    point_at_statistics(per_channel, args);
     args.y = y.data_ptr();
     run(x.device(), [&](cudaStream_t stream) { kernels::forward(args, stream); });
     ctx->save_for_backward({x, weight, per_channel});
@@ -105,10 +114,7 @@ class FusedBatchNormRelu : public torch::autograd::Function<FusedBatchNormRelu> 
     args.x = x.data_ptr();
     args.dy = dy.data_ptr();
     args.weight = weight.data_ptr<float>();
-    args.save_mean = per_channel.data_ptr<float>();
-    args.save_invstd = args.save_mean + shape.channels;
-    args.scale = args.save_invstd + shape.channels;
-    args.shift = args.scale + shape.channels;
+    point_at_statistics(per_channel, args);
     args.workspace = floats(workspace);
     args.coefficients = floats(coefficients);
     args.grad_weight = floats(grad_weight);
@@ -165,10 +171,6 @@ bool fused_batch_norm_relu_built() {
 
 void set_fused_batch_norm_relu(bool on) {
   fused_enabled.store(on, std::memory_order_relaxed);
-}
-
-bool fused_batch_norm_relu_enabled() {
-  return fused_enabled.load(std::memory_order_relaxed);
 }
 
 bool resolve_fused_batch_norm_relu(const std::string& setting, const torch::Device& device,

@@ -21,7 +21,6 @@ bool fused_batch_norm_relu_built();
 
 /// Switches the fused kernels on or off for the whole process (off at start).
 void set_fused_batch_norm_relu(bool on);
-bool fused_batch_norm_relu_enabled();
 
 /// The `fused_bn_relu` setting ("auto" | "on" | "off") for `device`: auto is on where the kernels
 /// are built and the device is a GPU; "on" anywhere else is a ConfigError naming `where`.
