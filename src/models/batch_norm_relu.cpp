@@ -98,9 +98,15 @@ class FusedBatchNormRelu : public torch::autograd::Function<FusedBatchNormRelu> 
     const torch::Tensor& x = saved[0];
     const torch::Tensor& weight = saved[1];
     const torch::Tensor& per_channel = saved[2];
+    // The kernels' results carry no autograd history of their own: a second derivative
+    // (create_graph, which runs the backward in grad mode) would silently lose its terms.
+    TORCH_CHECK(!torch::GradMode::is_enabled(),
+                "advft's fused BatchNorm+ReLU has no second derivative; set fused_bn_relu to off");
     const c10::cuda::CUDAGuard device(x.device());
-    const torch::Tensor dy =
-        grads[0].to(x.scalar_type()).contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor dy = grads[0].to(x.scalar_type()).contiguous(torch::MemoryFormat::ChannelsLast);
+    // The kernels read 16 bytes at a time; a view at an odd offset gets an aligned copy.
+    if (reinterpret_cast<std::uintptr_t>(dy.data_ptr()) % 16 != 0)
+      dy = dy.clone(torch::MemoryFormat::ChannelsLast);
     const kernels::Shape shape = shape_of(x);
     const auto fp32 = weight.options();
     torch::Tensor workspace = torch::empty({kernels::workspace_floats(shape)}, fp32);
@@ -150,12 +156,12 @@ class FusedBatchNormRelu : public torch::autograd::Function<FusedBatchNormRelu> 
 torch::Tensor batch_norm_relu(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x) {
 #ifdef ADVFT_HAVE_CUDA_KERNELS
   if (fused_enabled.load(std::memory_order_relaxed) && fused_applies(bn, x)) {
-    {
-      torch::NoGradGuard no_grad;
-      bn.num_batches_tracked.add_(1);  // BatchNorm2d's forward counts its training batches
-    }
-    return FusedBatchNormRelu::apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                                     *bn.options.momentum(), bn.options.eps());
+    torch::Tensor y =
+        FusedBatchNormRelu::apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                  *bn.options.momentum(), bn.options.eps());
+    torch::NoGradGuard no_grad;
+    bn.num_batches_tracked.add_(1);  // BatchNorm2d's forward counts its training batches
+    return y;
   }
 #endif
   return torch::relu(bn.forward(x));

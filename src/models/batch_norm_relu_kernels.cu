@@ -74,6 +74,14 @@ __device__ __forceinline__ float normalized(float x, float scale, float shift) {
   return fmaf(x, scale, shift);
 }
 
+// Whether the ReLU let the gradient through: its output as stored (rounded to T) not <= 0, as
+// PyTorch's threshold_backward decides; a tiny positive value that rounds to 0 blocks it, a NaN
+// passes.
+template <typename T>
+__device__ __forceinline__ bool passed_relu(float x, float scale, float shift) {
+  return !(to_float(from_float<T>(normalized(x, scale, shift))) <= 0.0f);
+}
+
 // torch.relu: NaN stays NaN (fmaxf alone would turn it into 0 and hide a divergence).
 __device__ __forceinline__ float relu(float value) {
   return isnan(value) ? value : fmaxf(value, 0.0f);
@@ -123,7 +131,7 @@ struct GradientTerm {
     load_vector(dy + offset, grads);
 #pragma unroll
     for (int j = 0; j < kVector; ++j) {
-      const float g = normalized(values[j], scale[j], shift[j]) > 0.0f ? grads[j] : 0.0f;
+      const float g = passed_relu<T>(values[j], scale[j], shift[j]) ? grads[j] : 0.0f;
       a[j] += g;
       b[j] = fmaf(g, values[j] - mean[j], b[j]);
     }
@@ -285,7 +293,7 @@ __global__ void apply_backward(const T* x, const T* dy, const float* scale_of,
     load_constants(coefficients + 2 * channels + channel, r);
 #pragma unroll
     for (int j = 0; j < kVector; ++j) {
-      const float g = normalized(values[j], scale[j], shift[j]) > 0.0f ? grads[j] : 0.0f;
+      const float g = passed_relu<T>(values[j], scale[j], shift[j]) ? grads[j] : 0.0f;
       values[j] = fmaf(p[j], g, fmaf(q[j], values[j], r[j]));
     }
     store_vector(dx + i * kVector, values);
