@@ -138,11 +138,12 @@ for name in "${stages[@]}"; do
         { echo "gpu_session: BUILD FAILED; again with ADVFT_CUDA_KERNELS=OFF";
           ADVFT_CMAKE_ARGS=-DADVFT_CUDA_KERNELS=OFF bash scripts/build_cuda.sh; }'
       ;;
-    # With the *_CUDA tests, the harness's own (temp dirs, crash report), the file writers and
-    # batch_norm_relu's fallback in a build that has the kernels.
+    # With the *_CUDA tests, the harness's own (temp dirs, crash report), the file writers,
+    # batch_norm_relu's fallback in a build that has the kernels, and the optimizer (whose
+    # CUDA path is LibTorch 2.x's fused SGD).
     tests)
       stage tests 30 ctest --test-dir build-cuda --output-on-failure --timeout 300 \
-        -R '_CUDA$|^(CrashReport|TempDirFixture|AtomicFile|BatchNormRelu)\.'
+        -R '_CUDA$|^(CrashReport|TempDirFixture|AtomicFile|BatchNormRelu|Sgd)\.'
       ;;
     bench)
       stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"

@@ -2,11 +2,15 @@
 // mixed precision agrees with fp32, channels-last changes nothing but speed, CUDA graphs train
 // and evaluate like eager code, training and evaluation run end to end on the device, and the
 // benchmark measures there.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -14,13 +18,16 @@
 #include "advft/eval/evaluator.h"
 #include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
+#include "advft/runtime/compat.h"
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/memory_format.h"
 #include "advft/runtime/precision.h"
 #include "advft/runtime/stream.h"
+#include "advft/train/sgd.h"
 #include "advft/train/train_step.h"
 #include "fixtures.h"
+#include "tiny_model.h"
 
 namespace advft::testing {
 namespace {
@@ -71,6 +78,44 @@ TEST(MemoryFormat, ChannelsLastGivesTheSameLogits_CUDA) {
   EXPECT_LE((after - before).abs().max().item<double>(), 1e-3);
 }
 
+// The names of the operators and autograd nodes that run while the log lives, on this thread
+// and on the autograd engine's threads (which inherit the callback with the thread's state).
+class OperatorLog {
+ public:
+  OperatorLog()
+      : handle_(at::addThreadLocalCallback(at::RecordFunctionCallback(
+            [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+              const std::lock_guard<std::mutex> lock(mutex());
+              names().emplace_back(fn.name());
+              return nullptr;
+            }))) {
+    const std::lock_guard<std::mutex> lock(mutex());
+    names().clear();
+  }
+  ~OperatorLog() { at::removeCallback(handle_); }
+  OperatorLog(const OperatorLog&) = delete;
+  OperatorLog& operator=(const OperatorLog&) = delete;
+
+  /// Whether an operator or node whose name contains `fragment` ran.
+  bool ran(const std::string& fragment) const {
+    const std::lock_guard<std::mutex> lock(mutex());
+    return std::any_of(names().begin(), names().end(), [&](const std::string& name) {
+      return name.find(fragment) != std::string::npos;
+    });
+  }
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::vector<std::string>& names() {
+    static std::vector<std::string> log;
+    return log;
+  }
+  at::CallbackHandle handle_;
+};
+
 // Six PGD-10 steps of PreActResNet-18 from the same weights and seeds, eager or with the step
 // captured after three warm-up steps, with or without advft's fused BatchNorm+ReLU; returns
 // (initial, final) parameters, flattened.
@@ -104,7 +149,12 @@ std::pair<torch::Tensor, torch::Tensor> train_steps(runtime::GraphMode graphs,
     const torch::Tensor x = torch::rand({64, 3, 32, 32}, gpu);
     const torch::Tensor y =
         torch::randint(0, 10, {64}, torch::TensorOptions(gpu).dtype(torch::kLong));
+    const OperatorLog log;
     step.run(x, y, 0.02 * static_cast<double>(i + 1));  // a new lr every step
+    // The first step is eager in both modes: there the kernels' backward shows by name.
+    if (i == 0) {
+      EXPECT_EQ(log.ran("FusedBatchNormRelu"), fused);
+    }
   }
   EXPECT_EQ(step.replays(), graphs == runtime::GraphMode::kCuda ? 3 : 0);
   models::set_fused_batch_norm_relu(false);
@@ -159,6 +209,65 @@ TEST(CudaGraphs, CapturedTrainingStepTrainsLikeTheEagerStep_CUDA) {
   runtime::configure_matmul_precision(runtime::Precision::kFp32);
 }
 
+// On CUDA every update after the first (which creates the momentum buffers) is PyTorch's fused
+// multi-tensor SGD kernel: it must step like torch::optim::SGD with gradients from a real
+// backward through channels-last weights, and keep doing so with momentum restored from a
+// checkpoint's state.
+TEST(Sgd, FusedUpdateStepsLikeTorchSgd_CUDA) {
+  REQUIRE_CUDA();
+  const torch::Device gpu(torch::kCUDA, 0);
+  for (const bool nesterov : {false, true}) {
+    torch::manual_seed(0);
+    testing::TinyNet ours_net(3, 4);
+    testing::TinyNet reference_net(3, 4);
+    ours_net->to(gpu);
+    reference_net->to(gpu);
+    runtime::to_channels_last(*ours_net);
+    runtime::to_channels_last(*reference_net);
+    std::vector<torch::Tensor> ours_params = ours_net->parameters();
+    std::vector<torch::Tensor> reference_params = reference_net->parameters();
+    {
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < ours_params.size(); ++i)
+        reference_params[i].copy_(ours_params[i]);
+    }
+    config::OptimizerConfig options;
+    options.momentum = 0.9;
+    options.nesterov = nesterov;
+    options.weight_decay = 5e-4;
+    auto ours = std::make_unique<train::Sgd>(*ours_net, options);
+    torch::optim::SGD reference(
+        reference_params,
+        torch::optim::SGDOptions(0.05).momentum(0.9).nesterov(nesterov).weight_decay(5e-4));
+    for (int step = 0; step < 5; ++step) {
+      if (step == 3) {  // as a resumed run does: a new optimizer given the saved buffers
+        auto restored = std::make_unique<train::Sgd>(*ours_net, options);
+        restored->load_state(ours->state(), "test");
+        ours = std::move(restored);
+      }
+      const torch::Tensor x = torch::rand({6, 3, 5, 5}, gpu);
+      const torch::Tensor y =
+          torch::randint(0, 4, {6}, torch::TensorOptions(gpu).dtype(torch::kLong));
+      ours->zero_grad();
+      torch::nn::functional::cross_entropy(ours_net->forward(x), y).backward();
+      reference.zero_grad();
+      for (std::size_t i = 0; i < ours_params.size(); ++i)
+        reference_params[i].mutable_grad() = ours_params[i].grad().clone();
+      train::apply_lr(*ours, 0.05);
+      const OperatorLog log;
+      ours->step();
+#ifdef ADVFT_HAVE_FUSED_SGD
+      EXPECT_EQ(log.ran("aten::_fused_sgd_"), step > 0) << "step " << step;
+#endif
+      reference.step();
+    }
+    for (std::size_t i = 0; i < ours_params.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(ours_params[i], reference_params[i], 1e-5, 1e-7))
+          << "nesterov " << nesterov << ", parameter " << i;
+    }
+  }
+}
+
 // advft's kernels against BatchNorm2d then relu on the shapes of PreActResNet-18 and WRN-34-10
 // layers (and odd ones): output, running statistics, batch count and all three gradients.
 TEST(FusedBatchNormRelu, MatchesBatchNormThenRelu_CUDA) {
@@ -174,7 +283,8 @@ TEST(FusedBatchNormRelu, MatchesBatchNormThenRelu_CUDA) {
     return difference / std::max(want.to(torch::kDouble).norm().item<double>(), floor);
   };
   const std::vector<std::vector<int64_t>> shapes = {
-      {128, 64, 32, 32}, {128, 512, 4, 4}, {32, 160, 32, 32}, {7, 24, 5, 3}, {2, 8, 1, 1}};
+      {128, 64, 32, 32}, {128, 512, 4, 4}, {32, 160, 32, 32}, {4, 320, 8, 8},
+      {2, 640, 4, 4},    {7, 24, 5, 3},    {2, 8, 1, 1}};
   for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
     for (const auto& shape : shapes) {
       const int64_t channels = shape[1];

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "advft/error.h"
+#include "advft/runtime/compat.h"
 
 namespace advft::train {
 
@@ -30,6 +31,7 @@ void Sgd::zero_grad() {
 
 void Sgd::step() {
   torch::NoGradGuard no_grad;
+  if (fused_step()) return;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor& p = params_[i];
     if (!p.grad().defined()) continue;
@@ -46,6 +48,35 @@ void Sgd::step() {
     }
     p.addcmul_(d_p, lr_tensor_, -1.0);  // p -= lr * d_p, with lr read from the device
   }
+}
+
+bool Sgd::fused_step() {
+#ifdef ADVFT_HAVE_FUSED_SGD
+  // The kernel walks the parameter, gradient and momentum lists element by element, so each
+  // triple must share dtype, device and strides; anything else (a CPU run, a missing gradient,
+  // the first step, which creates the buffers) takes the loop below.
+  if (params_.empty() || !params_[0].is_cuda()) return false;
+  const bool momentum = options_.momentum != 0.0;
+  std::vector<torch::Tensor> grads;
+  grads.reserve(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const torch::Tensor& p = params_[i];
+    const torch::Tensor& g = p.grad();
+    if (!g.defined() || p.scalar_type() != torch::kFloat || g.scalar_type() != torch::kFloat ||
+        p.device() != params_[0].device() || !p.is_non_overlapping_and_dense() ||
+        g.strides() != p.strides())
+      return false;
+    if (momentum && (!momentum_[i].defined() || momentum_[i].strides() != p.strides()))
+      return false;
+    grads.push_back(g);
+  }
+  at::_fused_sgd_(params_, grads, momentum ? momentum_ : std::vector<torch::Tensor>{},
+                  options_.weight_decay, options_.momentum, lr_tensor_, /*dampening=*/0.0,
+                  options_.nesterov, /*maximize=*/false, /*is_first_step=*/false);
+  return true;
+#else
+  return false;
+#endif
 }
 
 std::vector<io::NamedTensor> Sgd::state() const {
@@ -69,7 +100,9 @@ void Sgd::load_state(const std::vector<io::NamedTensor>& state, const std::strin
     if (item.tensor.sizes() != p.sizes()) {
       throw CheckpointError(source + ": optimizer state " + item.name + " has the wrong shape");
     }
-    momentum_[it->second] = item.tensor.to(p.device(), p.scalar_type()).clone();
+    // In the parameter's layout (channels-last for convolutions on CUDA), as the buffers that
+    // step() creates are: the fused update needs the two to match.
+    momentum_[it->second] = torch::empty_like(p).copy_(item.tensor);
   }
 }
 

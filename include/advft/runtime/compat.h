@@ -38,4 +38,11 @@ inline void set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dt
 }
 #endif
 
+// One multi-tensor SGD kernel that reads the learning rate from a device tensor
+// (at::_fused_sgd_, PyTorch's SGD(fused=True)): in LibTorch 2.6, the oldest 2.x release whose
+// headers advft is checked against; 1.13 has none.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+#define ADVFT_HAVE_FUSED_SGD 1
+#endif
+
 }  // namespace advft::runtime::compat

@@ -4,6 +4,8 @@
 // resume exactly, across processes and LibTorch versions. The learning rate lives in a one-element
 // tensor on the parameters' device that the schedule refills before every step: a captured CUDA
 // graph reads it at replay, where a plain number would be frozen at its capture-time value.
+// On CUDA (LibTorch 2.6 and later) an update is one multi-tensor kernel for all parameters, as
+// PyTorch's SGD(fused=True), instead of four small kernels per parameter.
 #include <string>
 #include <vector>
 
@@ -34,6 +36,9 @@ class Sgd {
   void load_state(const std::vector<io::NamedTensor>& state, const std::string& source);
 
  private:
+  /// The update as at::_fused_sgd_ where every parameter qualifies; false (nothing done) if not.
+  bool fused_step();
+
   std::vector<std::string> names_;
   std::vector<torch::Tensor> params_;
   std::vector<torch::Tensor> momentum_;  // undefined until a parameter's first update
