@@ -87,10 +87,12 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
   auto graph = std::make_unique<Graph>();
 #ifdef ADVFT_HAVE_CUDA
   if (mode_ == GraphMode::kCuda) {
-    // Autocast's cache of bf16 weight copies would be freed at the end of the capture while the
-    // graph still reads it: recast on every replay instead.
-    const bool cache_enabled = at::autocast::is_autocast_cache_enabled();
-    at::autocast::set_autocast_cache_enabled(false);
+    // Autocast keeps one bf16 copy of each weight per autocast region, so a PGD-k step casts its
+    // weights once instead of k + 1 times, in the graph as in eager steps. That holds only for
+    // copies made inside the capture: one made before it would be replayed stale after the
+    // optimizer moves the weights, and one left after it would sit in the graph's memory that
+    // each replay rewrites. So the cache is emptied on both sides of the capture.
+    at::autocast::clear_cache();
     bool capturing = false;
     try {
       graph->cuda = std::make_unique<at::cuda::CUDAGraph>();
@@ -107,13 +109,13 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
           // The capture was already invalid; the first error is the one to report.
         }
       }
-      at::autocast::set_autocast_cache_enabled(cache_enabled);
+      at::autocast::clear_cache();
       static_inputs_.clear();
       static_outputs_.clear();
       throw Error("CUDA graph capture of " + what_ + " failed (" + first_line(e.what()) +
                   "); run without graphs: --set cuda_graphs=off (eval and bench: --graphs off)");
     }
-    at::autocast::set_autocast_cache_enabled(cache_enabled);
+    at::autocast::clear_cache();
     // The graph has its own memory now; what the eager warm-up calls cached is only in the way
     // (for a WRN-34-10 step, gigabytes).
     c10::cuda::CUDACachingAllocator::emptyCache();
