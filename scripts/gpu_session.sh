@@ -140,9 +140,10 @@ for name in "${stages[@]}"; do
       ;;
     # With the *_CUDA tests, the harness's own (temp dirs, crash report), the file writers,
     # batch_norm_relu's fallback in a build that has the kernels, and the optimizer (whose
-    # CUDA path is LibTorch 2.x's fused SGD).
+    # CUDA path is LibTorch 2.x's fused SGD). Verbose: the graph tests print how far eager is
+    # from eager and from the graph, which the summary below shows even when they pass.
     tests)
-      stage tests 30 ctest --test-dir build-cuda --output-on-failure --timeout 300 \
+      stage tests 30 ctest --test-dir build-cuda -V --timeout 300 \
         -R '_CUDA$|^(CrashReport|TempDirFixture|AtomicFile|BatchNormRelu|Sgd)\.'
       ;;
     bench)
@@ -174,7 +175,7 @@ if grep -q "BUILD FAILED" "$out/build.log" 2>/dev/null; then
   summary+=("build: advft's own CUDA kernels broke the build; the stages ran without them")
   grep -m 30 -E "error|Error|undefined reference" "$out/build.log"
 fi
-[ -f "$out/tests.log" ] && grep -E "tests passed|tests failed|\*\*\*Failed|Passed|Skipped" "$out/tests.log"
+[ -f "$out/tests.log" ] && grep -E "tests passed|tests failed|\*\*\*Failed|Passed|Skipped|eager vs eager" "$out/tests.log"
 [ -f "$out/bench.log" ] && sed -n '/^advft with CUDA graphs/,$p' "$out/bench.log"
 [ -f "$out/fmnist.log" ] && sed -n '/^3-epoch fine-tune/,$p' "$out/fmnist.log"
 [ -f "$out/compile.log" ] && grep "img/s" "$out/compile.log"
