@@ -8,6 +8,7 @@
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/signals.h"
+#include "advft/runtime/switch.h"
 #include "advft/runtime/version.h"
 
 namespace advft::runtime {
@@ -48,6 +49,36 @@ TEST(BackgroundJob, RethrowsAtWaitAndOnlyLogsInTheDestructor) {
   EXPECT_THROW(failing.wait(), Error);
   EXPECT_NO_THROW(failing.wait());
   EXPECT_NO_THROW(BackgroundJob("unwaited test job", [] { throw Error("lost", 6); }));
+}
+
+// The message of a ConfigError thrown by `call`, or "" if it threw none.
+template <typename Call>
+std::string config_error_of(Call call) {
+  try {
+    call();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Switch, ParsesAutoOnOffAndNamesTheSettingOtherwise) {
+  EXPECT_EQ(parse_switch("auto", "x"), Switch::kAuto);
+  EXPECT_EQ(parse_switch("on", "x"), Switch::kOn);
+  EXPECT_EQ(parse_switch("off", "x"), Switch::kOff);
+  EXPECT_EQ(config_error_of([] { parse_switch("On", "channels_last"); }),
+            "config: channels_last = \"On\": must be auto, on or off");
+  EXPECT_NE(config_error_of([] { parse_switch("", "--graphs"); }), "");
+}
+
+TEST(Switch, OnWhereUnavailableIsRefusedWithWhatItNeeds) {
+  EXPECT_FALSE(resolve_switch("off", true, "x", "a GPU"));
+  EXPECT_TRUE(resolve_switch("auto", true, "x", "a GPU"));
+  EXPECT_FALSE(resolve_switch("auto", false, "x", "a GPU"));
+  EXPECT_TRUE(resolve_switch("on", true, "x", "a GPU"));
+  EXPECT_EQ(config_error_of([] { resolve_switch("on", false, "fused_bn_relu", "a GPU"); }),
+            "config: fused_bn_relu = \"on\" needs a GPU; use auto or off");
+  EXPECT_NE(config_error_of([] { resolve_switch("yes", true, "x", "a GPU"); }), "");
 }
 
 TEST(CudaGraphs, SettingResolvesPerDeviceAndRefusesOnWithoutAGpu) {

@@ -11,6 +11,7 @@
 
 #include "advft/attacks/attack_spec.h"
 #include "advft/error.h"
+#include "advft/runtime/switch.h"
 #include "json_reader.h"
 
 namespace advft::config {
@@ -396,12 +397,9 @@ void validate(const RunConfig& c) {
   const std::vector<std::string> precisions = {"auto", "fp32", "tf32", "bf16", "fp16"};
   require(std::find(precisions.begin(), precisions.end(), c.precision) != precisions.end(),
           "precision", "\"" + c.precision + "\"", "must be auto, fp32, tf32, bf16 or fp16");
-  require(c.channels_last == "auto" || c.channels_last == "on" || c.channels_last == "off",
-          "channels_last", "\"" + c.channels_last + "\"", "must be auto, on or off");
-  require(c.cuda_graphs == "auto" || c.cuda_graphs == "on" || c.cuda_graphs == "off", "cuda_graphs",
-          "\"" + c.cuda_graphs + "\"", "must be auto, on or off");
-  require(c.fused_bn_relu == "auto" || c.fused_bn_relu == "on" || c.fused_bn_relu == "off",
-          "fused_bn_relu", "\"" + c.fused_bn_relu + "\"", "must be auto, on or off");
+  runtime::parse_switch(c.channels_last, "channels_last");  // each throws a ConfigError naming it
+  runtime::parse_switch(c.cuda_graphs, "cuda_graphs");
+  runtime::parse_switch(c.fused_bn_relu, "fused_bn_relu");
   const std::string& p = c.data.placement;
   require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
           "must be auto, device or host");

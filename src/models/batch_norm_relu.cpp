@@ -3,7 +3,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "advft/error.h"
+#include "advft/runtime/switch.h"
 
 #ifdef ADVFT_HAVE_CUDA_KERNELS
 #include <c10/cuda/CUDAGuard.h>
@@ -181,17 +181,11 @@ void set_fused_batch_norm_relu(bool on) {
 
 bool resolve_fused_batch_norm_relu(const std::string& setting, const torch::Device& device,
                                    const std::string& where) {
-  if (setting == "off") return false;
-  if (setting != "auto" && setting != "on")
-    throw ConfigError(where + " = \"" + setting + "\": must be auto, on or off");
-  const bool available = fused_batch_norm_relu_built() && device.is_cuda();
-  if (setting == "on" && !available) {
-    throw ConfigError(where + " = \"on\" needs a CUDA device and an advft built with its CUDA " +
-                      "kernels (a CUDA compiler at build time; " + device.str() +
-                      (fused_batch_norm_relu_built() ? " here" : ", no kernels in this build") +
-                      "); use auto or off");
-  }
-  return available;
+  return runtime::resolve_switch(
+      setting, fused_batch_norm_relu_built() && device.is_cuda(), where,
+      "a CUDA device and an advft built with its CUDA kernels (a CUDA compiler at build time; " +
+          device.str() + (fused_batch_norm_relu_built() ? " here" : ", no kernels in this build") +
+          ")");
 }
 
 }  // namespace advft::models

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "advft/error.h"
+#include "advft/runtime/switch.h"
 
 #ifdef ADVFT_HAVE_CUDA
 #include <ATen/cuda/CUDAGraph.h>
@@ -33,15 +34,9 @@ bool cuda_graphs_available(const torch::Device& device) {
 
 GraphMode resolve_graph_mode(const std::string& setting, const torch::Device& device,
                              const std::string& where, const std::string& not_capturable) {
-  if (setting == "off") return GraphMode::kOff;
-  if (setting != "auto" && setting != "on") {
-    throw ConfigError(where + " = \"" + setting + "\": must be auto, on or off");
-  }
-  if (!cuda_graphs_available(device)) {
-    if (setting == "auto") return GraphMode::kOff;
-    throw ConfigError(where + " = \"on\" needs a CUDA device and a LibTorch built with CUDA (" +
-                      device.str() + " here); use auto or off");
-  }
+  if (!resolve_switch(setting, cuda_graphs_available(device), where,
+                      "a CUDA device and a LibTorch built with CUDA (" + device.str() + " here)"))
+    return GraphMode::kOff;
   if (!not_capturable.empty()) {
     if (setting == "on")
       throw ConfigError(where + " = \"on\": " + not_capturable + "; use auto or off");

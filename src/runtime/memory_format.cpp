@@ -1,15 +1,13 @@
 #include "advft/runtime/memory_format.h"
 
-#include "advft/error.h"
+#include "advft/runtime/switch.h"
 
 namespace advft::runtime {
 
 bool resolve_channels_last(const std::string& setting, const torch::Device& device,
                            const std::string& where) {
-  if (setting == "on") return true;
-  if (setting == "off") return false;
-  if (setting == "auto") return device.is_cuda();
-  throw ConfigError(where + " = \"" + setting + "\": must be auto, on or off");
+  const Switch value = parse_switch(setting, where);
+  return value == Switch::kAuto ? device.is_cuda() : value == Switch::kOn;
 }
 
 void to_channels_last(torch::nn::Module& module) {
