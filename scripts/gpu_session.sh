@@ -10,7 +10,9 @@
 #           fused kernels when this call's tests passed them and the bench found them faster
 #   profile GPU kernel time against wall time of the peer's AT step (scripts/peer_kernel_time.py;
 #           the machine has no nsys); not a default stage
-#   compile  the torch.compile peer (minutes of compilation)
+#   compile  scripts/bench_vs_compile.sh: advft's PreActResNet-18 batch-128 step against the
+#           torch.compile peer in the same call (minutes of compilation; COMPILE_ALL=1 adds the
+#           peer's other configurations)
 # Each stage writes OUT_DIR/<stage>.log. A stage that fails or runs out of the budget is reported
 # and the next one still runs while time is left; the ones after a failed build are skipped.
 # With fmnist among the stages, the peer's clean pre-training (untimed, GPU-bound) runs from the
@@ -21,8 +23,9 @@
 #
 # Default stages: build tests bench fmnist, about 500 s on an H200 (2026-11-26: build 128, tests 35,
 # bench 107, fmnist 221), so one call with timeout_s 600 holds them. The
-# torch.compile peer needs a call of its own (`... gpu_session.sh "$OUT" compile`, no build; the
-# machine stays warm for 30 s after a call). PEER_DIR and FMNIST_DIR
+# torch.compile peer needs a call of its own (`... gpu_session.sh "$OUT" compile`, which measures
+# advft's batch-128 step again beside it; the machine stays warm for 30 s after a call, build-cuda/
+# with it; on a fresh machine add the build stage first). PEER_DIR and FMNIST_DIR
 # are copies of ../shared/peer and Debian's Fashion-MNIST .gz files in a folder that
 # .git/info/exclude ignores, named in the device tool's carry (only the checkout travels).
 #
@@ -159,7 +162,7 @@ for name in "${stages[@]}"; do
       stage profile 30 python3 scripts/peer_kernel_time.py "$PEER_DIR/peer_bench_defs.py"
       ;;
     compile)
-      stage compile 240 python3 "$PEER_DIR/peer_compile.py"
+      stage compile 240 bash scripts/bench_vs_compile.sh "$out/compile"
       ;;
     *)
       summary+=("$name: unknown stage (build tests bench fmnist profile compile)")
@@ -178,7 +181,7 @@ fi
 [ -f "$out/tests.log" ] && grep -E "tests passed|tests failed|\*\*\*Failed|Passed|Skipped|eager vs eager" "$out/tests.log"
 [ -f "$out/bench.log" ] && sed -n '/^advft with CUDA graphs/,$p' "$out/bench.log"
 [ -f "$out/fmnist.log" ] && sed -n '/^3-epoch fine-tune/,$p' "$out/fmnist.log"
-[ -f "$out/compile.log" ] && grep "img/s" "$out/compile.log"
+[ -f "$out/compile.log" ] && sed -n '/^PreActResNet-18 bs128 PGD-10 AT step/,$p' "$out/compile.log"
 [ -f "$out/profile.log" ] && cat "$out/profile.log"
 wait_for_pretrain
 # Pack the logs, JSON and tables (not the checkpoints) into one file, and keep only the top level.
