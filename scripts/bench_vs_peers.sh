@@ -72,7 +72,11 @@ PY
 fi
 python3 "$peer_dir/peer_eval.py" | tee "$out/peer_eval.txt"
 if [ "${SKIP_COMPILE:-0}" != "1" ]; then
-  python3 "$peer_dir/peer_compile.py" | tee "$out/peer_compile.txt"
+  # The peer's compiled configurations through the one runner bench_vs_compile.sh uses too; the
+  # peer's whole script would add its eager FLOP-count runs, whose lines the compiled column's
+  # patterns below would take for compiled figures.
+  python3 scripts/peer_compile_first.py "$peer_dir/peer_compile.py" all |
+    tee "$out/peer_compile.txt"
 fi
 
 python3 - "$out" <<'PY'
