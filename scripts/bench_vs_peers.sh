@@ -3,7 +3,8 @@
 # ratios compare like with like: PGD-10 AT step (bf16, channels-last) of PreActResNet-18 at batch
 # 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500; advft with CUDA graphs
 # (what the trainer does by default), with PyTorch's BatchNorm and ReLU and with advft's fused
-# kernels (fused_bn_relu); NO_GRAPHS=1 adds advft's AT steps without graphs.
+# kernels (fused_bn_relu), WRN-34-10 also with cuDNN timing every algorithm (cudnn_benchmark_limit
+# 0); NO_GRAPHS=1 adds advft's AT steps without graphs.
 #
 #   PEER_DIR=peer bash scripts/bench_vs_peers.sh [OUT_DIR]
 #
@@ -21,13 +22,16 @@ mkdir -p "$out"
 
 bash scripts/build_cuda.sh  # incremental: a no-op when nothing changed
 
-run_advft() {  # name, variants (graphs: on, off; fused: graphs on + fused BatchNorm+ReLU), args
+# name, variants (graphs: on, off; fused: graphs on + fused BatchNorm+ReLU; all_algos: graphs on,
+# cuDNN's autotuning timing every algorithm instead of PyTorch's 10), args
+run_advft() {
   local name=$1 variants=$2 variant; shift 2
   for variant in $variants; do
     local flags=(--graphs on)
     case $variant in
       off) flags=(--graphs off) ;;
       fused) flags+=(--fused-bn-relu on) ;;
+      all_algos) flags+=(--cudnn-benchmark-limit 0) ;;
     esac
     ./build-cuda/advft bench --device cuda --precision bf16 "${flags[@]}" \
       --json "$out/advft_${name}_$variant.json" "$@" | tee "$out/advft_${name}_$variant.txt"
@@ -37,7 +41,8 @@ at_variants="on fused"
 [ "${NO_GRAPHS:-0}" = "1" ] && at_variants="on fused off"
 run_advft preact18_128 "$at_variants" --model preact18 --batch 128 --iterations 20 --loops at
 run_advft preact18_512 "$at_variants" --model preact18 --batch 512 --iterations 20 --loops at
-run_advft wrn34_10_128 "$at_variants" --model wrn34_10 --batch 128 --iterations 8 --loops at
+# WRN-34-10 is convolution-bound: whether cuDNN has faster kernels than its first 10 candidates.
+run_advft wrn34_10_128 "$at_variants all_algos" --model wrn34_10 --batch 128 --iterations 8 --loops at
 # Evaluation: graphed only (the eager figures were within 3% on the H200).
 run_advft preact18_eval500 on --model preact18 --batch 500 --iterations 10 --loops eval
 run_advft wrn34_10_eval500 on --model wrn34_10 --batch 500 --iterations 4 --loops eval
@@ -133,6 +138,10 @@ for name, ours, eager, compiled in rows:
     no_graphs = advft(*key, variant="off")
     if no_graphs:
         print(f"{'':36s} without graphs: {no_graphs:.0f} img/s")
+    all_algos = advft(*key, variant="all_algos")
+    if all_algos:
+        print(f"{'':36s} every cuDNN algorithm timed: {all_algos:.0f} img/s"
+              + (f", {all_algos / eager:.2f}x eager" if eager else ""))
 fmnist = {variant: advft("fmnist_128", "at_step", variant) for variant in ("cl_on", "cl_off", "fused")}
 print("\nFashion-MNIST step (PreActResNet-18 1x28x28, PGD-10, batch 128, graphs), img/s: "
       + ", ".join(f"{k} {v:.0f}" for k, v in fmnist.items() if v))

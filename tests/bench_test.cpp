@@ -110,6 +110,7 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   const nlohmann::json& j = b.json;
   EXPECT_EQ(j["precision"], "fp32");
   EXPECT_FALSE(j["fused_bn_relu"].get<bool>());
+  EXPECT_EQ(j["cudnn_benchmark_limit"], 10);
   EXPECT_EQ(j["batch"], 4);
   EXPECT_GT(j["at_step"]["images_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["eval"]["images_per_s"].get<double>(), 0.0);
@@ -121,16 +122,19 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_NE(bad_loops.output.find("--loops at,train: \"train\" is not a loop"), std::string::npos)
       << bad_loops.output;
   EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
+  EXPECT_EQ(run_advft("bench --cudnn-benchmark-limit -1 --device cpu").exit_code, 2);
 }
 
 // The Fashion-MNIST recipe's shape, to time its step apart from the whole fine-tune.
 TEST(BenchCli, MeasuresAnyImageShape) {
   const BenchRun b = run_bench(
       "--model preact18 --in-channels 1 --input-size 28 --batch 2 --loops at "
-      "--attack pgd:steps=1,eps=0.1,step_size=0.025 --warmup 0 --iterations 1 --device cpu");
+      "--attack pgd:steps=1,eps=0.1,step_size=0.025 --warmup 0 --iterations 1 --device cpu "
+      "--cudnn-benchmark-limit 0");
   ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
   EXPECT_NE(b.run.output.find("1x28x28"), std::string::npos) << b.run.output;
   const nlohmann::json& j = b.json;
+  EXPECT_EQ(j["cudnn_benchmark_limit"], 0);
   // 28x28 of one channel: fewer FLOPs than CIFAR's 3x32x32, the first convolution a ninth.
   EXPECT_LT(j["forward_flops_per_image"].get<int64_t>(), 1'000'000'000);
   EXPECT_GT(j["forward_flops_per_image"].get<int64_t>(), 500'000'000);

@@ -66,6 +66,10 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
                 .find("eval.attacks[0]"),
             std::string::npos);
   EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 3}})")), "");
+  EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": -1})")),
+            "config: cudnn_benchmark_limit = -1: must be 0 (time every algorithm) to 10000 "
+            "(PyTorch's default: 10)");
+  EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": 0})")), "");
 }
 
 TEST(Config, OverridesParseJsonOrKeepStrings) {
@@ -95,7 +99,10 @@ TEST(Config, SyntaxErrorGivesLineAndColumn) {
 }
 
 TEST(Config, ResolvedConfigRoundTrips) {
-  RunConfig c = load_run_config(Command::kFinetune, "", {"train.epochs=4", "model.arch=wrn34_10"});
+  RunConfig c = load_run_config(
+      Command::kFinetune, "", {"train.epochs=4", "model.arch=wrn34_10", "cudnn_benchmark_limit=0"});
+  EXPECT_EQ(c.cudnn_benchmark_limit, 0);
+  EXPECT_EQ(default_config(Command::kFinetune).cudnn_benchmark_limit, 10);  // PyTorch's default
   RunConfig back = parse_run_config(to_json(c), default_config(Command::kTrain));
   EXPECT_EQ(to_json(back), to_json(c));
 }

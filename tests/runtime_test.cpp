@@ -26,6 +26,19 @@ TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
   EXPECT_THROW(resolve_device("tpu"), ConfigError);
 }
 
+// cuDNN's autotuning reads LibTorch's global limit at each new convolution shape.
+TEST(Device, SetsCudnnBenchmarkLimit) {
+  const int before = at::globalContext().benchmarkLimitCuDNN();
+  set_cudnn_benchmark_limit(0, torch::kCPU);
+  EXPECT_EQ(at::globalContext().benchmarkLimitCuDNN(), 0);
+  set_cudnn_benchmark_limit(25, torch::kCPU);
+  EXPECT_EQ(at::globalContext().benchmarkLimitCuDNN(), 25);
+  EXPECT_THROW(set_cudnn_benchmark_limit(-1, torch::kCPU), ConfigError);
+  EXPECT_THROW(set_cudnn_benchmark_limit(int64_t{1} << 32, torch::kCPU), ConfigError);
+  EXPECT_EQ(at::globalContext().benchmarkLimitCuDNN(), 25);
+  set_cudnn_benchmark_limit(before, torch::kCPU);
+}
+
 // The CUDA context is made beside the data loading (Device.WarmupMakesTheContext..._CUDA); on the
 // CPU there is nothing to make, and nothing to wait for.
 TEST(Device, WarmupDoesNothingForTheCpu) {

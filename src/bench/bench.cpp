@@ -54,6 +54,7 @@ BenchResult run_bench(const BenchOptions& o) {
   r.precision = runtime::precision_name(o.precision);
   r.channels_last = o.channels_last;
   r.fused_bn_relu = o.fused_bn_relu;
+  r.cudnn_benchmark_limit = o.cudnn_benchmark_limit;
   r.graphs = o.graphs != runtime::GraphMode::kOff;
   r.batch = o.batch;
   r.train_attack = attacks::describe_attack(o.train_attack);
@@ -67,6 +68,7 @@ BenchResult run_bench(const BenchOptions& o) {
   if (o.channels_last) runtime::to_channels_last(*model);
   runtime::configure_matmul_precision(o.precision);
   models::set_fused_batch_norm_relu(o.fused_bn_relu);
+  runtime::set_cudnn_benchmark_limit(o.cudnn_benchmark_limit, o.device);
   auto images = torch::rand({o.batch, spec.in_channels, spec.input_size, spec.input_size},
                             torch::TensorOptions().device(o.device));
   if (o.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
@@ -117,7 +119,8 @@ std::string format_bench(const BenchResult& r) {
   out << "device     " << r.device << ", " << r.precision
       << (r.channels_last ? ", channels-last" : "")
       << (r.fused_bn_relu ? ", fused BatchNorm+ReLU" : "") << (r.graphs ? ", CUDA graphs" : "")
-      << ", batch " << r.batch << "\n";
+      << (r.cudnn_benchmark_limit == 0 ? ", every cuDNN algorithm timed" : "") << ", batch "
+      << r.batch << "\n";
   std::snprintf(line, sizeof line, "forward    %.3f GFLOP per image\n", r.forward_flops / 1e9);
   out << line << "\n";
   std::snprintf(line, sizeof line, "%-44s %12s %14s %10s\n", "loop", "images/s", "GFLOP/image",
@@ -143,6 +146,7 @@ nlohmann::json to_json(const BenchResult& r) {
                       {"precision", r.precision},
                       {"channels_last", r.channels_last},
                       {"fused_bn_relu", r.fused_bn_relu},
+                      {"cudnn_benchmark_limit", r.cudnn_benchmark_limit},
                       {"graphs", r.graphs},
                       {"batch", r.batch},
                       {"train_attack", r.train_attack},

@@ -27,6 +27,7 @@ struct BenchCliOptions {
   std::string precision = "auto";
   std::string channels_last = "auto";
   std::string fused_bn_relu = "off";
+  int64_t cudnn_benchmark_limit = 10;
   std::string graphs = "auto";
   std::string device = "auto";
   int64_t input_size = 0;
@@ -96,6 +97,7 @@ void run_bench_command(const BenchCliOptions& o) {
       runtime::resolve_channels_last(o.channels_last, options.device, "--channels-last");
   options.fused_bn_relu =
       models::resolve_fused_batch_norm_relu(o.fused_bn_relu, options.device, "--fused-bn-relu");
+  options.cudnn_benchmark_limit = o.cudnn_benchmark_limit;
   options.graphs = runtime::resolve_graph_mode(
       o.graphs, options.device, "--graphs", train::step_not_capturable(options.precision, "zoo"));
   options.warmup = o.warmup;
@@ -132,6 +134,11 @@ void setup_bench(CLI::App& app) {
   command->add_option("--fused-bn-relu", o->fused_bn_relu,
                       "auto | on | off: advft's fused BatchNorm+ReLU kernels in the AT step (auto: "
                       "on for CUDA where built; default off, as in training)");
+  command
+      ->add_option("--cudnn-benchmark-limit", o->cudnn_benchmark_limit,
+                   "cuDNN algorithms timed per convolution shape, 0 = all (default 10, "
+                   "PyTorch's; as the config's cudnn_benchmark_limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10000}));
   command->add_option("--graphs", o->graphs,
                       "auto | on | off: capture the AT step and the evaluation as CUDA graphs, as "
                       "the trainer does (auto: on for CUDA, off for fp16)");

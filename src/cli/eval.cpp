@@ -112,6 +112,8 @@ void run_eval(const EvalCliOptions& o) {
   options.precision = runtime::resolve_precision(
       setting(o.precision, &config::RunConfig::precision), device, "--precision");
   runtime::configure_matmul_precision(options.precision);
+  runtime::set_cudnn_benchmark_limit(
+      run ? run->cudnn_benchmark_limit : config::RunConfig{}.cudnn_benchmark_limit, device);
   options.graphs =
       runtime::resolve_graph_mode(setting(o.graphs, &config::RunConfig::cuda_graphs), device,
                                   "--graphs", eval::eval_not_capturable(ckpt.spec.kind));

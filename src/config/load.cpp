@@ -333,6 +333,7 @@ RunConfig parse_run_config(const json& root, RunConfig base) {
   r.read("channels_last", base.channels_last);
   r.read("cuda_graphs", base.cuda_graphs);
   r.read("fused_bn_relu", base.fused_bn_relu);
+  r.read("cudnn_benchmark_limit", base.cudnn_benchmark_limit);
   r.finish();
   return base;
 }
@@ -400,6 +401,9 @@ void validate(const RunConfig& c) {
   runtime::parse_switch(c.channels_last, "channels_last");  // each throws a ConfigError naming it
   runtime::parse_switch(c.cuda_graphs, "cuda_graphs");
   runtime::parse_switch(c.fused_bn_relu, "fused_bn_relu");
+  require(c.cudnn_benchmark_limit >= 0 && c.cudnn_benchmark_limit <= 10000, "cudnn_benchmark_limit",
+          std::to_string(c.cudnn_benchmark_limit),
+          "must be 0 (time every algorithm) to 10000 (PyTorch's default: 10)");
   const std::string& p = c.data.placement;
   require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
           "must be auto, device or host");
@@ -481,6 +485,7 @@ json to_json(const RunConfig& c) {
       {"channels_last", c.channels_last},
       {"cuda_graphs", c.cuda_graphs},
       {"fused_bn_relu", c.fused_bn_relu},
+      {"cudnn_benchmark_limit", c.cudnn_benchmark_limit},
   };
 }
 

@@ -48,6 +48,19 @@ torch::Device resolve_device(const std::string& name) {
   throw ConfigError("device = \"" + name + "\": must be auto, cpu, cuda or cuda:N");
 }
 
+void set_cudnn_benchmark_limit(int64_t limit, const torch::Device& device) {
+  constexpr int64_t kPyTorchDefault = 10;
+  if (limit < 0 || limit > 10000)
+    throw ConfigError("cudnn_benchmark_limit = " + std::to_string(limit) + ": must be 0 to 10000");
+  at::globalContext().setBenchmarkLimitCuDNN(static_cast<int>(limit));
+  if (device.is_cuda() && limit != kPyTorchDefault) {
+    spdlog::info("cuDNN autotuning times {} per convolution (cudnn_benchmark_limit {})",
+                 limit == 0 ? std::string("every candidate algorithm")
+                            : "up to " + std::to_string(limit) + " algorithms",
+                 limit);
+  }
+}
+
 std::string device_name(const torch::Device& device) {
 #ifdef ADVFT_HAVE_CUDA
   if (device.is_cuda()) {

@@ -191,6 +191,7 @@ void Trainer::build() {
   if (runtime::resolve_channels_last(config_.channels_last, device_, "channels_last"))
     runtime::to_channels_last(*model_);
   runtime::configure_matmul_precision(precision_);
+  runtime::set_cudnn_benchmark_limit(config_.cudnn_benchmark_limit, device_);
   const bool fused =
       models::resolve_fused_batch_norm_relu(config_.fused_bn_relu, device_, "fused_bn_relu");
   models::set_fused_batch_norm_relu(fused);

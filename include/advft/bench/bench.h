@@ -22,7 +22,8 @@ struct BenchOptions {
   int64_t eval_steps = 20;              ///< PGD-k of the evaluation measurement
   runtime::Precision precision = runtime::Precision::kFp32;
   bool channels_last = false;
-  bool fused_bn_relu = false;  ///< advft's fused BatchNorm+ReLU kernels in the AT step
+  bool fused_bn_relu = false;          ///< advft's fused BatchNorm+ReLU kernels in the AT step
+  int64_t cudnn_benchmark_limit = 10;  ///< algorithms cuDNN's autotuning times (0: all)
   /// kCuda: both loops run as the trainer and evaluator run them with CUDA graphs (eager warm-up
   /// steps and the capture come before the untimed iterations).
   runtime::GraphMode graphs = runtime::GraphMode::kOff;
@@ -40,6 +41,7 @@ struct BenchResult {
   std::string precision;
   bool channels_last = false;
   bool fused_bn_relu = false;
+  int64_t cudnn_benchmark_limit = 0;
   bool graphs = false;
   int64_t batch = 0;
   std::string train_attack;

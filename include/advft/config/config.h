@@ -101,6 +101,10 @@ struct RunConfig {
   /// auto | on | off: advft's fused BatchNorm+ReLU kernels in training (auto: on for CUDA where
   /// this build has them). Off by default until a GPU run has measured them against PyTorch's.
   std::string fused_bn_relu = "off";
+  /// cuDNN's autotuning times at most this many of its candidate algorithms per convolution shape
+  /// (PyTorch's torch.backends.cudnn.benchmark_limit, default 10); 0 times every candidate: a
+  /// slower first step, possibly faster convolutions after it.
+  int64_t cudnn_benchmark_limit = 10;
 };
 
 }  // namespace advft::config

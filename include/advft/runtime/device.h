@@ -13,6 +13,11 @@ namespace advft::runtime {
 /// cuDNN's autotuning on: every loop of advft runs one batch shape over and over.
 torch::Device resolve_device(const std::string& name);
 
+/// How many of cuDNN's candidate algorithms its autotuning times per convolution shape (0: all;
+/// 1 to 10000), as torch.backends.cudnn.benchmark_limit does, from the next new shape on; a value
+/// other than PyTorch's default is logged for a GPU.
+void set_cudnn_benchmark_limit(int64_t limit, const torch::Device& device);
+
 /// "NVIDIA H100 80GB HBM3" for a GPU, "CPU, 2 threads" for the CPU.
 std::string device_name(const torch::Device& device);
 
