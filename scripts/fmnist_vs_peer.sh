@@ -13,7 +13,8 @@
 # into an ignored folder: only the checkout travels to the GPU machine).
 # The peer's clean pre-training is not what is compared, only its fine-tune: `--peer-pretrain FILE`
 # runs just those 15 epochs and saves the peer's state_dict to FILE, so that a session can run them
-# while it builds; a later run with PEER_CLEAN=FILE fine-tunes from it instead of pre-training.
+# while it builds; a later run with PEER_CLEAN=FILE fine-tunes from it instead of pre-training,
+# the peer and advft both (scripts/peer_state_to_advft.py renames the weights for advft).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer_dir=${PEER_DIR:-peer}
@@ -49,11 +50,21 @@ common=(--config fashion_mnist --data-dir "$data_dir" --device cuda --set precis
 for setting in ${ADVFT_SET:-}; do common+=(--set "$setting"); done
 echo "${ADVFT_SET:-}" >"$out/advft_settings.txt"
 
-"$advft" train "${common[@]}" --out "$out/advft_clean" --epochs 15 --set train.adversarial=false \
-  --set schedule.kind=piecewise --set schedule.peak_lr=0.1 2>&1 | tail -n 3
+# Both fine-tune from the peer's clean pre-training when there is one (the peer's PyTorch weights,
+# renamed to the reference PreActResNet names; the peer normalizes nothing): then only the
+# fine-tunes differ. Otherwise advft pre-trains its own, the same 15 epochs.
+clean=()
+if [ -n "${PEER_CLEAN:-}" ] && [ -f "$PEER_CLEAN" ] &&
+  python3 scripts/peer_state_to_advft.py "$PEER_CLEAN" "$out/peer_clean_advft.pt"; then
+  clean=(--checkpoint "$out/peer_clean_advft.pt" --mean 0 --std 1)
+  echo "fmnist_vs_peer: advft fine-tunes from the peer's clean pre-training too"
+else
+  "$advft" train "${common[@]}" --out "$out/advft_clean" --epochs 15 --set train.adversarial=false \
+    --set schedule.kind=piecewise --set schedule.peak_lr=0.1 2>&1 | tail -n 3
+  clean=(--checkpoint "$out/advft_clean/last.safetensors")
+fi
 start=$(date +%s.%N)
-"$advft" finetune "${common[@]}" --out "$out/advft_ft" \
-  --checkpoint "$out/advft_clean/last.safetensors" 2>&1 | tail -n 3
+"$advft" finetune "${common[@]}" --out "$out/advft_ft" "${clean[@]}" 2>&1 | tail -n 3
 end=$(date +%s.%N)
 "$advft" eval --checkpoint "$out/advft_ft/last.safetensors" --data-dir "$data_dir" --device cuda \
   --precision bf16 --attack fgsm --attack pgd:steps=20,eps=0.1,step_size=0.01 \

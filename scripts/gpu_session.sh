@@ -16,13 +16,15 @@
 # Each stage writes OUT_DIR/<stage>.log. A stage that fails or runs out of the budget is reported
 # and the next one still runs while time is left; the ones after a failed build are skipped.
 # With fmnist among the stages, the peer's clean pre-training (untimed, GPU-bound) runs from the
-# start beside the build (CPU-bound), and the timed stages wait for it. At the end everything
+# start beside the build (CPU-bound), and the timed stages wait for it; the peer and advft both
+# fine-tune from it. At the end everything
 # small under OUT_DIR is packed into OUT_DIR/session.tar.gz (the device tool returns 8 files).
 #
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=570 bash scripts/gpu_session.sh "$OUT" [STAGE...]
 #
-# Default stages: build tests bench fmnist, about 500 s on an H200 (2026-11-26: build 128, tests 35,
-# bench 107, fmnist 221), so one call with timeout_s 600 holds them. The
+# Default stages: build tests bench fmnist, about 470 s on an H200 (2026-11-26: build 128, tests 35,
+# bench 107, fmnist 221, of which about 45 s was advft's own clean pre-training, no longer run; the
+# bench has one more WRN-34-10 row since), so one call with timeout_s 600 holds them. The
 # torch.compile peer needs a call of its own (`... gpu_session.sh "$OUT" compile`, which measures
 # advft's batch-128 step again beside it; the machine stays warm for 30 s after a call, build-cuda/
 # with it; on a fresh machine add the build stage first). PEER_DIR and FMNIST_DIR
