@@ -91,6 +91,7 @@ __device__ __forceinline__ float relu(float value) {
 // E[d^2] - E[d]^2 free of cancellation when a channel's mean is large against its spread.
 template <typename T>
 struct StatisticsTerm {
+  static constexpr int kRowsInFlight = 4;  // rows whose loads a thread has in flight together
   const T* x;
   float first[kVector];
 
@@ -110,6 +111,7 @@ struct StatisticsTerm {
 // Sums of g and g * (x - mean), g being dy where the forward's ReLU let the value through.
 template <typename T>
 struct GradientTerm {
+  static constexpr int kRowsInFlight = 2;  // two loads a row: 4 in flight, and no spills
   const T* x;
   const T* dy;
   const float* scale_of;
@@ -141,8 +143,12 @@ struct GradientTerm {
 // Two per-channel sums over the rows, as partial sums: partial[(split * 2 + k) * channels + c].
 // Block: threadIdx.x walks 8-channel groups, threadIdx.y rows; grid: (channel groups, splits).
 // Each split is a fixed set of rows, so the result does not depend on scheduling (no atomics).
+// The launch bounds hold each thread to the registers that let kBlocksPerSm blocks share an SM,
+// as many as reduction_splits launches per SM; with more, some blocks would wait for a second
+// wave.
 template <typename Term>
-__global__ void channel_sums(Term term, int64_t rows, int channels, float* partial) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
+    channel_sums(Term term, int64_t rows, int channels, float* partial) {
   const int groups = channels / kVector;
   const int group = blockIdx.x * blockDim.x + threadIdx.x;
   float a[kVector] = {};
@@ -150,9 +156,19 @@ __global__ void channel_sums(Term term, int64_t rows, int channels, float* parti
   if (group < groups) {
     term.begin(group * kVector);
     const int64_t stride = static_cast<int64_t>(gridDim.y) * blockDim.y;
-    for (int64_t row = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y; row < rows;
-         row += stride)
-      term.add(row * channels + group * kVector, a, b);
+    const int64_t column = group * kVector;
+    int64_t row = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y;
+    // Term::kRowsInFlight rows at a time with no branch between them, so that their loads are
+    // all in flight together (one at a time, the loop waits on memory latency); the rows are
+    // still added in order.
+    constexpr int kRows = Term::kRowsInFlight;
+    for (; row + (kRows - 1) * stride < rows; row += kRows * stride) {
+#pragma unroll
+      for (int k = 0; k < kRows; ++k)
+        term.add((row + k * stride) * channels + column, a, b);
+    }
+    for (; row < rows; row += stride)
+      term.add(row * channels + column, a, b);
   }
   // Per block: blockDim.y rows of (blockDim.x groups x 2 sums x 8 channels) values, summed down.
   extern __shared__ float shared[];
