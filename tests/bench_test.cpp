@@ -114,6 +114,9 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_EQ(j["batch"], 4);
   EXPECT_GT(j["at_step"]["images_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["eval"]["images_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["at_step"]["warmup_seconds"].get<double>(), 0.0);  // the --warmup 1 call
+  EXPECT_GT(j["eval"]["warmup_seconds"].get<double>(), 0.0);
+  EXPECT_NE(b.run.output.find("warm-up s"), std::string::npos) << b.run.output;
   EXPECT_EQ(j["at_step"]["flops_per_image"].get<int64_t>(),
             5 * j["forward_flops_per_image"].get<int64_t>());  // PGD-1: (2*1 + 3) forwards
   EXPECT_EQ(run_advft("bench --model resnet9000").exit_code, 2);
@@ -135,6 +138,9 @@ TEST(BenchCli, MeasuresAnyImageShape) {
   EXPECT_NE(b.run.output.find("1x28x28"), std::string::npos) << b.run.output;
   const nlohmann::json& j = b.json;
   EXPECT_EQ(j["cudnn_benchmark_limit"], 0);
+  EXPECT_NE(b.run.output.find("every cuDNN algorithm timed"), std::string::npos) << b.run.output;
+  // --warmup 0 on the CPU: no untimed calls, so next to no time (the timed call takes ~0.1 s).
+  EXPECT_LT(j["at_step"]["warmup_seconds"].get<double>(), 0.01);
   // 28x28 of one channel: fewer FLOPs than CIFAR's 3x32x32, the first convolution a ninth.
   EXPECT_LT(j["forward_flops_per_image"].get<int64_t>(), 1'000'000'000);
   EXPECT_GT(j["forward_flops_per_image"].get<int64_t>(), 500'000'000);

@@ -25,20 +25,40 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
 }
 
+struct Timing {
+  double warmup_seconds = 0;  ///< the untimed calls together
+  double seconds_per_call = 0;
+};
+
 // Seconds per call of `body` over `iterations` calls, after the untimed ones: with graphs, the
-// loop's eager warm-up calls and the capture come before the bench's own warm-up.
-double seconds_per_iteration(const std::function<void()>& body, const BenchOptions& o,
-                             int64_t graph_warmup) {
+// loop's eager warm-up calls and the capture come before the bench's own warm-up. The untimed
+// calls' time is what a short run pays once: cuDNN's autotuning, the eager calls, the capture.
+Timing time_calls(const std::function<void()>& body, const BenchOptions& o, int64_t graph_warmup) {
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
   const int64_t untimed = o.warmup + (o.graphs == runtime::GraphMode::kOff ? 0 : graph_warmup + 1);
+  Timing timing;
+  synchronize(o.device);
+  const auto warmup_start = Clock::now();
   for (int64_t i = 0; i < untimed; ++i)
     body();
   synchronize(o.device);
-  const auto start = std::chrono::steady_clock::now();
+  timing.warmup_seconds = seconds_since(warmup_start);
+  const auto start = Clock::now();
   for (int64_t i = 0; i < o.iterations; ++i)
     body();
   synchronize(o.device);
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  return elapsed.count() / static_cast<double>(o.iterations);
+  timing.seconds_per_call = seconds_since(start) / static_cast<double>(o.iterations);
+  return timing;
+}
+
+// The device line's note on cuDNN's autotuning; PyTorch's default (10) goes unsaid.
+std::string cudnn_limit_note(int64_t limit) {
+  if (limit == 10) return "";
+  if (limit == 0) return ", every cuDNN algorithm timed";
+  return ", " + std::to_string(limit) + " cuDNN algorithm(s) timed";
 }
 
 }  // namespace
@@ -103,10 +123,16 @@ BenchResult run_bench(const BenchOptions& o) {
   const double batch = static_cast<double>(o.batch);
   r.at_timed = o.time_at_step;
   r.eval_timed = o.time_eval;
-  if (r.at_timed)
-    r.at_images_per_s = batch / seconds_per_iteration(at_step, o, step_options.graph_warmup);
-  if (r.eval_timed)
-    r.eval_images_per_s = batch / seconds_per_iteration(eval_batch, o, eval_options.graph_warmup);
+  if (r.at_timed) {
+    const Timing timing = time_calls(at_step, o, step_options.graph_warmup);
+    r.at_images_per_s = batch / timing.seconds_per_call;
+    r.at_warmup_seconds = timing.warmup_seconds;
+  }
+  if (r.eval_timed) {
+    const Timing timing = time_calls(eval_batch, o, eval_options.graph_warmup);
+    r.eval_images_per_s = batch / timing.seconds_per_call;
+    r.eval_warmup_seconds = timing.warmup_seconds;
+  }
   r.at_tflops = r.at_images_per_s * static_cast<double>(r.at_step_flops) / 1e12;
   r.eval_tflops = r.eval_images_per_s * static_cast<double>(r.eval_flops) / 1e12;
   return r;
@@ -119,23 +145,25 @@ std::string format_bench(const BenchResult& r) {
   out << "device     " << r.device << ", " << r.precision
       << (r.channels_last ? ", channels-last" : "")
       << (r.fused_bn_relu ? ", fused BatchNorm+ReLU" : "") << (r.graphs ? ", CUDA graphs" : "")
-      << (r.cudnn_benchmark_limit == 0 ? ", every cuDNN algorithm timed" : "") << ", batch "
-      << r.batch << "\n";
+      << cudnn_limit_note(r.cudnn_benchmark_limit) << ", batch " << r.batch << "\n";
   std::snprintf(line, sizeof line, "forward    %.3f GFLOP per image\n", r.forward_flops / 1e9);
   out << line << "\n";
-  std::snprintf(line, sizeof line, "%-44s %12s %14s %10s\n", "loop", "images/s", "GFLOP/image",
-                "TFLOP/s");
+  std::snprintf(line, sizeof line, "%-44s %12s %14s %10s %11s\n", "loop", "images/s", "GFLOP/image",
+                "TFLOP/s", "warm-up s");
   out << line;
-  const auto row = [&](const std::string& loop, double images_per_s, int64_t flops, double tflops) {
-    std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f\n", loop.c_str(), images_per_s,
-                  flops / 1e9, tflops);
+  const auto row = [&](const std::string& loop, double images_per_s, int64_t flops, double tflops,
+                       double warmup_seconds) {
+    std::snprintf(line, sizeof line, "%-44s %12.1f %14.2f %10.3f %11.2f\n", loop.c_str(),
+                  images_per_s, flops / 1e9, tflops, warmup_seconds);
     out << line;
   };
-  if (r.at_timed)
-    row("AT step, " + r.train_attack, r.at_images_per_s, r.at_step_flops, r.at_tflops);
+  if (r.at_timed) {
+    row("AT step, " + r.train_attack, r.at_images_per_s, r.at_step_flops, r.at_tflops,
+        r.at_warmup_seconds);
+  }
   if (r.eval_timed) {
     row("PGD-" + std::to_string(r.eval_steps) + " evaluation", r.eval_images_per_s, r.eval_flops,
-        r.eval_tflops);
+        r.eval_tflops, r.eval_warmup_seconds);
   }
   return out.str();
 }
@@ -155,12 +183,14 @@ nlohmann::json to_json(const BenchResult& r) {
   if (r.at_timed) {
     j["at_step"] = {{"images_per_s", r.at_images_per_s},
                     {"flops_per_image", r.at_step_flops},
-                    {"tflops", r.at_tflops}};
+                    {"tflops", r.at_tflops},
+                    {"warmup_seconds", r.at_warmup_seconds}};
   }
   if (r.eval_timed) {
     j["eval"] = {{"images_per_s", r.eval_images_per_s},
                  {"flops_per_image", r.eval_flops},
-                 {"tflops", r.eval_tflops}};
+                 {"tflops", r.eval_tflops},
+                 {"warmup_seconds", r.eval_warmup_seconds}};
   }
   return j;
 }

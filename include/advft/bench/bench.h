@@ -53,7 +53,10 @@ struct BenchResult {
   bool eval_timed = false;       ///< whether the evaluation was timed
   double at_images_per_s = 0;    ///< adversarial-training step
   double eval_images_per_s = 0;  ///< PGD evaluation
-  double at_tflops = 0;          ///< achieved, from at_step_flops
+  /// Seconds of each loop's untimed first calls (autotuning, eager warm-up, capture, `warmup`).
+  double at_warmup_seconds = 0;
+  double eval_warmup_seconds = 0;
+  double at_tflops = 0;  ///< achieved, from at_step_flops
   double eval_tflops = 0;
 };
 
