@@ -173,6 +173,15 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
     EXPECT_LE(a["accuracy"].get<double>(), clean + 5.0);
   EXPECT_LE(ev["worst_case"]["accuracy"].get<double>(), ev["attacks"][1]["accuracy"].get<double>());
 
+  // --set without a config file goes over what the checkpoint recorded (its data directory, its
+  // step size 4/255), not over the defaults (data/cifar-10-batches-bin, 2/255).
+  r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
+                " --set eval.batch_size=50 --set cudnn_benchmark_limit=0 --attack pgd:steps=5 "
+                "--limit 100");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("PGD-5 Linf eps=8/255 step=4/255"), std::string::npos) << r.output;
+  EXPECT_EQ(json::parse(read_bytes(json_out))["total"], 100);
+
   // eps = 0 PGD is clean accuracy (with the GPU-path flags spelled out: off / on work anywhere).
   r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
                 " --attack pgd:eps=0,steps=2 --limit 100 --graphs off --channels-last on");

@@ -47,18 +47,20 @@ struct EvalCliOptions {
 
 namespace {
 
-// The training attack stored in the checkpoint sets the default eps and step size, so a model
-// fine-tuned at eps = 0.1 is evaluated at 0.1 unless asked otherwise.
-attacks::AttackOptions base_attack(const io::LoadedCheckpoint& ckpt, const config::RunConfig* run) {
-  if (run != nullptr) return run->attack;
-  attacks::AttackOptions base;
-  const auto it = ckpt.train_state.find("attack");
-  if (it != ckpt.train_state.end() && it->is_object()) {
-    base.norm = it->value("norm", base.norm);
-    base.eps = it->value("eps", base.eps);
-    base.step_size = it->value("step_size", base.step_size);
-  }
-  return base;
+// What an advft checkpoint recorded of the run that made it, as config JSON: the data set, and the
+// training attack's norm, eps and step size, so that a model fine-tuned at eps = 0.1 on
+// Fashion-MNIST is evaluated there, at 0.1, unless asked otherwise. Empty for other files.
+nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
+  nlohmann::json recorded = nlohmann::json::object();
+  const auto copy = [&](const char* section, std::initializer_list<const char*> keys) {
+    const auto it = ckpt.train_state.find(section);
+    if (it == ckpt.train_state.end() || !it->is_object()) return;
+    for (const char* key : keys)
+      if (it->contains(key)) recorded[section][key] = (*it)[key];
+  };
+  copy("data", {"dataset", "dir", "coarse_labels"});
+  copy("attack", {"norm", "eps", "step_size"});
+  return recorded;
 }
 
 void run_eval(const EvalCliOptions& o) {
@@ -76,44 +78,41 @@ void run_eval(const EvalCliOptions& o) {
   foreign.strict = !o.non_strict;
   if (run) foreign.spec = run->model;  // what a PyTorch file holds; advft files know it
   io::LoadedCheckpoint ckpt = io::load_any_checkpoint(o.checkpoint, foreign);
-
-  config::DataConfig data = run ? run->data : config::DataConfig{};
-  if (!run) {
-    const auto it = ckpt.train_state.find("data");
-    if (it != ckpt.train_state.end() && it->is_object()) {
-      data.dataset = it->value("dataset", data.dataset);
-      data.dir = it->value("dir", data.dir);
-      data.coarse_labels = it->value("coarse_labels", data.coarse_labels);
-    }
+  // Without a config file, the checkpoint's record of its run takes the file's place under the
+  // --set overrides: `--set eval.batch_size=100` must not send a Fashion-MNIST model to CIFAR-10.
+  if (o.config.empty()) {
+    run = std::make_unique<config::RunConfig>(
+        config::load_run_config_over(config::Command::kEval, recorded_settings(ckpt), overrides));
   }
+
+  config::DataConfig data = run->data;
   if (!o.dataset.empty()) data.dataset = o.dataset;
   if (!o.data_dir.empty()) data.dir = o.data_dir;
   data.val_size = 0;
 
-  const attacks::AttackOptions base = base_attack(ckpt, run.get());
+  const attacks::AttackOptions& base = run->attack;
   std::vector<std::string> specs = o.attacks;
-  if (specs.empty()) specs = run ? run->eval.attacks : config::EvalConfig{}.attacks;
+  if (specs.empty()) specs = run->eval.attacks;
   std::vector<attacks::NamedAttack> attacks;
   for (const auto& spec : specs)
     attacks.push_back(attacks::parse_attack_spec(spec, base, "--attack"));
 
   eval::EvalOptions options;
-  options.batch_size = o.batch_size > 0 ? o.batch_size : (run ? run->eval.batch_size : 500);
-  options.limit = o.limit > 0 ? o.limit : (run ? run->eval.limit : 0);
+  options.batch_size = o.batch_size > 0 ? o.batch_size : run->eval.batch_size;
+  options.limit = o.limit > 0 ? o.limit : run->eval.limit;
   options.seed = o.seed;
 
   const torch::Device device = runtime::resolve_device(o.device);
   runtime::BackgroundJob device_warmup =
       runtime::warm_up_device(device);  // while the model and the data are read
-  // Device settings: the flag, else the config's value, else auto.
+  // Device settings: the flag, else the run config's value (auto by default).
   auto setting = [&](const std::string& flag, std::string config::RunConfig::*key) {
-    return !flag.empty() ? flag : run ? (*run).*key : std::string("auto");
+    return !flag.empty() ? flag : (*run).*key;
   };
   options.precision = runtime::resolve_precision(
       setting(o.precision, &config::RunConfig::precision), device, "--precision");
   runtime::configure_matmul_precision(options.precision);
-  runtime::set_cudnn_benchmark_limit(
-      run ? run->cudnn_benchmark_limit : config::RunConfig{}.cudnn_benchmark_limit, device);
+  runtime::set_cudnn_benchmark_limit(run->cudnn_benchmark_limit, device);
   options.graphs =
       runtime::resolve_graph_mode(setting(o.graphs, &config::RunConfig::cuda_graphs), device,
                                   "--graphs", eval::eval_not_capturable(ckpt.spec.kind));

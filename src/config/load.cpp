@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <unistd.h>
 
@@ -416,6 +417,11 @@ RunConfig load_run_config(Command command, const std::string& path_or_name,
                           const std::vector<std::string>& overrides) {
   json root = json::object();
   if (!path_or_name.empty()) root = read_config_json(resolve_config_path(path_or_name));
+  return load_run_config_over(command, std::move(root), overrides);
+}
+
+RunConfig load_run_config_over(Command command, json root,
+                               const std::vector<std::string>& overrides) {
   for (const auto& assignment : overrides)
     apply_override(root, assignment);
   RunConfig config = parse_run_config(root, default_config(command));

@@ -40,6 +40,11 @@ void validate(const RunConfig& config);
 RunConfig load_run_config(Command command, const std::string& path_or_name,
                           const std::vector<std::string>& overrides);
 
+/// The same chain with settings recorded elsewhere in the file's place (what a checkpoint says of
+/// the run that made it: `eval` without a config file): defaults, recorded, overrides, validation.
+RunConfig load_run_config_over(Command command, nlohmann::json recorded,
+                               const std::vector<std::string>& overrides);
+
 /// The resolved config as JSON (what the run directory's config.json holds; parses back).
 nlohmann::json to_json(const RunConfig& config);
 
