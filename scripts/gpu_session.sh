@@ -165,7 +165,7 @@ for name in "${stages[@]}"; do
         -R '_CUDA$|^(CrashReport|TempDirFixture|AtomicFile|BatchNormRelu|Sgd)\.'
       ;;
     bench)
-      stage bench 120 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"
+      stage bench 150 env SKIP_COMPILE=1 bash scripts/bench_vs_peers.sh "$out/bench"
       ;;
     fmnist)
       settings=$(fmnist_settings)
