@@ -190,6 +190,23 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   EXPECT_EQ(ev["attacks"][0]["correct"], ev["clean"]["correct"]);
 }
 
+// An L2 model's eps (1.5) is out of range for the default "pgd:steps=20" (Linf): --attack replaces
+// that list unchecked, and --set goes over the checkpoint's record, not over the defaults.
+TEST_F(CliTest, EvalOfAnL2ModelTakesItsRecordAndTheOverrides) {
+  const std::string out = tmp.file("l2");
+  RunResult r = run_advft("train --config " + config_path + " --out " + out +
+                          " --set train.adversarial=false --set attack.norm=l2 --set attack.eps=1.5"
+                          " --set attack.step_size=0.5 --set 'eval.attacks=[\"pgd_l2:steps=2\"]'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string eval = "eval --checkpoint " + out + "/last.safetensors --limit 20 --attack ";
+  r = run_advft(eval + "pgd_l2:steps=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("PGD-2 L2 eps=1.5 step=0.5"), std::string::npos) << r.output;
+  r = run_advft(eval + "pgd_l2:steps=2 --set attack.eps=2.5 --set eval.batch_size=10");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("PGD-2 L2 eps=2.5 step=0.5"), std::string::npos) << r.output;
+}
+
 TEST_F(CliTest, SameSeedSameMetrics) {
   std::string a = pretrain("a");
   std::string b = pretrain("b");

@@ -63,26 +63,46 @@ nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
   return recorded;
 }
 
+// The model the --set overrides describe over the defaults, parsed but not yet validated: the
+// rest of the settings is checked once the checkpoint's record is known (an override valid over
+// that record, such as an L2 eps of 2.5, is out of range over the defaults).
+models::ModelSpec model_of_overrides(const std::vector<std::string>& overrides) {
+  nlohmann::json root = nlohmann::json::object();
+  for (const auto& assignment : overrides)
+    config::apply_override(root, assignment);
+  return config::parse_run_config(root, config::default_config(config::Command::kEval)).model;
+}
+
 void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
   runtime::set_cpu_threads(o.threads);
-  std::unique_ptr<config::RunConfig> run;
   std::vector<std::string> overrides = o.sets;
   append_normalization_overrides(o.normalization, overrides);
-  if (!o.config.empty() || !overrides.empty()) {
+  // --attack replaces eval.attacks: the replaced list is neither used nor checked (its default
+  // "pgd:steps=20" is no attack at an L2 model's eps of 3).
+  std::vector<std::string> run_overrides = overrides;
+  if (!o.attacks.empty()) run_overrides.push_back("eval.attacks=[]");
+  std::unique_ptr<config::RunConfig> run;
+  if (!o.config.empty()) {
     run = std::make_unique<config::RunConfig>(
-        config::load_run_config(config::Command::kEval, o.config, overrides));
+        config::load_run_config(config::Command::kEval, o.config, run_overrides));
   }
   io::ForeignOptions foreign;
   foreign.key = o.key;
   foreign.strict = !o.non_strict;
-  if (run) foreign.spec = run->model;  // what a PyTorch file holds; advft files know it
+  // What a PyTorch file holds (advft files know it): the config's model, else the model.* --set
+  // overrides over the defaults.
+  if (run) {
+    foreign.spec = run->model;
+  } else if (!overrides.empty()) {
+    foreign.spec = model_of_overrides(overrides);
+  }
   io::LoadedCheckpoint ckpt = io::load_any_checkpoint(o.checkpoint, foreign);
   // Without a config file, the checkpoint's record of its run takes the file's place under the
   // --set overrides: `--set eval.batch_size=100` must not send a Fashion-MNIST model to CIFAR-10.
   if (o.config.empty()) {
-    run = std::make_unique<config::RunConfig>(
-        config::load_run_config_over(config::Command::kEval, recorded_settings(ckpt), overrides));
+    run = std::make_unique<config::RunConfig>(config::load_run_config_over(
+        config::Command::kEval, recorded_settings(ckpt), run_overrides));
   }
 
   config::DataConfig data = run->data;
@@ -181,8 +201,8 @@ void setup_eval(CLI::App& app) {
                       "Take data and eval settings from this config instead of the checkpoint (and "
                       "the model.* of a PyTorch checkpoint, which does not record it)");
   command->add_option("--set", o->sets,
-                      "Config override key.path=value, repeatable (implies the config's "
-                      "settings), e.g. --set model.kind=torchscript");
+                      "Config override key.path=value, repeatable: over --config, else over "
+                      "what the checkpoint recorded of its run, e.g. --set model.kind=torchscript");
   add_normalization_flags(*command, o->normalization);
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
