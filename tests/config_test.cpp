@@ -67,8 +67,8 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             std::string::npos);
   EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 3}})")), "");
   EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": -1})")),
-            "config: cudnn_benchmark_limit = -1: must be 0 (time every algorithm) to 10000 "
-            "(PyTorch's default: 10)");
+            "config: cudnn_benchmark_limit = -1: must be in [0, 10000] (0: time every "
+            "algorithm; PyTorch's default 10)");
   EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": 0})")), "");
 }
 

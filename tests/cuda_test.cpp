@@ -439,9 +439,13 @@ TEST(BenchCli, MeasuresOnTheGpu_CUDA) {
   EXPECT_TRUE(j["channels_last"].get<bool>());
   EXPECT_GT(j["at_step"]["tflops"].get<double>(), 0.0);
   EXPECT_TRUE(j["graphs"].get<bool>());
-  const BenchRun eager = run_bench("--device cuda --batch 32 --iterations 2 --graphs off");
+  const BenchRun eager =
+      run_bench("--device cuda --batch 32 --iterations 2 --graphs off --cudnn-benchmark-limit 1");
   ASSERT_EQ(eager.run.exit_code, 0) << eager.run.output;
   EXPECT_FALSE(eager.json["graphs"].get<bool>());
+  EXPECT_EQ(eager.json["cudnn_benchmark_limit"], 1);
+  EXPECT_NE(eager.run.output.find("1 cuDNN algorithm(s) timed"), std::string::npos)
+      << eager.run.output;
   if (models::fused_batch_norm_relu_built()) {
     const BenchRun fused = run_bench("--device cuda --batch 32 --iterations 2 --fused-bn-relu on");
     ASSERT_EQ(fused.run.exit_code, 0) << fused.run.output;

@@ -75,6 +75,7 @@ BenchResult run_bench(const BenchOptions& o) {
   r.channels_last = o.channels_last;
   r.fused_bn_relu = o.fused_bn_relu;
   r.cudnn_benchmark_limit = o.cudnn_benchmark_limit;
+  r.cuda = o.device.is_cuda();
   r.graphs = o.graphs != runtime::GraphMode::kOff;
   r.batch = o.batch;
   r.train_attack = attacks::describe_attack(o.train_attack);
@@ -145,7 +146,7 @@ std::string format_bench(const BenchResult& r) {
   out << "device     " << r.device << ", " << r.precision
       << (r.channels_last ? ", channels-last" : "")
       << (r.fused_bn_relu ? ", fused BatchNorm+ReLU" : "") << (r.graphs ? ", CUDA graphs" : "")
-      << cudnn_limit_note(r.cudnn_benchmark_limit) << ", batch " << r.batch << "\n";
+      << (r.cuda ? cudnn_limit_note(r.cudnn_benchmark_limit) : "") << ", batch " << r.batch << "\n";
   std::snprintf(line, sizeof line, "forward    %.3f GFLOP per image\n", r.forward_flops / 1e9);
   out << line << "\n";
   std::snprintf(line, sizeof line, "%-44s %12s %14s %10s %11s\n", "loop", "images/s", "GFLOP/image",

@@ -404,7 +404,7 @@ void validate(const RunConfig& c) {
   runtime::parse_switch(c.fused_bn_relu, "fused_bn_relu");
   require(c.cudnn_benchmark_limit >= 0 && c.cudnn_benchmark_limit <= 10000, "cudnn_benchmark_limit",
           std::to_string(c.cudnn_benchmark_limit),
-          "must be 0 (time every algorithm) to 10000 (PyTorch's default: 10)");
+          "must be in [0, 10000] (0: time every algorithm; PyTorch's default 10)");
   const std::string& p = c.data.placement;
   require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
           "must be auto, device or host");

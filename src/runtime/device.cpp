@@ -51,7 +51,8 @@ torch::Device resolve_device(const std::string& name) {
 void set_cudnn_benchmark_limit(int64_t limit, const torch::Device& device) {
   constexpr int64_t kPyTorchDefault = 10;
   if (limit < 0 || limit > 10000)
-    throw ConfigError("cudnn_benchmark_limit = " + std::to_string(limit) + ": must be 0 to 10000");
+    throw ConfigError("cudnn_benchmark_limit = " + std::to_string(limit) +
+                      ": must be in [0, 10000] (0: time every algorithm; PyTorch's default 10)");
   at::globalContext().setBenchmarkLimitCuDNN(static_cast<int>(limit));
   if (device.is_cuda() && limit != kPyTorchDefault) {
     spdlog::info("cuDNN autotuning times {} per convolution (cudnn_benchmark_limit {})",

@@ -41,7 +41,8 @@ struct BenchResult {
   std::string precision;
   bool channels_last = false;
   bool fused_bn_relu = false;
-  int64_t cudnn_benchmark_limit = 0;
+  int64_t cudnn_benchmark_limit = 0;  ///< as asked; it matters only on a GPU (`cuda`)
+  bool cuda = false;
   bool graphs = false;
   int64_t batch = 0;
   std::string train_attack;
