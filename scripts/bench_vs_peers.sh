@@ -34,9 +34,12 @@ run_advft() {
       fused) flags+=(--fused-bn-relu on) ;;
       all_algos) flags+=(--cudnn-benchmark-limit 0) ;;
     esac
-    timeout -k 5 "${RUN_TIMEOUT_S:-0}" ./build-cuda/advft bench --device cuda --precision bf16 \
-      "${flags[@]}" --json "$out/advft_${name}_$variant.json" "$@" |
-      tee "$out/advft_${name}_$variant.txt"
+    # --foreground: in timeout's own process group, advft would outlive a stage cut by the
+    # session's budget (gpu_session.sh's timeout) and hold the GPU.
+    local limit=()
+    [ -n "${RUN_TIMEOUT_S:-}" ] && limit=(timeout --foreground -k 5 "$RUN_TIMEOUT_S")
+    "${limit[@]}" ./build-cuda/advft bench --device cuda --precision bf16 "${flags[@]}" \
+      --json "$out/advft_${name}_$variant.json" "$@" | tee "$out/advft_${name}_$variant.txt"
   done
 }
 at_variants="on fused"

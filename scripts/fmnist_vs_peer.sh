@@ -59,6 +59,8 @@ if [ -n "${PEER_CLEAN:-}" ] && [ -f "$PEER_CLEAN" ] &&
   clean=(--checkpoint "$out/peer_clean_advft.pt" --mean 0 --std 1)
   echo "fmnist_vs_peer: advft fine-tunes from the peer's clean pre-training too"
 else
+  [ -z "${PEER_CLEAN:-}" ] || echo "fmnist_vs_peer: WARNING: $PEER_CLEAN could not be used;" \
+    "advft pre-trains its own, so the two fine-tunes do not start from the same weights"
   "$advft" train "${common[@]}" --out "$out/advft_clean" --epochs 15 --set train.adversarial=false \
     --set schedule.kind=piecewise --set schedule.peak_lr=0.1 2>&1 | tail -n 3
   clean=(--checkpoint "$out/advft_clean/last.safetensors")
