@@ -79,7 +79,7 @@ void run_eval(const EvalCliOptions& o) {
   std::vector<std::string> overrides = o.sets;
   append_normalization_overrides(o.normalization, overrides);
   // --attack replaces eval.attacks: the replaced list is neither used nor checked (its default
-  // "pgd:steps=20" is no attack at an L2 model's eps of 3).
+  // "pgd:steps=20" is Linf, out of range at an L2 model's eps of 1.5).
   std::vector<std::string> run_overrides = overrides;
   if (!o.attacks.empty()) run_overrides.push_back("eval.attacks=[]");
   std::unique_ptr<config::RunConfig> run;
