@@ -2,6 +2,7 @@
 
 #include "advft/config/load.h"
 #include "advft/error.h"
+#include "advft/runtime/device.h"
 #include "test_util.h"
 
 namespace advft::config {
@@ -103,6 +104,8 @@ TEST(Config, ResolvedConfigRoundTrips) {
       Command::kFinetune, "", {"train.epochs=4", "model.arch=wrn34_10", "cudnn_benchmark_limit=0"});
   EXPECT_EQ(c.cudnn_benchmark_limit, 0);
   EXPECT_EQ(default_config(Command::kFinetune).cudnn_benchmark_limit, 10);  // PyTorch's default
+  EXPECT_EQ(default_config(Command::kFinetune).cudnn_benchmark_limit,
+            runtime::kDefaultCudnnBenchmarkLimit);
   RunConfig back = parse_run_config(to_json(c), default_config(Command::kTrain));
   EXPECT_EQ(to_json(back), to_json(c));
 }

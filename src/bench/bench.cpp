@@ -54,9 +54,9 @@ Timing time_calls(const std::function<void()>& body, const BenchOptions& o, int6
   return timing;
 }
 
-// The device line's note on cuDNN's autotuning; PyTorch's default (10) goes unsaid.
+// The device line's note on cuDNN's autotuning; PyTorch's default goes unsaid.
 std::string cudnn_limit_note(int64_t limit) {
-  if (limit == 10) return "";
+  if (limit == runtime::kDefaultCudnnBenchmarkLimit) return "";
   if (limit == 0) return ", every cuDNN algorithm timed";
   return ", " + std::to_string(limit) + " cuDNN algorithm(s) timed";
 }

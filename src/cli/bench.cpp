@@ -27,7 +27,7 @@ struct BenchCliOptions {
   std::string precision = "auto";
   std::string channels_last = "auto";
   std::string fused_bn_relu = "off";
-  int64_t cudnn_benchmark_limit = 10;
+  int64_t cudnn_benchmark_limit = runtime::kDefaultCudnnBenchmarkLimit;
   std::string graphs = "auto";
   std::string device = "auto";
   int64_t input_size = 0;
@@ -138,7 +138,7 @@ void setup_bench(CLI::App& app) {
       ->add_option("--cudnn-benchmark-limit", o->cudnn_benchmark_limit,
                    "cuDNN algorithms timed per convolution shape, 0 = all (default 10, "
                    "PyTorch's; as the config's cudnn_benchmark_limit)")
-      ->check(CLI::Range(int64_t{0}, int64_t{10000}));
+      ->check(CLI::Range(int64_t{0}, runtime::kMaxCudnnBenchmarkLimit));
   command->add_option("--graphs", o->graphs,
                       "auto | on | off: capture the AT step and the evaluation as CUDA graphs, as "
                       "the trainer does (auto: on for CUDA, off for fp16)");

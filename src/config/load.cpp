@@ -12,6 +12,7 @@
 
 #include "advft/attacks/attack_spec.h"
 #include "advft/error.h"
+#include "advft/runtime/device.h"
 #include "advft/runtime/switch.h"
 #include "json_reader.h"
 
@@ -402,9 +403,7 @@ void validate(const RunConfig& c) {
   runtime::parse_switch(c.channels_last, "channels_last");  // each throws a ConfigError naming it
   runtime::parse_switch(c.cuda_graphs, "cuda_graphs");
   runtime::parse_switch(c.fused_bn_relu, "fused_bn_relu");
-  require(c.cudnn_benchmark_limit >= 0 && c.cudnn_benchmark_limit <= 10000, "cudnn_benchmark_limit",
-          std::to_string(c.cudnn_benchmark_limit),
-          "must be in [0, 10000] (0: time every algorithm; PyTorch's default 10)");
+  runtime::check_cudnn_benchmark_limit(c.cudnn_benchmark_limit);
   const std::string& p = c.data.placement;
   require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
           "must be auto, device or host");

@@ -48,13 +48,19 @@ torch::Device resolve_device(const std::string& name) {
   throw ConfigError("device = \"" + name + "\": must be auto, cpu, cuda or cuda:N");
 }
 
+void check_cudnn_benchmark_limit(int64_t limit) {
+  if (limit < 0 || limit > kMaxCudnnBenchmarkLimit) {
+    throw ConfigError("cudnn_benchmark_limit = " + std::to_string(limit) + ": must be in [0, " +
+                      std::to_string(kMaxCudnnBenchmarkLimit) +
+                      "] (0: time every algorithm; PyTorch's default " +
+                      std::to_string(kDefaultCudnnBenchmarkLimit) + ")");
+  }
+}
+
 void set_cudnn_benchmark_limit(int64_t limit, const torch::Device& device) {
-  constexpr int64_t kPyTorchDefault = 10;
-  if (limit < 0 || limit > 10000)
-    throw ConfigError("cudnn_benchmark_limit = " + std::to_string(limit) +
-                      ": must be in [0, 10000] (0: time every algorithm; PyTorch's default 10)");
+  check_cudnn_benchmark_limit(limit);
   at::globalContext().setBenchmarkLimitCuDNN(static_cast<int>(limit));
-  if (device.is_cuda() && limit != kPyTorchDefault) {
+  if (device.is_cuda() && limit != kDefaultCudnnBenchmarkLimit) {
     spdlog::info("cuDNN autotuning times {} per convolution (cudnn_benchmark_limit {})",
                  limit == 0 ? std::string("every candidate algorithm")
                             : "up to " + std::to_string(limit) + " algorithms",

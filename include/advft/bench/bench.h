@@ -11,6 +11,7 @@
 #include "advft/attacks/attack_spec.h"
 #include "advft/models/model_spec.h"
 #include "advft/runtime/cuda_graph.h"
+#include "advft/runtime/device.h"
 #include "advft/runtime/precision.h"
 
 namespace advft::bench {
@@ -22,8 +23,9 @@ struct BenchOptions {
   int64_t eval_steps = 20;              ///< PGD-k of the evaluation measurement
   runtime::Precision precision = runtime::Precision::kFp32;
   bool channels_last = false;
-  bool fused_bn_relu = false;          ///< advft's fused BatchNorm+ReLU kernels in the AT step
-  int64_t cudnn_benchmark_limit = 10;  ///< algorithms cuDNN's autotuning times (0: all)
+  bool fused_bn_relu = false;  ///< advft's fused BatchNorm+ReLU kernels in the AT step
+  /// algorithms cuDNN's autotuning times (0: all)
+  int64_t cudnn_benchmark_limit = runtime::kDefaultCudnnBenchmarkLimit;
   /// kCuda: both loops run as the trainer and evaluator run them with CUDA graphs (eager warm-up
   /// steps and the capture come before the untimed iterations).
   runtime::GraphMode graphs = runtime::GraphMode::kOff;

@@ -103,7 +103,8 @@ struct RunConfig {
   std::string fused_bn_relu = "off";
   /// cuDNN's autotuning times at most this many of its candidate algorithms per convolution shape
   /// (PyTorch's torch.backends.cudnn.benchmark_limit, default 10); 0 times every candidate: a
-  /// slower first step, possibly faster convolutions after it.
+  /// slower first step, possibly faster convolutions after it. (runtime/device.h's
+  /// kDefaultCudnnBenchmarkLimit; a literal here keeps this header free of LibTorch.)
   int64_t cudnn_benchmark_limit = 10;
 };
 

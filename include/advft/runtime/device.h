@@ -13,9 +13,16 @@ namespace advft::runtime {
 /// cuDNN's autotuning on: every loop of advft runs one batch shape over and over.
 torch::Device resolve_device(const std::string& name);
 
-/// How many of cuDNN's candidate algorithms its autotuning times per convolution shape (0: all;
-/// 1 to 10000), as torch.backends.cudnn.benchmark_limit does, from the next new shape on; a value
-/// other than PyTorch's default is logged for a GPU.
+/// torch.backends.cudnn.benchmark_limit's default, and the largest limit advft accepts.
+constexpr int64_t kDefaultCudnnBenchmarkLimit = 10;
+constexpr int64_t kMaxCudnnBenchmarkLimit = 10000;
+
+/// Throws ConfigError naming `cudnn_benchmark_limit` unless 0 <= limit <= kMaxCudnnBenchmarkLimit.
+void check_cudnn_benchmark_limit(int64_t limit);
+
+/// How many of cuDNN's candidate algorithms its autotuning times per convolution shape (0: all),
+/// as torch.backends.cudnn.benchmark_limit does, from the next new shape on; checked as above. A
+/// value other than PyTorch's default is logged for a GPU.
 void set_cudnn_benchmark_limit(int64_t limit, const torch::Device& device);
 
 /// "NVIDIA H100 80GB HBM3" for a GPU, "CPU, 2 threads" for the CPU.
