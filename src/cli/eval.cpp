@@ -63,16 +63,6 @@ nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
   return recorded;
 }
 
-// The model the --set overrides describe over the defaults, parsed but not yet validated: the
-// rest of the settings is checked once the checkpoint's record is known (an override valid over
-// that record, such as an L2 eps of 2.5, is out of range over the defaults).
-models::ModelSpec model_of_overrides(const std::vector<std::string>& overrides) {
-  nlohmann::json root = nlohmann::json::object();
-  for (const auto& assignment : overrides)
-    config::apply_override(root, assignment);
-  return config::parse_run_config(root, config::default_config(config::Command::kEval)).model;
-}
-
 void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
   runtime::set_cpu_threads(o.threads);
@@ -91,11 +81,15 @@ void run_eval(const EvalCliOptions& o) {
   foreign.key = o.key;
   foreign.strict = !o.non_strict;
   // What a PyTorch file holds (advft files know it): the config's model, else the model.* --set
-  // overrides over the defaults.
+  // overrides over the defaults, parsed but not yet validated: the rest is checked once the
+  // checkpoint's record is known (an override valid over that record, such as an L2 eps of 2.5,
+  // is out of range over the defaults).
   if (run) {
     foreign.spec = run->model;
   } else if (!overrides.empty()) {
-    foreign.spec = model_of_overrides(overrides);
+    foreign.spec =
+        config::parse_run_config_over(config::Command::kEval, nlohmann::json::object(), overrides)
+            .model;
   }
   io::LoadedCheckpoint ckpt = io::load_any_checkpoint(o.checkpoint, foreign);
   // Without a config file, the checkpoint's record of its run takes the file's place under the

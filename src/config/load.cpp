@@ -419,8 +419,8 @@ RunConfig load_run_config(Command command, const std::string& path_or_name,
   return load_run_config_over(command, std::move(root), overrides);
 }
 
-RunConfig load_run_config_over(Command command, json root,
-                               const std::vector<std::string>& overrides) {
+RunConfig parse_run_config_over(Command command, json root,
+                                const std::vector<std::string>& overrides) {
   for (const auto& assignment : overrides)
     apply_override(root, assignment);
   RunConfig config = parse_run_config(root, default_config(command));
@@ -428,6 +428,12 @@ RunConfig load_run_config_over(Command command, json root,
   // wherever they are used later.
   if (!config.model.path.empty())
     config.model.path = std::filesystem::absolute(config.model.path).lexically_normal().string();
+  return config;
+}
+
+RunConfig load_run_config_over(Command command, json root,
+                               const std::vector<std::string>& overrides) {
+  RunConfig config = parse_run_config_over(command, std::move(root), overrides);
   validate(config);
   return config;
 }

@@ -45,6 +45,11 @@ RunConfig load_run_config(Command command, const std::string& path_or_name,
 RunConfig load_run_config_over(Command command, nlohmann::json recorded,
                                const std::vector<std::string>& overrides);
 
+/// load_run_config_over without the validation, for a caller that needs part of a config (the
+/// model) before the rest can be checked.
+RunConfig parse_run_config_over(Command command, nlohmann::json recorded,
+                                const std::vector<std::string>& overrides);
+
 /// The resolved config as JSON (what the run directory's config.json holds; parses back).
 nlohmann::json to_json(const RunConfig& config);
 
