@@ -22,9 +22,10 @@ mkdir -p "$out"
 
 bash scripts/build_cuda.sh  # incremental: a no-op when nothing changed
 
-# name, variants (graphs: on, off; fused: graphs on + fused BatchNorm+ReLU; all_algos: graphs on,
-# cuDNN's autotuning timing every algorithm instead of PyTorch's 10), args; each run stopped after
-# RUN_TIMEOUT_S seconds when that is set
+# name, variants, args. Variants: graphs on (on), off (off); with graphs on also fused (fused
+# BatchNorm+ReLU), cl_on / cl_off (channels-last), all_algos / algos1 (cuDNN's autotuning timing
+# every candidate algorithm / only the first, instead of PyTorch's 10). Each run is stopped after
+# RUN_TIMEOUT_S seconds when that is set.
 run_advft() {
   local name=$1 variants=$2 variant; shift 2
   for variant in $variants; do
@@ -32,7 +33,10 @@ run_advft() {
     case $variant in
       off) flags=(--graphs off) ;;
       fused) flags+=(--fused-bn-relu on) ;;
+      cl_on) flags+=(--channels-last on) ;;
+      cl_off) flags+=(--channels-last off) ;;
       all_algos) flags+=(--cudnn-benchmark-limit 0) ;;
+      algos1) flags+=(--cudnn-benchmark-limit 1) ;;
     esac
     # --foreground: in timeout's own process group, advft would outlive a stage cut by the
     # session's budget (gpu_session.sh's timeout) and hold the GPU.
@@ -53,18 +57,8 @@ run_advft wrn34_10_eval500 on --model wrn34_10 --batch 500 --iterations 4 --loop
 # The Fashion-MNIST recipe's step (1x28x28, eps 0.1), graphed: channels-last on and off (one
 # input channel is an odd shape for cuDNN's NHWC kernels), with the fused kernels, and with cuDNN's
 # autotuning cut to its first candidate (algos1): the recipe's 40 s pay about 3 s of warm-up.
-for variant in cl_on cl_off fused algos1; do
-  flags=(--channels-last on)
-  case $variant in
-    cl_off) flags=(--channels-last off) ;;
-    fused) flags+=(--fused-bn-relu on) ;;
-    algos1) flags+=(--cudnn-benchmark-limit 1) ;;
-  esac
-  ./build-cuda/advft bench --device cuda --precision bf16 --model preact18 --in-channels 1 \
-    --input-size 28 --attack pgd:steps=10,eps=0.1,step_size=0.025 --batch 128 --iterations 20 \
-    --loops at "${flags[@]}" --json "$out/advft_fmnist_128_$variant.json" |
-    tee "$out/advft_fmnist_128_$variant.txt"
-done
+run_advft fmnist_128 "cl_on cl_off fused algos1" --model preact18 --in-channels 1 --input-size 28 \
+  --attack pgd:steps=10,eps=0.1,step_size=0.025 --batch 128 --iterations 20 --loops at
 
 # The peer's own step and bench function, for the configurations compared (bf16 autocast +
 # channels-last); PEER_BENCH_ALL=1 runs its whole sweep, fp32 included.
@@ -99,14 +93,13 @@ RUN_TIMEOUT_S=60 run_advft wrn34_10_128 all_algos --model wrn34_10 --batch 128 -
 python3 - "$out" <<'PY'
 import json, os, re, sys
 out = sys.argv[1]
-def advft(name, loop, variant="on"):
+def advft(name, loop, variant="on", field="images_per_s"):
     path = os.path.join(out, f"advft_{name}_{variant}.json")
     if not os.path.exists(path):
         return None
-    return json.load(open(path))[loop]["images_per_s"]
+    return json.load(open(path))[loop].get(field)
 def warmup(name, loop, variant="on"):
-    path = os.path.join(out, f"advft_{name}_{variant}.json")
-    return json.load(open(path))[loop].get("warmup_seconds", 0.0) if os.path.exists(path) else 0.0
+    return advft(name, loop, variant, "warmup_seconds") or 0.0
 def peer(file, pattern):
     path = os.path.join(out, file)
     if not os.path.exists(path):
