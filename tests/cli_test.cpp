@@ -13,6 +13,7 @@
 
 #include "advft/io/checkpoint.h"
 #include "advft/io/metrics.h"
+#include "advft/io/run_dir.h"
 #include "checkpoint_bytes.h"
 #include "fixtures.h"
 
@@ -278,9 +279,31 @@ TEST_F(CliTest, ExistingRunDirectoryIsRefusedUnlessForced) {
   EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
   EXPECT_EQ(read_bytes(pre + "/results.json"), before);  // untouched
+
+  // --force with a mistake that shows only once the run starts (its data): the earlier run is
+  // put back as it was, checkpoints, log and all.
+  const std::string config = read_bytes(pre + "/config.json");
+  const std::string log = read_bytes(pre + "/log.txt");
+  const std::string last = read_bytes(pre + "/last.safetensors");
+  r = run_advft("train --config " + config_path + " --out " + pre + " --force --data-dir " +
+                tmp.file("no-such-data"));
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_EQ(read_bytes(pre + "/config.json"), config);
+  EXPECT_EQ(read_bytes(pre + "/log.txt"), log);
+  EXPECT_EQ(read_bytes(pre + "/last.safetensors"), last);
+  EXPECT_EQ(read_bytes(pre + "/results.json"), before);
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(pre)));
+
+  // A forced run that gets going replaces the earlier one whole: its own log and metrics only.
   r = run_advft("train --config " + config_path + " --out " + pre +
                 " --force --set train.adversarial=false");
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("previous-run"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(pre)));
+  EXPECT_NE(read_bytes(pre + "/config.json"), config);
+  const std::string new_log = read_bytes(pre + "/log.txt");
+  const std::string first_old_line = log.substr(0, log.find('\n'));  // time-stamped to the ms
+  EXPECT_EQ(new_log.find(first_old_line), std::string::npos) << new_log;
 }
 
 TEST_F(CliTest, DivergingRunStopsAndKeepsTheLastGoodCheckpoint) {

@@ -63,7 +63,9 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
   auto* resume = command.add_option("--resume", o.resume,
                                     "Continue an interrupted run from its directory, exactly "
                                     "(uses the run's own config.json)");
-  command.add_flag("--force", o.force, "Reuse an existing, non-empty --out directory");
+  command.add_flag("--force", o.force,
+                   "Replace the run in an existing --out directory (kept in its previous-run/ "
+                   "until this run's first checkpoint)");
   command.add_option("--device", o.device, "auto | cpu | cuda | cuda:N (config key: device)");
   command.add_option("--data-dir", o.data_dir, "Data set directory (config key: data.dir)");
   command.add_option("--epochs", o.epochs, "Number of epochs (config key: train.epochs)")
@@ -109,7 +111,7 @@ void run_training_command(const RunOptions& o, config::Command command) {
   runtime::init_logging(o.verbose);
   train::RunRequest request;
   request.command = name;
-  bool created_dir = false;
+  io::RunDir run_dir;
   if (!o.resume.empty()) {
     if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty() || !o.key.empty() ||
         o.non_strict || o.reset_head || !o.normalization.mean.empty() ||
@@ -118,7 +120,8 @@ void run_training_command(const RunOptions& o, config::Command command) {
           "--resume continues a run exactly as it was configured; drop --set, "
           "--checkpoint, --key, --non-strict, --reset-head, --mean, --std, --out and --force");
     }
-    request.paths = io::prepare_run_dir(o.resume, io::RunDirMode::kResume);
+    run_dir = io::prepare_run_dir(o.resume, io::RunDirMode::kResume);
+    request.paths = run_dir.paths;
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),
                                               config::default_config(command));
     // Where the machine differs (another GPU, another data mount), these may change safely.
@@ -136,26 +139,30 @@ void run_training_command(const RunOptions& o, config::Command command) {
           "train.init_checkpoint (use `advft train` to train from scratch)");
     }
     const std::string dir = o.out.empty() ? io::default_run_dir(config_stem(o.config)) : o.out;
-    created_dir = !fs::exists(dir);
-    request.paths =
-        io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew);
+    run_dir = io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew);
+    request.paths = run_dir.paths;
     io::write_json_atomic(request.paths.config, config::to_json(request.config));
   }
 
   runtime::add_log_file(request.paths.log);
   runtime::set_cpu_threads(request.config.threads);
   spdlog::info("run directory {}", request.paths.dir);
+  if (run_dir.replaced) {
+    spdlog::info(
+        "--force: the run this one replaces is kept in {} until this run writes its first "
+        "checkpoint; it comes back if this run stops before that",
+        io::previous_run_dir(request.paths.dir));
+  }
   nlohmann::json results;
   try {
     results = train::run_training(request);
   } catch (...) {
-    // A run that fails before its first checkpoint leaves nothing worth keeping: remove the
-    // directory it created, so that the corrected command can use the same --out.
-    std::error_code ignored;
-    if (created_dir && !fs::exists(request.paths.last, ignored))
-      fs::remove_all(request.paths.dir, ignored);
+    // A run that fails before its first checkpoint leaves nothing worth keeping: the directory
+    // goes back to what it was, so that the corrected command can use the same --out.
+    io::finish_run_dir(run_dir);
     throw;
   }
+  io::finish_run_dir(run_dir);
   if (results["best_val_accuracy"].is_number()) {
     spdlog::info("done: best validation accuracy {:.2f}% (epoch {}); results in {}",
                  results["best_val_accuracy"].get<double>(), results.value("best_epoch", 0),

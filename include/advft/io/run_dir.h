@@ -1,6 +1,7 @@
 #pragma once
 // The files of one run, all in one directory, and the rules for (re)using it.
 #include <string>
+#include <vector>
 
 namespace advft::io {
 
@@ -19,12 +20,34 @@ struct RunPaths {
 /// The paths of a run directory (nothing is created).
 RunPaths run_paths(const std::string& dir);
 
+/// The files above, without the directory.
+std::vector<std::string> run_files(const RunPaths& paths);
+
+/// Where --force keeps the run it replaces until the new run has a checkpoint:
+/// "<dir>/previous-run".
+std::string previous_run_dir(const std::string& dir);
+
 /// How an existing directory may be used.
 enum class RunDirMode { kNew, kForce, kResume };
 
+/// A directory made ready for a run, and what that took, so that finish_run_dir can undo it.
+struct RunDir {
+  RunPaths paths;
+  bool created = false;   ///< it did not exist before
+  bool replaced = false;  ///< kForce moved an earlier run's files into previous_run_dir
+};
+
 /// Creates or checks the directory: kNew refuses a non-empty one (RunDirError pointing at
-/// --force / --resume), kForce reuses it, kResume requires its config and last checkpoint.
-RunPaths prepare_run_dir(const std::string& dir, RunDirMode mode);
+/// --force / --resume); kResume requires its config and last checkpoint; kForce moves the files of
+/// an earlier run there (run_files, nothing else) into previous_run_dir, so that the new run's
+/// config, log and metrics never mix with the old run's checkpoints.
+RunDir prepare_run_dir(const std::string& dir, RunDirMode mode);
+
+/// Called once the run has ended, however it ended. A run that wrote a checkpoint keeps the
+/// directory and drops the run it replaced. A run that did not leaves the directory as it found
+/// it: the directory it created is removed, or else its files are, and the run it moved aside comes
+/// back. Never throws.
+void finish_run_dir(const RunDir& run);
 
 /// A fresh default name under runs/: "runs/<stem>-YYYYmmdd-HHMMSS".
 std::string default_run_dir(const std::string& stem);

@@ -1,0 +1,146 @@
+// io::prepare_run_dir / finish_run_dir: a run directory holds one run, and a failed run leaves it
+// as it found it.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "advft/error.h"
+#include "advft/io/run_dir.h"
+#include "test_util.h"
+
+namespace advft::testing {
+namespace {
+namespace fs = std::filesystem;
+
+/// Writes every file of a finished run, each holding `tag`, plus a file of the user's own.
+void write_finished_run(const io::RunPaths& paths, const std::string& tag) {
+  for (const std::string& file : io::run_files(paths))
+    write_bytes(file, tag);
+  write_bytes(paths.dir + "/notes.txt", "mine");
+}
+
+/// What a run writes before its first checkpoint.
+void start_run(const io::RunPaths& paths, const std::string& tag) {
+  write_bytes(paths.config, tag);
+  write_bytes(paths.log, tag);
+  write_bytes(paths.metrics, tag);
+}
+
+void expect_run(const io::RunPaths& paths, const std::string& tag) {
+  for (const std::string& file : io::run_files(paths)) {
+    ASSERT_TRUE(fs::exists(file)) << file;
+    EXPECT_EQ(read_bytes(file), tag) << file;
+  }
+}
+
+TEST(RunDir, NewRefusesADirectoryInUseAndNamesTheWaysOut) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  try {
+    io::prepare_run_dir(paths.dir, io::RunDirMode::kNew);
+    FAIL() << "expected a RunDirError";
+  } catch (const RunDirError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("--resume"), std::string::npos) << message;
+    EXPECT_NE(message.find("--force"), std::string::npos) << message;
+  }
+  expect_run(paths, "old");
+}
+
+TEST(RunDir, AFailedRunRemovesTheDirectoryItCreated) {
+  TempDir tmp;
+  const io::RunDir run = io::prepare_run_dir(tmp.file("a/run"), io::RunDirMode::kNew);
+  EXPECT_TRUE(run.created);
+  EXPECT_FALSE(run.replaced);
+  start_run(run.paths, "new");
+  io::finish_run_dir(run);
+  EXPECT_FALSE(fs::exists(run.paths.dir));
+}
+
+TEST(RunDir, ForceSetsTheEarlierRunAsideAndPutsItBackWhenTheNewRunFails) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  EXPECT_FALSE(run.created);
+  EXPECT_TRUE(run.replaced);
+  // The new run starts with its own log and metrics, and no checkpoint of the old run to resume.
+  for (const std::string& file : io::run_files(paths))
+    EXPECT_FALSE(fs::exists(file)) << file;
+  EXPECT_EQ(read_bytes(io::previous_run_dir(paths.dir) + "/last.safetensors"), "old");
+  EXPECT_EQ(read_bytes(paths.dir + "/notes.txt"), "mine");
+  start_run(paths, "new");
+  io::finish_run_dir(run);  // no checkpoint: it failed
+  expect_run(paths, "old");
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(paths.dir)));
+  EXPECT_EQ(read_bytes(paths.dir + "/notes.txt"), "mine");
+}
+
+TEST(RunDir, ForceDropsTheEarlierRunOnceTheNewOneHasACheckpoint) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  start_run(paths, "new");
+  write_bytes(paths.last, "new");
+  io::finish_run_dir(run);
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(paths.dir)));
+  EXPECT_FALSE(fs::exists(paths.results));  // the old run's: gone with it
+  EXPECT_EQ(read_bytes(paths.last), "new");
+  EXPECT_EQ(read_bytes(paths.dir + "/notes.txt"), "mine");
+}
+
+// A run killed before finish_run_dir (SIGKILL, a lost node) leaves the earlier run aside and its
+// own start in the directory. The next --force keeps the run that got as far as a checkpoint.
+TEST(RunDir, ForceAfterAKilledAttemptKeepsTheRunWithACheckpoint) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  start_run(paths, "killed");  // and never finished
+  const io::RunDir again = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  EXPECT_TRUE(again.replaced);
+  EXPECT_FALSE(fs::exists(paths.config));
+  EXPECT_EQ(read_bytes(io::previous_run_dir(paths.dir) + "/config.json"), "old");
+  io::finish_run_dir(again);
+  expect_run(paths, "old");
+
+  // A killed attempt that did write a checkpoint is the one kept.
+  io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  start_run(paths, "second");
+  write_bytes(paths.last, "second");
+  const io::RunDir third = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  EXPECT_EQ(read_bytes(io::previous_run_dir(paths.dir) + "/last.safetensors"), "second");
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(paths.dir) + "/results.json"));
+  io::finish_run_dir(third);
+  EXPECT_EQ(read_bytes(paths.last), "second");
+}
+
+TEST(RunDir, ForceOnAnEmptyOrForeignDirectoryHasNothingToSetAside) {
+  TempDir tmp;
+  write_bytes(tmp.file("run/notes.txt"), "mine");
+  const io::RunDir run = io::prepare_run_dir(tmp.file("run"), io::RunDirMode::kForce);
+  EXPECT_FALSE(run.created);
+  EXPECT_FALSE(run.replaced);
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(run.paths.dir)));
+  start_run(run.paths, "new");
+  io::finish_run_dir(run);  // not created here: the directory stays, without the run's files
+  EXPECT_FALSE(fs::exists(run.paths.config));
+  EXPECT_EQ(read_bytes(tmp.file("run/notes.txt")), "mine");
+}
+
+TEST(RunDir, ResumeNeedsTheConfigAndTheLastCheckpoint) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume), RunDirError);
+  start_run(paths, "killed");
+  EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume), RunDirError);
+  write_bytes(paths.last, "ckpt");
+  const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+  EXPECT_FALSE(run.created || run.replaced);
+}
+
+}  // namespace
+}  // namespace advft::testing
