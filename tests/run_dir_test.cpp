@@ -118,6 +118,72 @@ TEST(RunDir, ForceAfterAKilledAttemptKeepsTheRunWithACheckpoint) {
   EXPECT_EQ(read_bytes(paths.last), "second");
 }
 
+// A kill between two of the renames: the staging directories make the split run whole again.
+TEST(RunDir, AKillDuringTheMovesLeavesNoRunSplitInTwo) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  const std::string aside = io::previous_run_dir(paths.dir);
+  // Killed while setting the directory's run aside: half of it in previous-run.partial/.
+  write_finished_run(paths, "old");
+  fs::create_directory(aside + ".partial");
+  fs::rename(paths.config, aside + ".partial/config.json");
+  fs::rename(paths.last, aside + ".partial/last.safetensors");
+  io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  EXPECT_FALSE(fs::exists(aside + ".partial"));
+  EXPECT_EQ(read_bytes(aside + "/last.safetensors"), "old");
+  EXPECT_EQ(read_bytes(aside + "/results.json"), "old");
+  // Killed while moving it back: half of it in previous-run.restoring/.
+  fs::rename(aside, aside + ".restoring");
+  fs::rename(aside + ".restoring/results.json", paths.results);
+  run = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+  expect_run(paths, "old");
+  EXPECT_FALSE(fs::exists(aside + ".restoring"));
+  EXPECT_FALSE(run.replaced);
+}
+
+TEST(RunDir, ForceRefusesAPreviousRunItDidNotMake) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  const std::string aside = io::previous_run_dir(paths.dir);
+  write_bytes(aside, "a file of the user's");
+  EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kForce), RunDirError);
+  EXPECT_EQ(read_bytes(aside), "a file of the user's");
+  fs::remove(aside);
+  write_bytes(aside + "/plot.png", "mine");
+  try {
+    io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+    FAIL() << "expected a RunDirError";
+  } catch (const RunDirError& e) {
+    EXPECT_NE(std::string(e.what()).find("plot.png"), std::string::npos) << e.what();
+  }
+  expect_run(paths, "old");  // nothing moved
+  EXPECT_EQ(read_bytes(aside + "/plot.png"), "mine");
+}
+
+// A forced run killed after its first checkpoint: --resume continues it and then drops the run it
+// replaced, as the forced run would have; a resume that cannot start points at that run.
+TEST(RunDir, ResumeOfAForcedRunDropsTheRunItReplaced) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  const std::string aside = io::previous_run_dir(paths.dir);
+  write_finished_run(paths, "old");
+  io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
+  start_run(paths, "new");  // killed before its first checkpoint
+  try {
+    io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+    FAIL() << "expected a RunDirError";
+  } catch (const RunDirError& e) {
+    EXPECT_NE(std::string(e.what()).find(aside), std::string::npos) << e.what();
+  }
+  write_bytes(paths.last, "new");  // killed after it
+  const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+  EXPECT_TRUE(run.replaced);
+  io::finish_run_dir(run);
+  EXPECT_FALSE(fs::exists(aside));
+  EXPECT_EQ(read_bytes(paths.last), "new");
+}
+
 TEST(RunDir, ForceOnAnEmptyOrForeignDirectoryHasNothingToSetAside) {
   TempDir tmp;
   write_bytes(tmp.file("run/notes.txt"), "mine");

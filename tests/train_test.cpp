@@ -1,11 +1,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <csignal>
+#include <filesystem>
 
+#include "advft/config/load.h"
 #include "advft/error.h"
+#include "advft/io/run_dir.h"
+#include "advft/runtime/signals.h"
 #include "advft/train/sgd.h"
 #include "advft/train/train_step.h"
 #include "advft/train/trainer.h"
+#include "fixtures.h"
+#include "test_util.h"
 #include "tiny_model.h"
 
 namespace advft::train {
@@ -131,6 +138,37 @@ TEST(Sgd, ReadsTheLrSetBeforeEachStep) {
   apply_lr(sgd, 0.25);  // the last value set is the one used
   sgd.step();
   EXPECT_TRUE(torch::allclose(net->parameters()[0].detach(), before - 0.25 * grad, 1e-6, 1e-7));
+}
+
+// Ctrl-C while the run is still starting (loading data, building the model) stops it before its
+// first step with nothing saved: a forced run then gives back the run it replaced.
+TEST(Trainer, AStopAskedForBeforeTheFirstStepSavesNothing) {
+  testing::TempDir dir;
+  testing::write_cifar10(dir.file("cifar"), 20, 20);
+  nlohmann::json settings = nlohmann::json::parse(R"({
+    "model": {"arch": "preact_resnet", "blocks": [1], "width": 8, "num_classes": 10},
+    "data": {"dataset": "cifar10", "val_size": 0},
+    "train": {"epochs": 1, "batch_size": 50},
+    "threads": 1
+  })");
+  settings["data"]["dir"] = dir.file("cifar");
+  RunRequest request;
+  request.command = "train";
+  request.config =
+      config::parse_run_config(settings, config::default_config(config::Command::kTrain));
+  request.paths = io::prepare_run_dir(dir.file("run"), io::RunDirMode::kNew).paths;
+  runtime::request_stop(SIGINT);
+  struct Forget {
+    ~Forget() { runtime::clear_stop_signal(); }
+  } forget;
+  try {
+    run_training(request);
+    FAIL() << "expected an InterruptedError";
+  } catch (const InterruptedError& e) {
+    EXPECT_EQ(e.exit_code(), 128 + SIGINT);
+    EXPECT_NE(std::string(e.what()).find("at step 0 of"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(request.paths.last));
 }
 
 TEST(StepSeed, IsAPureFunctionThatDiffersAcrossStepsAndSeeds) {

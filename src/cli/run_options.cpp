@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -111,7 +112,10 @@ void run_training_command(const RunOptions& o, config::Command command) {
   runtime::init_logging(o.verbose);
   train::RunRequest request;
   request.command = name;
-  io::RunDir run_dir;
+  // From the moment the directory is prepared, however the command ends: a run that stops before
+  // its first checkpoint leaves nothing worth keeping, so the directory goes back to what it was
+  // and the corrected command can use the same --out.
+  std::optional<io::RunDirGuard> run_dir;
   if (!o.resume.empty()) {
     if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty() || !o.key.empty() ||
         o.non_strict || o.reset_head || !o.normalization.mean.empty() ||
@@ -120,8 +124,8 @@ void run_training_command(const RunOptions& o, config::Command command) {
           "--resume continues a run exactly as it was configured; drop --set, "
           "--checkpoint, --key, --non-strict, --reset-head, --mean, --std, --out and --force");
     }
-    run_dir = io::prepare_run_dir(o.resume, io::RunDirMode::kResume);
-    request.paths = run_dir.paths;
+    run_dir.emplace(io::prepare_run_dir(o.resume, io::RunDirMode::kResume));
+    request.paths = run_dir->run().paths;
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),
                                               config::default_config(command));
     // Where the machine differs (another GPU, another data mount), these may change safely.
@@ -139,30 +143,28 @@ void run_training_command(const RunOptions& o, config::Command command) {
           "train.init_checkpoint (use `advft train` to train from scratch)");
     }
     const std::string dir = o.out.empty() ? io::default_run_dir(config_stem(o.config)) : o.out;
-    run_dir = io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew);
-    request.paths = run_dir.paths;
+    run_dir.emplace(
+        io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew));
+    request.paths = run_dir->run().paths;
     io::write_json_atomic(request.paths.config, config::to_json(request.config));
   }
 
   runtime::add_log_file(request.paths.log);
   runtime::set_cpu_threads(request.config.threads);
   spdlog::info("run directory {}", request.paths.dir);
-  if (run_dir.replaced) {
-    spdlog::info(
-        "--force: the run this one replaces is kept in {} until this run writes its first "
-        "checkpoint; it comes back if this run stops before that",
-        io::previous_run_dir(request.paths.dir));
+  if (run_dir->run().replaced) {
+    const std::string aside = io::previous_run_dir(request.paths.dir);
+    if (request.resume) {
+      spdlog::info("{} holds the run a forced run replaced; it is deleted when this run ends",
+                   aside);
+    } else {
+      spdlog::info(
+          "--force: the run this one replaces is kept in {} until this run writes its first "
+          "checkpoint; it comes back if this run stops before that",
+          aside);
+    }
   }
-  nlohmann::json results;
-  try {
-    results = train::run_training(request);
-  } catch (...) {
-    // A run that fails before its first checkpoint leaves nothing worth keeping: the directory
-    // goes back to what it was, so that the corrected command can use the same --out.
-    io::finish_run_dir(run_dir);
-    throw;
-  }
-  io::finish_run_dir(run_dir);
+  const nlohmann::json results = train::run_training(request);
   if (results["best_val_accuracy"].is_number()) {
     spdlog::info("done: best validation accuracy {:.2f}% (epoch {}); results in {}",
                  results["best_val_accuracy"].get<double>(), results.value("best_epoch", 0),

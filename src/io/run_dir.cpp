@@ -1,5 +1,6 @@
 #include "advft/io/run_dir.h"
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 
@@ -15,6 +16,18 @@ namespace {
 bool present(const fs::path& path) {
   std::error_code ignored;
   return fs::exists(fs::symlink_status(path, ignored));
+}
+
+bool real_directory(const fs::path& path) {
+  std::error_code ignored;
+  return fs::is_directory(fs::symlink_status(path, ignored));
+}
+
+std::vector<std::string> file_names(const RunPaths& paths) {
+  std::vector<std::string> names;
+  for (const std::string& file : run_files(paths))
+    names.push_back(fs::path(file).filename().string());
+  return names;
 }
 
 /// Moves the named files that exist from one directory to another (same file system: renames).
@@ -36,36 +49,72 @@ void move_files(const std::vector<std::string>& names, const fs::path& from, con
   }
 }
 
-std::vector<std::string> file_names(const RunPaths& paths) {
-  std::vector<std::string> names;
-  for (const std::string& file : run_files(paths))
-    names.push_back(fs::path(file).filename().string());
-  return names;
-}
-
-void remove_files(const RunPaths& paths) {
+/// Removes the named files of a run from `dir`, then `dir` itself when `and_dir` and nothing else
+/// is left in it (files someone else put there stay).
+void remove_run(const std::vector<std::string>& names, const fs::path& dir, bool and_dir) {
   std::error_code ignored;
-  for (const std::string& file : run_files(paths))
-    fs::remove(file, ignored);
+  for (const std::string& name : names)
+    fs::remove(dir / name, ignored);
+  if (and_dir) fs::remove(dir, ignored);
 }
 
-/// --force: the run kept aside is the latest one that got as far as a checkpoint. The directory's
-/// own files move there, unless they are an attempt without a checkpoint (a run killed before
-/// finish_run_dir) and an earlier run is already kept: then the attempt is dropped instead.
+// The moves between a run directory and its previous-run/ go through staging directories, so that
+// a kill between two renames never leaves a run split in two: previous-run.partial/ is being
+// filled (the whole run then becomes previous-run/ in one rename), previous-run.restoring/ is being
+// emptied back into the directory.
+fs::path partial_dir(const RunPaths& paths) {
+  return previous_run_dir(paths.dir) + ".partial";
+}
+fs::path restoring_dir(const RunPaths& paths) {
+  return previous_run_dir(paths.dir) + ".restoring";
+}
+
+/// A process killed in the middle of those moves left a staging directory: undo the move aside
+/// (its files are the directory's run) or finish the move back.
+void recover_interrupted_moves(const RunPaths& paths) {
+  for (const fs::path& staging : {partial_dir(paths), restoring_dir(paths)}) {
+    if (!real_directory(staging)) continue;
+    move_files(file_names(paths), staging, paths.dir);
+    remove_run({}, staging, /*and_dir=*/true);
+  }
+}
+
+/// --force: the run kept in previous-run/ is the latest one that got as far as a checkpoint. The
+/// directory's own files go there, unless they are an attempt without a checkpoint (a run killed
+/// before finish_run_dir) and an earlier run is already kept: then the attempt is dropped instead.
 void set_earlier_run_aside(const RunPaths& paths) {
   const fs::path aside = previous_run_dir(paths.dir);
   const std::vector<std::string> names = file_names(paths);
-  if (!present(paths.last) && fs::is_directory(aside)) {
-    remove_files(paths);
+  if (!present(paths.last) && real_directory(aside)) {
+    remove_run(names, paths.dir, /*and_dir=*/false);
     return;
   }
   std::error_code error;
-  fs::remove_all(aside, error);
-  if (!error) fs::create_directory(aside, error);
-  if (error)
-    throw RunDirError(aside.string() + ": cannot make room for the earlier run: " +
-                      error.message() + "; remove it, or choose another --out");
-  move_files(names, paths.dir, aside);
+  for (fs::directory_iterator it(aside, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      throw RunDirError(aside.string() + " holds " + name +
+                        ", which advft did not put there; move it away, or choose another --out");
+    }
+  }
+  const fs::path partial = partial_dir(paths);
+  error.clear();
+  fs::create_directory(partial, error);
+  if (error) throw RunDirError(partial.string() + ": cannot create: " + error.message());
+  try {
+    move_files(names, paths.dir, partial);
+  } catch (const RunDirError&) {
+    remove_run({}, partial, /*and_dir=*/true);
+    throw;
+  }
+  remove_run(names, aside, /*and_dir=*/true);  // the run kept before: this one is newer
+  fs::rename(partial, aside, error);
+  if (error) {
+    move_files(names, partial, paths.dir);
+    remove_run({}, partial, /*and_dir=*/true);
+    throw RunDirError(aside.string() + ": cannot keep the earlier run there (" + error.message() +
+                      "); move away what is in it, or choose another --out");
+  }
 }
 
 }  // namespace
@@ -94,19 +143,33 @@ std::string previous_run_dir(const std::string& dir) {
 RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
   RunDir run{run_paths(dir)};
   const RunPaths& paths = run.paths;
+  const fs::path aside = previous_run_dir(dir);
   std::error_code error;
   const bool exists = fs::exists(dir, error);
+  if (exists && !fs::is_directory(dir, error)) {
+    throw RunDirError(dir + ": exists and is not a directory");
+  }
+  if (exists) recover_interrupted_moves(paths);
+  if (present(aside) && !real_directory(aside)) {
+    throw RunDirError(aside.string() +
+                      ": is not a directory; advft keeps a run that --force replaces there: "
+                      "move it away, or choose another --out");
+  }
   if (mode == RunDirMode::kResume) {
     if (!exists) throw RunDirError(dir + ": no such run directory to resume");
     if (!fs::is_regular_file(paths.config, error) || !fs::is_regular_file(paths.last, error)) {
-      throw RunDirError(dir +
-                        ": cannot resume: it has no config.json and last.safetensors "
-                        "(was it interrupted before the first checkpoint?)");
+      throw RunDirError(
+          dir +
+          ": cannot resume: it has no config.json and last.safetensors (was it interrupted "
+          "before the first checkpoint?)" +
+          (real_directory(aside) ? "; the run it replaced is in " + aside.string() +
+                                       ": move its files back to resume that one"
+                                 : std::string()));
     }
+    // A forced run killed after its first checkpoint left the run it replaced: this run has a
+    // checkpoint, so finish_run_dir drops that one as the forced run would have.
+    run.replaced = real_directory(aside);
     return run;
-  }
-  if (exists && !fs::is_directory(dir, error)) {
-    throw RunDirError(dir + ": exists and is not a directory");
   }
   if (exists && mode == RunDirMode::kNew && !fs::is_empty(dir, error)) {
     throw RunDirError(dir + ": already exists and is not empty; use --resume " + dir +
@@ -119,32 +182,36 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
     bool earlier = false;
     for (const std::string& file : run_files(paths))
       earlier = earlier || present(file);
-    if (earlier) {
-      set_earlier_run_aside(paths);
-      run.replaced = true;
-    }
+    if (earlier) set_earlier_run_aside(paths);
+    run.replaced = real_directory(aside);
   }
   return run;
 }
 
 void finish_run_dir(const RunDir& run) {
-  std::error_code ignored;
+  const std::vector<std::string> names = file_names(run.paths);
   const fs::path aside = previous_run_dir(run.paths.dir);
   if (present(run.paths.last)) {
-    if (run.replaced) fs::remove_all(aside, ignored);
+    if (run.replaced) remove_run(names, aside, /*and_dir=*/true);
     return;
   }
   if (run.created) {
+    std::error_code ignored;
     fs::remove_all(run.paths.dir, ignored);
     return;
   }
-  remove_files(run.paths);
+  remove_run(names, run.paths.dir, /*and_dir=*/false);
   if (!run.replaced) return;
+  const fs::path restoring = restoring_dir(run.paths);
   try {
-    move_files(file_names(run.paths), aside, run.paths.dir);
-    fs::remove(aside, ignored);  // only when empty: files someone else put there stay
+    std::error_code error;
+    fs::rename(aside, restoring, error);
+    if (error) throw RunDirError(aside.string() + ": " + error.message());
+    move_files(names, restoring, run.paths.dir);
+    remove_run({}, restoring, /*and_dir=*/true);
   } catch (const RunDirError& e) {
-    spdlog::warn("{}; the earlier run stays in {}", e.what(), aside.string());
+    spdlog::warn("cannot move the earlier run back: {}; its files are in {}", e.what(),
+                 (real_directory(restoring) ? restoring : aside).string());
   }
 }
 

@@ -437,15 +437,17 @@ nlohmann::json Trainer::run() {
   int64_t completed = first_step;
   try {
     for (int64_t step = first_step; step < total_steps_; ++step) {
+      // Checked before the step, not after: a stop asked for while the run was starting (Ctrl-C
+      // during the data loading) saves nothing, so a forced run gives back the run it replaced.
+      if (int signal = runtime::stop_signal()) {
+        throw InterruptedError("stopped by signal " + std::to_string(signal), 128 + signal);
+      }
       train_step(step);
       completed = step + 1;
       const int64_t epoch = step / steps_per_epoch_;
       const bool epoch_done = completed % steps_per_epoch_ == 0;
       if (completed % config_.train.log_every == 0 || epoch_done) flush_step_record(step, epoch);
       if (epoch_done) end_of_epoch(epoch);
-      if (int signal = runtime::stop_signal()) {
-        throw InterruptedError("stopped by signal " + std::to_string(signal), 128 + signal);
-      }
     }
   } catch (const InterruptedError& e) {
     // The model is consistent after every completed step: keep it so --resume continues here.

@@ -1,6 +1,7 @@
 #pragma once
 // The files of one run, all in one directory, and the rules for (re)using it.
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace advft::io {
@@ -48,6 +49,20 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode);
 /// it: the directory it created is removed, or else its files are, and the run it moved aside comes
 /// back. Never throws.
 void finish_run_dir(const RunDir& run);
+
+/// Calls finish_run_dir when it goes out of scope, on success and on every error alike: hold one
+/// from right after prepare_run_dir to the end of the run.
+class RunDirGuard {
+ public:
+  explicit RunDirGuard(RunDir run) : run_(std::move(run)) {}
+  ~RunDirGuard() { finish_run_dir(run_); }
+  RunDirGuard(const RunDirGuard&) = delete;
+  RunDirGuard& operator=(const RunDirGuard&) = delete;
+  const RunDir& run() const { return run_; }
+
+ private:
+  RunDir run_;
+};
 
 /// A fresh default name under runs/: "runs/<stem>-YYYYmmdd-HHMMSS".
 std::string default_run_dir(const std::string& stem);
