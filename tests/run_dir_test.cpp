@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "advft/error.h"
@@ -25,6 +26,17 @@ void start_run(const io::RunPaths& paths, const std::string& tag) {
   write_bytes(paths.config, tag);
   write_bytes(paths.log, tag);
   write_bytes(paths.metrics, tag);
+}
+
+/// A forced run in `paths.dir` that writes what `run` writes and then fails, the directory held
+/// by an io::RunDirGuard as the CLI holds it.
+void fail_forced_run(const io::RunPaths& paths, const std::function<void()>& run) {
+  try {
+    const io::RunDirGuard guard(io::prepare_run_dir(paths.dir, io::RunDirMode::kForce));
+    run();
+    throw InterruptedError("stopped by signal 2", 130);
+  } catch (const InterruptedError&) {
+  }
 }
 
 void expect_run(const io::RunPaths& paths, const std::string& tag) {
@@ -78,18 +90,40 @@ TEST(RunDir, ForceSetsTheEarlierRunAsideAndPutsItBackWhenTheNewRunFails) {
   EXPECT_EQ(read_bytes(paths.dir + "/notes.txt"), "mine");
 }
 
-TEST(RunDir, ForceDropsTheEarlierRunOnceTheNewOneHasACheckpoint) {
+TEST(RunDir, ForceDropsTheEarlierRunWhenTheNewOneFinishes) {
   TempDir tmp;
   const io::RunPaths paths = io::run_paths(tmp.file("run"));
   write_finished_run(paths, "old");
   const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
-  start_run(paths, "new");
-  write_bytes(paths.last, "new");
+  write_finished_run(paths, "new");
   io::finish_run_dir(run);
   EXPECT_FALSE(fs::exists(io::previous_run_dir(paths.dir)));
-  EXPECT_FALSE(fs::exists(paths.results));  // the old run's: gone with it
-  EXPECT_EQ(read_bytes(paths.last), "new");
+  expect_run(paths, "new");
   EXPECT_EQ(read_bytes(paths.dir + "/notes.txt"), "mine");
+}
+
+// Stopped (Ctrl-C, diverged) after a checkpoint: the new run can be resumed, the earlier one is
+// still wanted until it finishes. The guard settles the directory on the error path too.
+TEST(RunDir, ForcedRunThatStopsAfterACheckpointKeepsBothRuns) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  fail_forced_run(paths, [&] {
+    start_run(paths, "new");
+    write_bytes(paths.last, "new");
+  });
+  EXPECT_EQ(read_bytes(paths.last), "new");
+  EXPECT_EQ(read_bytes(io::previous_run_dir(paths.dir) + "/last.safetensors"), "old");
+  EXPECT_EQ(read_bytes(io::previous_run_dir(paths.dir) + "/results.json"), "old");
+}
+
+TEST(RunDir, GuardPutsTheEarlierRunBackWhenTheCommandFailsBeforeTraining) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  write_finished_run(paths, "old");
+  fail_forced_run(paths, [&] { write_bytes(paths.config, "half written"); });
+  expect_run(paths, "old");
+  EXPECT_FALSE(fs::exists(io::previous_run_dir(paths.dir)));
 }
 
 // A run killed before finish_run_dir (SIGKILL, a lost node) leaves the earlier run aside and its
@@ -99,7 +133,7 @@ TEST(RunDir, ForceAfterAKilledAttemptKeepsTheRunWithACheckpoint) {
   const io::RunPaths paths = io::run_paths(tmp.file("run"));
   write_finished_run(paths, "old");
   io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
-  start_run(paths, "killed");  // and never finished
+  start_run(paths, "killed");  // and never ended
   const io::RunDir again = io::prepare_run_dir(paths.dir, io::RunDirMode::kForce);
   EXPECT_TRUE(again.replaced);
   EXPECT_FALSE(fs::exists(paths.config));
@@ -149,6 +183,7 @@ TEST(RunDir, ForceRefusesAPreviousRunItDidNotMake) {
   write_bytes(aside, "a file of the user's");
   EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kForce), RunDirError);
   EXPECT_EQ(read_bytes(aside), "a file of the user's");
+  EXPECT_FALSE(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume).replaced);  // left alone
   fs::remove(aside);
   write_bytes(aside + "/plot.png", "mine");
   try {
@@ -159,11 +194,17 @@ TEST(RunDir, ForceRefusesAPreviousRunItDidNotMake) {
   }
   expect_run(paths, "old");  // nothing moved
   EXPECT_EQ(read_bytes(aside + "/plot.png"), "mine");
+  EXPECT_FALSE(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume).replaced);
+  fs::remove_all(aside);
+  write_bytes(aside + ".partial", "a file of the user's");  // where the moves would stage
+  EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kForce), RunDirError);
+  expect_run(paths, "old");
+  EXPECT_EQ(read_bytes(aside + ".partial"), "a file of the user's");
 }
 
-// A forced run killed after its first checkpoint: --resume continues it and then drops the run it
-// replaced, as the forced run would have; a resume that cannot start points at that run.
-TEST(RunDir, ResumeOfAForcedRunDropsTheRunItReplaced) {
+// A forced run stopped after its first checkpoint: --resume continues it and drops the run it
+// replaced when it finishes, not before; a resume that cannot start points at that run.
+TEST(RunDir, ResumeOfAForcedRunDropsTheRunItReplacedWhenItFinishes) {
   TempDir tmp;
   const io::RunPaths paths = io::run_paths(tmp.file("run"));
   const std::string aside = io::previous_run_dir(paths.dir);
@@ -177,9 +218,13 @@ TEST(RunDir, ResumeOfAForcedRunDropsTheRunItReplaced) {
     EXPECT_NE(std::string(e.what()).find(aside), std::string::npos) << e.what();
   }
   write_bytes(paths.last, "new");  // killed after it
-  const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
-  EXPECT_TRUE(run.replaced);
-  io::finish_run_dir(run);
+  const io::RunDir failed = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+  EXPECT_TRUE(failed.replaced);
+  io::finish_run_dir(failed);  // the resume stopped (bad data, say): nothing is dropped
+  EXPECT_EQ(read_bytes(aside + "/last.safetensors"), "old");
+  const io::RunDir resumed = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+  write_bytes(paths.results, "new");
+  io::finish_run_dir(resumed);
   EXPECT_FALSE(fs::exists(aside));
   EXPECT_EQ(read_bytes(paths.last), "new");
 }

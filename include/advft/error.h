@@ -17,7 +17,7 @@ enum ExitCode : int {
   kExitCheckpoint = 5,    ///< checkpoint missing, truncated, foreign or not matching the model
   kExitRunDir = 6,        ///< run directory exists / cannot be written
   kExitDiverged = 7,      ///< loss became NaN/Inf; the last good checkpoint is kept
-  kExitInterrupted = 130  ///< SIGINT/SIGTERM: a resumable checkpoint was saved first
+  kExitInterrupted = 130  ///< SIGINT/SIGTERM: a resumable checkpoint saved, unless no step ran
 };
 
 /// Base of all advft errors; carries the exit code the process should end with.

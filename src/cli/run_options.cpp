@@ -155,12 +155,12 @@ void run_training_command(const RunOptions& o, config::Command command) {
   if (run_dir->run().replaced) {
     const std::string aside = io::previous_run_dir(request.paths.dir);
     if (request.resume) {
-      spdlog::info("{} holds the run a forced run replaced; it is deleted when this run ends",
+      spdlog::info("{} holds the run a forced run replaced; it is deleted when this run finishes",
                    aside);
     } else {
       spdlog::info(
-          "--force: the run this one replaces is kept in {} until this run writes its first "
-          "checkpoint; it comes back if this run stops before that",
+          "--force: the run this one replaces is kept in {} until this run finishes; it comes "
+          "back if this run stops before its first checkpoint",
           aside);
     }
   }

@@ -75,8 +75,37 @@ void recover_interrupted_moves(const RunPaths& paths) {
   for (const fs::path& staging : {partial_dir(paths), restoring_dir(paths)}) {
     if (!real_directory(staging)) continue;
     move_files(file_names(paths), staging, paths.dir);
-    remove_run({}, staging, /*and_dir=*/true);
+    std::error_code error;
+    fs::remove(staging, error);
+    if (error) {
+      throw RunDirError(staging.string() + ": holds files advft did not put there (" +
+                        error.message() + "); move them away");
+    }
   }
+}
+
+/// previous-run/ is advft's when it is absent or a directory of a run's files: what is wrong with
+/// it otherwise, or an empty string. --force refuses anything else before a file moves, never
+/// removing it; --resume leaves it alone.
+std::string previous_run_problem(const RunPaths& paths) {
+  const fs::path aside = previous_run_dir(paths.dir);
+  if (!present(aside)) return {};
+  if (!real_directory(aside)) {
+    return aside.string() +
+           ": is not a directory; advft keeps a run that --force replaces there: move it away, or "
+           "choose another --out";
+  }
+  const std::vector<std::string> names = file_names(paths);
+  std::error_code error;
+  for (fs::directory_iterator it(aside, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return aside.string() + " holds " + name +
+             ", which advft did not put there; move it away, or choose another --out";
+    }
+  }
+  if (error) return aside.string() + ": cannot read: " + error.message();
+  return {};
 }
 
 /// --force: the run kept in previous-run/ is the latest one that got as far as a checkpoint. The
@@ -89,18 +118,13 @@ void set_earlier_run_aside(const RunPaths& paths) {
     remove_run(names, paths.dir, /*and_dir=*/false);
     return;
   }
-  std::error_code error;
-  for (fs::directory_iterator it(aside, error), end; !error && it != end; it.increment(error)) {
-    const std::string name = it->path().filename().string();
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
-      throw RunDirError(aside.string() + " holds " + name +
-                        ", which advft did not put there; move it away, or choose another --out");
-    }
-  }
   const fs::path partial = partial_dir(paths);
-  error.clear();
-  fs::create_directory(partial, error);
-  if (error) throw RunDirError(partial.string() + ": cannot create: " + error.message());
+  std::error_code error;
+  if (!fs::create_directory(partial, error) || error) {
+    throw RunDirError(partial.string() + ": cannot create it" +
+                      (error ? ": " + error.message() : std::string(" (something is there)")) +
+                      "; move it away, or choose another --out");
+  }
   try {
     move_files(names, paths.dir, partial);
   } catch (const RunDirError&) {
@@ -150,11 +174,6 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
     throw RunDirError(dir + ": exists and is not a directory");
   }
   if (exists) recover_interrupted_moves(paths);
-  if (present(aside) && !real_directory(aside)) {
-    throw RunDirError(aside.string() +
-                      ": is not a directory; advft keeps a run that --force replaces there: "
-                      "move it away, or choose another --out");
-  }
   if (mode == RunDirMode::kResume) {
     if (!exists) throw RunDirError(dir + ": no such run directory to resume");
     if (!fs::is_regular_file(paths.config, error) || !fs::is_regular_file(paths.last, error)) {
@@ -166,9 +185,9 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
                                        ": move its files back to resume that one"
                                  : std::string()));
     }
-    // A forced run killed after its first checkpoint left the run it replaced: this run has a
-    // checkpoint, so finish_run_dir drops that one as the forced run would have.
-    run.replaced = real_directory(aside);
+    // A forced run that stopped after its first checkpoint left the run it replaced: it goes
+    // when this run finishes, as it would have when the forced run did.
+    run.replaced = real_directory(aside) && previous_run_problem(paths).empty();
     return run;
   }
   if (exists && mode == RunDirMode::kNew && !fs::is_empty(dir, error)) {
@@ -179,6 +198,9 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
   if (error) throw RunDirError(dir + ": cannot create: " + error.message());
   run.created = !exists;
   if (mode == RunDirMode::kForce) {
+    if (const std::string problem = previous_run_problem(paths); !problem.empty()) {
+      throw RunDirError(problem);
+    }
     bool earlier = false;
     for (const std::string& file : run_files(paths))
       earlier = earlier || present(file);
@@ -188,11 +210,18 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
   return run;
 }
 
-void finish_run_dir(const RunDir& run) {
+void finish_run_dir(const RunDir& run) noexcept try {
   const std::vector<std::string> names = file_names(run.paths);
   const fs::path aside = previous_run_dir(run.paths.dir);
-  if (present(run.paths.last)) {
+  if (present(run.paths.results)) {  // it finished: it replaces the earlier run for good
     if (run.replaced) remove_run(names, aside, /*and_dir=*/true);
+    return;
+  }
+  if (present(run.paths.last)) {  // stopped, resumable: both runs stay, each where it is
+    if (run.replaced) {
+      spdlog::info("the run this one replaces stays in {} until this one finishes (--resume {})",
+                   aside.string(), run.paths.dir);
+    }
     return;
   }
   if (run.created) {
@@ -213,6 +242,9 @@ void finish_run_dir(const RunDir& run) {
     spdlog::warn("cannot move the earlier run back: {}; its files are in {}", e.what(),
                  (real_directory(restoring) ? restoring : aside).string());
   }
+} catch (...) {
+  // Called from a destructor, where a throw would terminate: a failure here only leaves files
+  // where the next command in the directory finds them (recover_interrupted_moves).
 }
 
 std::string default_run_dir(const std::string& stem) {

@@ -456,13 +456,15 @@ nlohmann::json Trainer::run() {
       save_last(completed, /*also_best=*/false);
     }
     writer_.wait();
-    const bool resumable = std::filesystem::exists(paths_.last);
-    throw InterruptedError(
-        std::string(e.what()) + " at step " + std::to_string(completed) + " of " +
-            std::to_string(total_steps_) +
-            (resumable ? "; saved " + paths_.last + "; continue with --resume " + paths_.dir
-                       : std::string("; no step was completed, nothing to resume")),
-        e.exit_code());
+    std::string outcome = "; no step was completed, nothing to resume";
+    if (completed > first_step) {
+      outcome = "; saved " + paths_.last + "; continue with --resume " + paths_.dir;
+    } else if (std::filesystem::exists(paths_.last)) {  // a resumed run stopped at once
+      outcome = "; nothing new to save; continue with --resume " + paths_.dir;
+    }
+    throw InterruptedError(std::string(e.what()) + " at step " + std::to_string(completed) +
+                               " of " + std::to_string(total_steps_) + outcome,
+                           e.exit_code());
   }
   writer_.wait();  // results.json names the checkpoints: they are on disk first
   nlohmann::json out = results();

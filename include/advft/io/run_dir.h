@@ -41,14 +41,16 @@ struct RunDir {
 /// Creates or checks the directory: kNew refuses a non-empty one (RunDirError pointing at
 /// --force / --resume); kResume requires its config and last checkpoint; kForce moves the files of
 /// an earlier run there (run_files, nothing else) into previous_run_dir, so that the new run's
-/// config, log and metrics never mix with the old run's checkpoints.
+/// config, log and metrics never mix with the old run's checkpoints. A previous_run_dir that holds
+/// anything else is refused, never removed. Completes or undoes moves that a killed process left.
 RunDir prepare_run_dir(const std::string& dir, RunDirMode mode);
 
-/// Called once the run has ended, however it ended. A run that wrote a checkpoint keeps the
-/// directory and drops the run it replaced. A run that did not leaves the directory as it found
-/// it: the directory it created is removed, or else its files are, and the run it moved aside comes
-/// back. Never throws.
-void finish_run_dir(const RunDir& run);
+/// Called once the run has ended, however it ended. A run that finished (results.json) drops the
+/// run it replaced. A run that stopped after a checkpoint keeps both: itself to --resume, the
+/// earlier one aside. A run that stopped before its first checkpoint leaves the directory as it
+/// found it: the directory it created is removed, or else its files are, and the run it moved aside
+/// comes back.
+void finish_run_dir(const RunDir& run) noexcept;
 
 /// Calls finish_run_dir when it goes out of scope, on success and on every error alike: hold one
 /// from right after prepare_run_dir to the end of the run.
