@@ -14,6 +14,7 @@
 #include "advft/io/checkpoint.h"
 #include "advft/io/metrics.h"
 #include "advft/io/run_dir.h"
+#include "advft/io/safetensors.h"
 #include "checkpoint_bytes.h"
 #include "fixtures.h"
 
@@ -269,6 +270,46 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   json ra = json::parse(read_bytes(ref + "/results.json"));
   json rb = json::parse(read_bytes(run + "/results.json"));
   EXPECT_EQ(ra["final"]["val_robust_accuracy"], rb["final"]["val_robust_accuracy"]);
+}
+
+// A stop during an epoch's validation saves the epoch's last step without the epoch's record. The
+// checkpoint of such a stop is made here from a finished run (validation changes no weight): its
+// training state put back to the end of epoch 1's record, results.json and the last records gone.
+TEST_F(CliTest, ResumeAfterAStopDuringValidationValidatesThatEpoch) {
+  const std::string ref = tmp.file("ref");
+  RunResult r = run_advft("train --config " + config_path + " --epochs 2 --out " + ref);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string run = tmp.file("stopped");
+  fs::copy(ref, run, fs::copy_options::recursive);
+  std::vector<json> records = io::read_jsonl(ref + "/metrics.jsonl");
+  std::vector<json> epochs;
+  std::string kept;
+  for (const json& record : records) {
+    if (record["type"] == "epoch") epochs.push_back(record);
+    if (record["type"] == "step" || (record["type"] == "epoch" && record["epoch"] == 1))
+      kept += record.dump() + "\n";
+  }
+  ASSERT_EQ(epochs.size(), 2u);
+  write_bytes(run + "/metrics.jsonl", kept);
+  fs::remove(run + "/results.json");
+  io::SafetensorsContent last = io::read_safetensors(run + "/last.safetensors");
+  json state = json::parse(last.metadata.at("train_state"));
+  state["last_epoch"] = epochs[0];
+  state["best_epoch"] = 1;
+  state["best_val_score"] = epochs[0]["val_robust_accuracy"];
+  last.metadata["train_state"] = state.dump();
+  io::write_safetensors(run + "/last.safetensors", last.tensors, last.metadata);
+
+  r = run_advft("train --resume " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<json> resumed;
+  for (const json& record : io::read_jsonl(run + "/metrics.jsonl"))
+    if (record["type"] == "epoch") resumed.push_back(record);
+  ASSERT_EQ(resumed.size(), 2u) << "epoch 2 was not validated on resume";
+  for (const char* key : {"val_clean_accuracy", "val_robust_accuracy"})
+    EXPECT_EQ(resumed[1][key], epochs[1][key]) << key;
+  const json results = json::parse(read_bytes(run + "/results.json"));
+  EXPECT_EQ(results["final"]["epoch"], 2);
 }
 
 TEST_F(CliTest, ExistingRunDirectoryIsRefusedUnlessForced) {

@@ -111,6 +111,8 @@ class Trainer {
   void build_step();
   void train_step(int64_t step);
   void end_of_epoch(int64_t epoch);
+  /// The run stopped at an epoch's end before that epoch's validation and record.
+  bool epoch_end_pending() const;
   void save_last(int64_t next_step, bool also_best);
   void check_finite(int64_t step) const;
   [[noreturn]] void throw_diverged(int64_t step, const std::string& what) const;
@@ -341,6 +343,14 @@ void Trainer::save_last(int64_t next_step, bool also_best) {
   });
 }
 
+bool Trainer::epoch_end_pending() const {
+  const int64_t step = state_.next_step;
+  if (step == 0 || step % steps_per_epoch_ != 0) return false;
+  const int64_t recorded =
+      state_.last_epoch.is_object() ? state_.last_epoch.value("epoch", int64_t{0}) : 0;
+  return recorded != step / steps_per_epoch_;
+}
+
 void Trainer::end_of_epoch(int64_t epoch) {
   check_finite((epoch + 1) * steps_per_epoch_ - 1);  // before validating a broken model
   nlohmann::json record = {{"type", "epoch"},
@@ -436,6 +446,10 @@ nlohmann::json Trainer::run() {
   const int64_t first_step = state_.next_step;
   int64_t completed = first_step;
   try {
+    // A stop that came during an epoch's validation (the evaluator polls for it too) saved the
+    // epoch's last step without the epoch's record: validate that epoch first, as the run would
+    // have, so that its record, best checkpoint and final accuracy are not skipped.
+    if (epoch_end_pending()) end_of_epoch(first_step / steps_per_epoch_ - 1);
     for (int64_t step = first_step; step < total_steps_; ++step) {
       // Checked before the step, not after: a stop asked for while the run was starting (Ctrl-C
       // during the data loading) saves nothing, so a forced run gives back the run it replaced.
