@@ -66,7 +66,7 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
                                     "(uses the run's own config.json)");
   command.add_flag("--force", o.force,
                    "Replace the run in an existing --out directory (kept in its previous-run/ "
-                   "until this run's first checkpoint)");
+                   "until this run finishes)");
   command.add_option("--device", o.device, "auto | cpu | cuda | cuda:N (config key: device)");
   command.add_option("--data-dir", o.data_dir, "Data set directory (config key: data.dir)");
   command.add_option("--epochs", o.epochs, "Number of epochs (config key: train.epochs)")

@@ -201,10 +201,9 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
     if (const std::string problem = previous_run_problem(paths); !problem.empty()) {
       throw RunDirError(problem);
     }
-    bool earlier = false;
-    for (const std::string& file : run_files(paths))
-      earlier = earlier || present(file);
-    if (earlier) set_earlier_run_aside(paths);
+    const std::vector<std::string> files = run_files(paths);
+    if (std::any_of(files.begin(), files.end(), [](const std::string& f) { return present(f); }))
+      set_earlier_run_aside(paths);
     run.replaced = real_directory(aside);
   }
   return run;

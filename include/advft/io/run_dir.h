@@ -24,8 +24,7 @@ RunPaths run_paths(const std::string& dir);
 /// The files above, without the directory.
 std::vector<std::string> run_files(const RunPaths& paths);
 
-/// Where --force keeps the run it replaces until the new run has a checkpoint:
-/// "<dir>/previous-run".
+/// Where --force keeps the run it replaces until the new run finishes: "<dir>/previous-run".
 std::string previous_run_dir(const std::string& dir);
 
 /// How an existing directory may be used.
@@ -35,7 +34,7 @@ enum class RunDirMode { kNew, kForce, kResume };
 struct RunDir {
   RunPaths paths;
   bool created = false;   ///< it did not exist before
-  bool replaced = false;  ///< kForce moved an earlier run's files into previous_run_dir
+  bool replaced = false;  ///< previous_run_dir holds the run this one replaces (finish drops it)
 };
 
 /// Creates or checks the directory: kNew refuses a non-empty one (RunDirError pointing at
