@@ -5,6 +5,7 @@
 #include <set>
 
 #include "advft/error.h"
+#include "printable.h"
 
 #ifndef ADVFT_VERSION
 #error "ADVFT_VERSION must be defined by the build (CMake sets it from the project version)"
@@ -13,7 +14,7 @@
 namespace advft::io {
 namespace {
 
-constexpr size_t kMaxListed = 5;
+using detail::printable_list;
 
 std::string shape_text(torch::IntArrayRef shape) {
   std::string out = "[";
@@ -21,18 +22,6 @@ std::string shape_text(torch::IntArrayRef shape) {
     out += (i ? ", " : "") + std::to_string(shape[i]);
   }
   return out + "]";
-}
-
-// Long lists (a wrong architecture misses hundreds of names) stay one readable line.
-std::string join_truncated(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size() && i < kMaxListed; ++i) {
-    out += (i ? ", " : "") + items[i];
-  }
-  if (items.size() > kMaxListed) {
-    out += " and " + std::to_string(items.size() - kMaxListed) + " more";
-  }
-  return out;
 }
 
 // Never throws on odd strings: train_state may carry user-provided paths.
@@ -301,15 +290,15 @@ LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTe
     message += ":";
     std::string sep = " ";
     if (!report.mismatched.empty()) {
-      message += sep + "shape mismatch: " + join_truncated(mismatch_details);
+      message += sep + "shape mismatch: " + printable_list(mismatch_details);
       sep = "; ";
     }
     if (!report.missing.empty()) {
-      message += sep + "missing: " + join_truncated(report.missing);
+      message += sep + "missing: " + printable_list(report.missing);
       sep = "; ";
     }
     if (!report.unexpected.empty()) {
-      message += sep + "unexpected: " + join_truncated(report.unexpected);
+      message += sep + "unexpected: " + printable_list(report.unexpected);
     }
     throw CheckpointError(message);
   }

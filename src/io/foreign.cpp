@@ -19,14 +19,12 @@ namespace advft::io {
 namespace {
 
 using detail::printable;
+using detail::printable_list;
 
-// DataParallel/DDP wrap the model as `module`; RobustBench-style wrappers as `model`.
-constexpr const char* kWrapperPrefixes[] = {"module.", "model."};
 // TRADES' WideResNet defines a second first block that forward() never calls.
 constexpr const char* kUnusedPrefix = "sub_block1.";
 constexpr const char* kNormalizeNames[] = {"normalize.mean", "normalize.std"};
 constexpr const char* kHeads[] = {"linear", "fc"};
-constexpr size_t kMaxListed = 5;
 constexpr const char* kTorchScriptKind = "torchscript";
 
 std::string absolute_path(const std::string& path) {
@@ -46,15 +44,6 @@ std::string join(const std::vector<int64_t>& values, const char* separator) {
   std::string out;
   for (size_t i = 0; i < values.size(); ++i)
     out += (i ? separator : "") + std::to_string(values[i]);
-  return out;
-}
-
-std::string join_names(const std::vector<std::string>& names) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < kMaxListed; ++i)
-    out += (i ? ", " : "") + printable(names[i]);
-  if (names.size() > kMaxListed)
-    out += " and " + std::to_string(names.size() - kMaxListed) + " more";
   return out;
 }
 
@@ -209,25 +198,6 @@ void check_layout(const LoadedCheckpoint& ckpt, const Layout& have, const Foreig
   if (problem.empty()) return;
   if (options.strict) throw CheckpointError(problem);
   spdlog::warn("{} (loading what fits: --non-strict)", problem);
-}
-
-// Removes a `module.` / `model.` prefix that every name shares (repeatedly: module.model.x).
-std::string strip_wrapper_prefixes(std::vector<NamedTensor>& tensors) {
-  std::string stripped;
-  for (bool again = true; again && !tensors.empty();) {
-    again = false;
-    for (const std::string prefix : kWrapperPrefixes) {
-      const bool all = std::all_of(tensors.begin(), tensors.end(), [&](const NamedTensor& t) {
-        return t.name.size() > prefix.size() && starts_with(t.name, prefix);
-      });
-      if (!all) continue;
-      for (auto& t : tensors)
-        t.name.erase(0, prefix.size());
-      stripped += prefix;
-      again = true;
-    }
-  }
-  return stripped;
 }
 
 // MadryLab's robustness library saves its AttackerModel: the network under "model.", the same
@@ -513,15 +483,15 @@ LoadReport load_checkpoint_weights(models::ClassifierImpl& model, const LoadedCh
   }
   if (!report.missing.empty()) {
     spdlog::warn("{}: {} model tensors not in the file keep their initialization: {}", ckpt.path,
-                 report.missing.size(), join_names(report.missing));
+                 report.missing.size(), printable_list(report.missing));
   }
   if (!report.unexpected.empty()) {
     spdlog::warn("{}: {} tensors the model does not have were ignored: {}", ckpt.path,
-                 report.unexpected.size(), join_names(report.unexpected));
+                 report.unexpected.size(), printable_list(report.unexpected));
   }
   if (!report.mismatched.empty()) {
     spdlog::warn("{}: {} tensors of another shape were ignored: {}", ckpt.path,
-                 report.mismatched.size(), join_names(report.mismatched));
+                 report.mismatched.size(), printable_list(report.mismatched));
   }
   return report;
 }

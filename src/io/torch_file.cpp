@@ -1,5 +1,6 @@
 #include "advft/io/torch_file.h"
 
+#include <algorithm>
 #include <set>
 
 #include "advft/error.h"
@@ -17,7 +18,7 @@ constexpr const char* kKnownKeys[] = {"state_dict", "model_state_dict", "model",
                                       "ema",        "state_dict_ema",   "module"};
 // DataParallel/DDP wrap the model as `module`; RobustBench-style wrappers as `model`.
 constexpr const char* kWrapperPrefixes[] = {"module.", "model."};
-constexpr size_t kMaxListed = 20;
+constexpr size_t kMaxKeysListed = 20;
 constexpr int kMaxNesting = 32;
 
 // What torch.save wrote before PyTorch 1.6: a pickled magic number (LONG1, 10 bytes) first.
@@ -85,8 +86,8 @@ std::string describe_keys(const PickleValue& root) {
   std::string out;
   size_t listed = 0;
   for (const auto& entry : root.entries) {
-    if (listed == kMaxListed) {
-      out += ", and " + std::to_string(root.entries.size() - kMaxListed) + " more";
+    if (listed == kMaxKeysListed) {
+      out += ", and " + std::to_string(root.entries.size() - kMaxKeysListed) + " more";
       break;
     }
     std::string name;
@@ -95,26 +96,6 @@ std::string describe_keys(const PickleValue& root) {
     out += std::string(" (") + entry.value.kind_name() + ")";
   }
   return out.empty() ? "none" : out;
-}
-
-void strip_wrapper_prefixes(TorchFileContent& content) {
-  auto& tensors = content.tensors;
-  for (bool stripped = true; stripped && !tensors.empty();) {
-    stripped = false;
-    for (const std::string prefix : kWrapperPrefixes) {
-      bool all = true;
-      for (const auto& t : tensors) {
-        all = all && t.name.size() > prefix.size() && t.name.compare(0, prefix.size(), prefix) == 0;
-      }
-      if (all) {
-        for (auto& t : tensors) {
-          t.name.erase(0, prefix.size());
-        }
-        content.stripped_prefix += prefix;
-        stripped = true;
-      }
-    }
-  }
 }
 
 // Names a file that is not a zip archive as precisely as its first bytes allow.
@@ -161,6 +142,24 @@ std::string find_record_prefix(const ZipReader& zip) {
 }
 
 }  // namespace
+
+std::string strip_wrapper_prefixes(std::vector<NamedTensor>& tensors) {
+  std::string stripped;
+  for (bool again = true; again && !tensors.empty();) {
+    again = false;
+    for (const std::string prefix : kWrapperPrefixes) {
+      const bool all = std::all_of(tensors.begin(), tensors.end(), [&](const NamedTensor& t) {
+        return t.name.size() > prefix.size() && t.name.compare(0, prefix.size(), prefix) == 0;
+      });
+      if (!all) continue;
+      for (auto& t : tensors)
+        t.name.erase(0, prefix.size());
+      stripped += prefix;
+      again = true;
+    }
+  }
+  return stripped;
+}
 
 TorchFileContent find_state_dict(const PickleValue& root, const std::string& source,
                                  const std::string& key) {
@@ -223,7 +222,7 @@ TorchFileContent find_state_dict(const PickleValue& root, const std::string& sou
                             "' twice once nested dicts are flattened");
     }
   }
-  strip_wrapper_prefixes(content);
+  content.stripped_prefix = strip_wrapper_prefixes(content.tensors);
   return content;
 }
 

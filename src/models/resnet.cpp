@@ -3,15 +3,13 @@
 #include <string>
 
 #include "advft/models/batch_norm_relu.h"
+#include "conv.h"
 
 namespace advft::models {
 
-namespace {
+using detail::conv;
 
-torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
-}
+namespace {
 
 // torchvision adds a projection whenever the block changes resolution or channel count.
 torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {

@@ -1,17 +1,11 @@
 #include "advft/models/wide_resnet.h"
 
 #include "advft/models/batch_norm_relu.h"
+#include "conv.h"
 
 namespace advft::models {
 
-namespace {
-
-torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
-}
-
-}  // namespace
+using detail::conv;
 
 WideBasicBlockImpl::WideBasicBlockImpl(const WideBasicBlockOptions& options)
     : equal_in_out(options.in_planes() == options.out_planes()) {

@@ -22,6 +22,10 @@ struct TorchFileContent {
   std::string stripped_prefix;
 };
 
+/// Removes a `module.` (DataParallel/DDP) or `model.` (RobustBench-style wrapper) prefix that
+/// every name shares, repeatedly (module.model.x -> x), and returns what it removed ("" if none).
+std::string strip_wrapper_prefixes(std::vector<NamedTensor>& tensors);
+
 /// Finds the state_dict in a decoded torch.save object: under `key` when given; else the object
 /// itself when all its values are tensors; else the first of state_dict, model_state_dict, model,
 /// net, ema, state_dict_ema, module holding tensors; else the only top-level value holding
