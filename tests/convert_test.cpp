@@ -121,7 +121,9 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTrip{"tv_resnet18.pth", "tv_resnet18", "", "input64"},
                       RoundTrip{"tv_resnet50.pth", "tv_resnet50", "", "input64"},
                       RoundTrip{"tv_wide_resnet50_2.pth", "tv_wide_resnet50_2", "", "input64"},
-                      RoundTrip{"nested_resnet18.pth", "nested_resnet18", "", "input64"}));
+                      RoundTrip{"nested_resnet18.pth", "nested_resnet18", "", "input64"}),
+    // gtest's names (what --gtest_filter and tests/CMakeLists.txt match) by the definition.
+    [](const ::testing::TestParamInfo<RoundTrip>& info) { return std::string(info.param.kind); });
 
 TEST(TorchSaveWriter, EveryDtypeAndViewReadsBackExactly) {
   const torch::Tensor base = torch::arange(24, torch::kFloat64).reshape({4, 6});
