@@ -18,30 +18,54 @@ cmake --build "$build_dir" -j"${ADVFT_BUILD_JOBS:-$(nproc)}"
 cat fuzz/pickle.dict fuzz/zip.dict >"$build_dir/torch_file.dict"
 mkdir -p "$build_dir/artifacts"
 
-failed=()
-fuzz() {
+# run_fuzzer TARGET MAX_LEN DICT: one libFuzzer process (one core); its exit status goes to
+# TARGET.status beside its log, so that a finding never stops the jobs running beside it.
+run_fuzzer() {
   local target=$1 max_len=$2 dict=$3
   # New inputs go to the build folder's corpus (first folder), never into the seeds in fuzz/.
-  local corpus="$build_dir/corpus/$target" log="$build_dir/$target.log"
+  local corpus="$build_dir/corpus/$target" status=0
   mkdir -p "$corpus"
+  UBSAN_OPTIONS=print_stacktrace=1 "$build_dir/$target" -max_total_time="$seconds" \
+    -seed="$seed" -runs="$runs" \
+    -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -dict="$dict" -print_final_stats=1 \
+    -artifact_prefix="$build_dir/artifacts/$target-" "$corpus" "fuzz/corpus/${target%_fuzzer}" \
+    >"$build_dir/$target.log" 2>&1 || status=$?
+  echo "$status" >"$build_dir/$target.status"
+}
+
+# max_len: the seeds are ~1 KiB; a few KiB leaves room to grow without slowing every run.
+targets=("unpickle_fuzzer 4096 fuzz/pickle.dict" "safetensors_fuzzer 4096 fuzz/safetensors.dict"
+  "torch_file_fuzzer 8192 $build_dir/torch_file.dict")
+# The targets run side by side, one per core (CI's 2 cores: 1.5 minutes instead of 2.5). Each is
+# a single process with its own seed and run count, so what it finds does not depend on its
+# neighbours; only FUZZ_SECONDS is wall time, and a shared core would make it cover less.
+running=0
+for spec in "${targets[@]}"; do
+  read -r target _ <<<"$spec"
+  if [ "$running" -ge "$(nproc)" ]; then
+    wait -n || true  # run_fuzzer returns 0; its status is in the file
+    running=$((running - 1))
+  fi
   echo "fuzz: $target for ${seconds}s (seed $seed, runs $runs)"
-  if UBSAN_OPTIONS=print_stacktrace=1 "$build_dir/$target" -max_total_time="$seconds" \
-      -seed="$seed" -runs="$runs" \
-      -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -dict="$dict" -print_final_stats=1 \
-      -artifact_prefix="$build_dir/artifacts/$target-" "$corpus" "fuzz/corpus/${target%_fuzzer}" \
-      >"$log" 2>&1; then
+  rm -f "$build_dir/$target.status"
+  run_fuzzer $spec &
+  running=$((running + 1))
+done
+wait
+
+failed=()
+for spec in "${targets[@]}"; do
+  read -r target _ <<<"$spec"
+  log="$build_dir/$target.log"
+  if [ "$(cat "$build_dir/$target.status" 2>/dev/null)" = 0 ]; then
+    echo "fuzz: $target:"
     grep -E "^stat::number_of_executed_units|^Done" "$log" | sed 's/^/  /'
   else
     tail -n 60 "$log"
     echo "fuzz: $target FAILED; full log $log; rerun an input with: $build_dir/$target FILE"
     failed+=("$target")
   fi
-}
-
-# max_len: the seeds are ~1 KiB; a few KiB leaves room to grow without slowing every run.
-fuzz unpickle_fuzzer 4096 fuzz/pickle.dict
-fuzz safetensors_fuzzer 4096 fuzz/safetensors.dict
-fuzz torch_file_fuzzer 8192 "$build_dir/torch_file.dict"
+done
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: findings in ${failed[*]}"
