@@ -108,6 +108,37 @@ done
 stub=$work/stub/c10/cuda/impl
 mkdir -p "$stub" && echo '#define C10_CUDA_BUILD_SHARED_LIBS' >"$stub/cuda_cmake_macros.h"
 
+# prepare SUITE: writes $work/pch-SUITE/flags, the flags of a real build against SUITE's headers
+# (CMakeLists.txt, spdlog's and the tests' targets) with CUDA on, one to a line after a first
+# line "MAJOR.MINOR C++STD"; then compiles the precompiled header a real build uses (about 5 s a
+# file instead of 13). Its exit status goes to pch-SUITE/status, its messages to pch-SUITE/log.
+prepare() {
+  local suite=$1 tree=$work/torch-$1/usr/include pch_dir=$work/pch-$1 major minor std status=0
+  mkdir -p "$pch_dir"
+  # torch/version.h moved between releases; the preprocessor finds it wherever it is.
+  read -r major minor < <(printf '#include <torch/version.h>\nTORCH_VERSION_MAJOR TORCH_VERSION_MINOR\n' |
+    g++ -E -P -x c++ -isystem "$tree" -isystem "$tree/torch/csrc/api/include" - | tail -n 1)
+  std=c++17
+  if [ "$major" -gt 2 ] || [ "$minor" -ge 13 ]; then std=c++20; fi  # as CMakeLists.txt decides
+  local flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
+    -isystem "$tree/torch/csrc/api/include" -isystem "$cuda_include" -isystem "$work/stub"
+    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
+    -DADVFT_BINARY='"advft"' -DADVFT_SOURCE_DIR='"."' -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
+    -DSPDLOG_SHARED_LIB -DFMT_SHARED)
+  printf '%s\n' "$major.$minor $std" "${flags[@]}" >"$pch_dir/flags"
+  printf '#include <torch/torch.h>\n#include <nlohmann/json.hpp>\n#include <spdlog/spdlog.h>\n' \
+    >"$pch_dir/pch.h"
+  g++ "${flags[@]}" -x c++-header "$pch_dir/pch.h" -o "$pch_dir/pch.h.gch" >"$pch_dir/log" 2>&1 ||
+    status=$?
+  echo "$status" >"$pch_dir/status"
+}
+# Each compiler run is one process on one core: the headers of every suite compile side by side
+# and beside the CUDA kernels (a minute less on 2 cores than one after the other).
+for suite in "${suites[@]}"; do
+  rm -f "$work/pch-$suite/status"
+  prepare "$suite" &
+done
+
 failed=0
 # advft's own kernels (src/*/*.cu: no LibTorch in them) through the CUDA compiler, for the
 # architectures CMakeLists.txt builds by default; a warning (a register spill too) fails the check.
@@ -127,36 +158,30 @@ for cu in src/*/*.cu; do
   fi
 done
 echo "check_libtorch2: CUDA kernels compiled by $("$nvcc" --version | grep -o 'release [0-9.]*')"
+wait
+
 for suite in "${suites[@]}"; do
-  tree=$work/torch-$suite/usr/include
-  # torch/version.h moved between releases; the preprocessor finds it wherever it is.
-  read -r major minor < <(printf '#include <torch/version.h>\nTORCH_VERSION_MAJOR TORCH_VERSION_MINOR\n' |
-    g++ -E -P -x c++ -isystem "$tree" -isystem "$tree/torch/csrc/api/include" - | tail -n 1)
-  std=c++17
-  if [ "$major" -gt 2 ] || [ "$minor" -ge 13 ]; then std=c++20; fi  # as CMakeLists.txt decides
-  # The flags of a real build (CMakeLists.txt, spdlog's and the tests' targets), with CUDA on.
-  flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
-    -isystem "$tree/torch/csrc/api/include" -isystem "$cuda_include" -isystem "$work/stub"
-    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
-    -DADVFT_BINARY='"advft"' -DADVFT_SOURCE_DIR='"."' -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
-    -DSPDLOG_SHARED_LIB -DFMT_SHARED)
-  # The precompiled header a real build uses: about 5 s a file instead of 13.
   pch_dir=$work/pch-$suite
-  mkdir -p "$pch_dir"
-  printf '#include <torch/torch.h>\n#include <nlohmann/json.hpp>\n#include <spdlog/spdlog.h>\n' \
-    >"$pch_dir/pch.h"
-  g++ "${flags[@]}" -x c++-header "$pch_dir/pch.h" -o "$pch_dir/pch.h.gch"
-  echo "check_libtorch2: LibTorch $major.$minor ($std), ${#files[@]} files"
-  log=$work/check-$major.$minor.log
+  mapfile -t flags <"$pch_dir/flags"
+  read -r version std <<<"${flags[0]}"
+  flags=("${flags[@]:1}")
+  if [ "$(cat "$pch_dir/status" 2>/dev/null)" != 0 ]; then
+    head -n 40 "$pch_dir/log"
+    echo "check_libtorch2: LibTorch $version: its headers do not compile (above); full log $pch_dir/log"
+    failed=1
+    continue
+  fi
+  echo "check_libtorch2: LibTorch $version ($std), ${#files[@]} files"
+  log=$work/check-$version.log
   if ! printf '%s\n' "${files[@]}" |
     xargs -P "$(nproc)" -n 1 bash -c 'g++ -fsyntax-only "$@" || { echo "FAILED: ${*: -1}"; exit 1; }' \
       bash "${flags[@]}" -include "$pch_dir/pch.h" >"$log" 2>&1; then
     grep -E "error|FAILED" "$log" | head -n 40
-    echo "check_libtorch2: LibTorch $major.$minor: errors above; full log $log"
+    echo "check_libtorch2: LibTorch $version: errors above; full log $log"
     failed=1
   elif grep -q "warning" "$log"; then
     grep -A3 "warning" "$log" | head -n 40
-    echo "check_libtorch2: LibTorch $major.$minor: warnings above; full log $log"
+    echo "check_libtorch2: LibTorch $version: warnings above; full log $log"
     failed=1
   fi
 done
