@@ -135,7 +135,7 @@ prepare() {
 # Each compiler run is one process on one core: the headers of every suite compile side by side
 # and beside the CUDA kernels (a minute less on 2 cores than one after the other).
 for suite in "${suites[@]}"; do
-  rm -f "$work/pch-$suite/status"
+  rm -f "$work/pch-$suite/status" "$work/pch-$suite/flags" "$work/pch-$suite/log"
   prepare "$suite" &
 done
 
@@ -162,15 +162,15 @@ wait
 
 for suite in "${suites[@]}"; do
   pch_dir=$work/pch-$suite
-  mapfile -t flags <"$pch_dir/flags"
-  read -r version std <<<"${flags[0]}"
-  flags=("${flags[@]:1}")
   if [ "$(cat "$pch_dir/status" 2>/dev/null)" != 0 ]; then
-    head -n 40 "$pch_dir/log"
-    echo "check_libtorch2: LibTorch $version: its headers do not compile (above); full log $pch_dir/log"
+    head -n 40 "$pch_dir/log" 2>/dev/null || true
+    echo "check_libtorch2: Debian $suite's LibTorch headers did not compile; full log $pch_dir/log"
     failed=1
     continue
   fi
+  mapfile -t flags <"$pch_dir/flags"
+  read -r version std <<<"${flags[0]}"
+  flags=("${flags[@]:1}")
   echo "check_libtorch2: LibTorch $version ($std), ${#files[@]} files"
   log=$work/check-$version.log
   if ! printf '%s\n' "${files[@]}" |
