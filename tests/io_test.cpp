@@ -446,6 +446,20 @@ TEST(AtomicFile, WritesAndReplacesLeavingNoTempFiles) {
   EXPECT_EQ(advft::io::read_file_bytes(path), "");
 }
 
+// "<path>.tmp.<pid>.<n>" is a temporary file of `path`'s; nothing else is, not even close names.
+TEST(AtomicFile, TemporaryFileWriterReadsTheWritersProcessId) {
+  using advft::io::temporary_file_writer;
+  EXPECT_EQ(temporary_file_writer("/r/last.safetensors", "/r/last.safetensors.tmp.4242.0"), 4242);
+  EXPECT_EQ(temporary_file_writer("best.safetensors", "best.safetensors.tmp.7.123"), 7);
+  for (const char* other :
+       {"best.safetensors.tmp.7.123", "last.safetensors", "last.safetensors.tmp.",
+        "last.safetensors.tmp.12", "last.safetensors.tmp.12.", "last.safetensors.tmp..1",
+        "last.safetensors.tmp.x.1", "last.safetensors.tmp.12.1x",
+        "last.safetensors.tmp.1234567890.1", "last.safetensors.tmp.-3.1"}) {
+    EXPECT_EQ(temporary_file_writer("last.safetensors", other), 0) << other;
+  }
+}
+
 TEST(AtomicFile, FailureIntoMissingDirectoryThrowsAndLeavesNothing) {
   TempDir dir;
   const std::string path = dir.file("no/such/dir/best.safetensors");

@@ -1,6 +1,8 @@
 // io::prepare_run_dir / finish_run_dir: a run directory holds one run, and a failed run leaves it
 // as it found it.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <functional>
@@ -251,6 +253,48 @@ TEST(RunDir, ResumeNeedsTheConfigAndTheLastCheckpoint) {
   write_bytes(paths.last, "ckpt");
   const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
   EXPECT_FALSE(run.created || run.replaced);
+}
+
+// The id of a process that has exited (and been reaped): no process has it now.
+pid_t exited_process() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+
+// A run killed while writing a checkpoint leaves the writer's temporary file, as large as the
+// checkpoint. The next command in the directory removes it; a file whose writer still runs, and
+// any other name, stay.
+TEST(RunDir, TemporaryFilesOfKilledWritersAreRemoved) {
+  TempDir tmp;
+  const io::RunPaths paths = io::run_paths(tmp.file("run"));
+  start_run(paths, "killed");
+  write_bytes(paths.last, "killed");
+  const std::string dead = std::to_string(exited_process());
+  const std::string abandoned = paths.last + ".tmp." + dead + ".3";
+  const std::vector<std::string> kept = {
+      paths.best + ".tmp." + std::to_string(::getpid()) + ".0",  // a writer that runs
+      paths.last + ".tmp." + dead + ".3.bak",                    // not a writer's name
+      paths.dir + "/notes.txt.tmp." + dead + ".0",               // not a run file's
+  };
+  write_bytes(abandoned, "half a checkpoint");
+  for (const std::string& file : kept)
+    write_bytes(file, "mine");
+  io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+  EXPECT_FALSE(fs::exists(abandoned));
+  for (const std::string& file : kept)
+    EXPECT_TRUE(fs::exists(file)) << file;
+  EXPECT_EQ(read_bytes(paths.last), "killed");
+
+  // A directory that held nothing else is empty again, so a new run may use it.
+  const io::RunPaths other = io::run_paths(tmp.file("other"));
+  fs::create_directories(other.dir);
+  write_bytes(other.config + ".tmp." + dead + ".0", "{");
+  const io::RunDir run = io::prepare_run_dir(other.dir, io::RunDirMode::kNew);
+  EXPECT_TRUE(fs::is_empty(other.dir));
+  EXPECT_FALSE(run.created);
 }
 
 }  // namespace

@@ -75,11 +75,22 @@ int write_all(int fd, const char* data, size_t size) {
   return 0;
 }
 
+constexpr const char* kTemporaryInfix = ".tmp.";
+
 // A name beside `path` for writing before the rename; pid + counter keeps concurrent writers
-// (threads, or ranks sharing a file system) apart.
+// (threads, or ranks sharing a file system) apart. temporary_file_writer reads it back.
 std::string temporary_name(const std::string& path) {
   static std::atomic<unsigned long> counter{0};
-  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  return path + kTemporaryInfix + std::to_string(::getpid()) + "." +
+         std::to_string(counter.fetch_add(1));
+}
+
+// The number of leading decimal digits of `text` from `pos`.
+size_t digits_at(const std::string& text, size_t pos) {
+  size_t end = pos;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9')
+    ++end;
+  return end - pos;
 }
 
 // Without this a rename may be lost on power failure.
@@ -92,6 +103,19 @@ void fsync_parent_dir(const std::string& path) {
 }
 
 }  // namespace
+
+long temporary_file_writer(const std::string& path, const std::string& candidate) {
+  const std::string prefix = path + kTemporaryInfix;
+  if (candidate.compare(0, prefix.size(), prefix) != 0) return 0;
+  const size_t pid_digits = digits_at(candidate, prefix.size());
+  const size_t dot = prefix.size() + pid_digits;
+  // <pid>.<n> and nothing after: pids fit in 7 digits on Linux.
+  if (pid_digits == 0 || pid_digits > 9 || dot >= candidate.size() || candidate[dot] != '.')
+    return 0;
+  const size_t counter_digits = digits_at(candidate, dot + 1);
+  if (counter_digits == 0 || dot + 1 + counter_digits != candidate.size()) return 0;
+  return std::stol(candidate.substr(prefix.size(), pid_digits));
+}
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = temporary_name(path);

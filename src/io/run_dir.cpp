@@ -1,12 +1,17 @@
 #include "advft/io/run_dir.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <filesystem>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "advft/error.h"
+#include "advft/io/atomic_file.h"
 
 namespace advft::io {
 namespace fs = std::filesystem;
@@ -28,6 +33,32 @@ std::vector<std::string> file_names(const RunPaths& paths) {
   for (const std::string& file : run_files(paths))
     names.push_back(fs::path(file).filename().string());
   return names;
+}
+
+bool process_exists(long pid) {
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+/// Removes the temporary files of run files whose writer is gone: an advft killed mid-write
+/// (SIGKILL, the OOM killer) leaves one, as large as the checkpoint it was writing, that nothing
+/// else would remove. A writer that still runs keeps its file.
+void remove_abandoned_temporaries(const RunPaths& paths) {
+  const std::vector<std::string> names = file_names(paths);
+  std::vector<std::pair<fs::path, long>> abandoned;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(paths.dir, error)) {
+    const std::string candidate = entry.path().filename().string();
+    for (const std::string& name : names) {
+      const long writer = temporary_file_writer(name, candidate);
+      if (writer > 0 && !process_exists(writer)) abandoned.emplace_back(entry.path(), writer);
+    }
+  }
+  for (const auto& [path, writer] : abandoned) {
+    std::error_code ignored;
+    if (fs::remove(path, ignored)) {
+      spdlog::info("removed {}: process {} was killed while writing it", path.string(), writer);
+    }
+  }
 }
 
 /// Moves the named files that exist from one directory to another (same file system: renames).
@@ -173,7 +204,10 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
   if (exists && !fs::is_directory(dir, error)) {
     throw RunDirError(dir + ": exists and is not a directory");
   }
-  if (exists) recover_interrupted_moves(paths);
+  if (exists) {
+    recover_interrupted_moves(paths);
+    remove_abandoned_temporaries(paths);
+  }
   if (mode == RunDirMode::kResume) {
     if (!exists) throw RunDirError(dir + ": no such run directory to resume");
     if (!fs::is_regular_file(paths.config, error) || !fs::is_regular_file(paths.last, error)) {

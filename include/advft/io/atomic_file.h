@@ -11,6 +11,11 @@ namespace advft::io {
 /// names the path and the system error; an existing `path` is then left untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+/// The process id in `candidate` when it is one of the temporary files that write_file_atomic
+/// and link_file_atomic give `path` ("<path>.tmp.<pid>.<n>", in path's directory), else 0. A
+/// process killed mid-write leaves such a file behind.
+long temporary_file_writer(const std::string& path, const std::string& candidate);
+
 /// Makes `to` a second name of the file `from` (a hard link, published by rename, so `to` is
 /// replaced atomically and stays a snapshot when `from` is later replaced by write_file_atomic).
 /// Where the file system has no hard links it copies through write_file_atomic instead.
