@@ -288,13 +288,16 @@ TEST(RunDir, TemporaryFilesOfKilledWritersAreRemoved) {
     EXPECT_TRUE(fs::exists(file)) << file;
   EXPECT_EQ(read_bytes(paths.last), "killed");
 
-  // A directory that held nothing else is empty again, so a new run may use it.
+  // A new run is refused the directory and touches nothing in it (the writer may be a process
+  // on another host); --force takes it over.
   const io::RunPaths other = io::run_paths(tmp.file("other"));
+  const std::string other_abandoned = other.config + ".tmp." + dead + ".0";
   fs::create_directories(other.dir);
-  write_bytes(other.config + ".tmp." + dead + ".0", "{");
-  const io::RunDir run = io::prepare_run_dir(other.dir, io::RunDirMode::kNew);
+  write_bytes(other_abandoned, "{");
+  EXPECT_THROW(io::prepare_run_dir(other.dir, io::RunDirMode::kNew), RunDirError);
+  EXPECT_TRUE(fs::exists(other_abandoned));
+  io::prepare_run_dir(other.dir, io::RunDirMode::kForce);
   EXPECT_TRUE(fs::is_empty(other.dir));
-  EXPECT_FALSE(run.created);
 }
 
 }  // namespace

@@ -204,10 +204,11 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
   if (exists && !fs::is_directory(dir, error)) {
     throw RunDirError(dir + ": exists and is not a directory");
   }
-  if (exists) {
-    recover_interrupted_moves(paths);
-    remove_abandoned_temporaries(paths);
-  }
+  if (exists) recover_interrupted_moves(paths);
+  // Only a command that takes the directory over: the writer of a file may be a process on
+  // another host sharing the file system, whose pid means nothing here, and a new run is refused
+  // a directory in use rather than allowed to touch it.
+  if (exists && mode != RunDirMode::kNew) remove_abandoned_temporaries(paths);
   if (mode == RunDirMode::kResume) {
     if (!exists) throw RunDirError(dir + ": no such run directory to resume");
     if (!fs::is_regular_file(paths.config, error) || !fs::is_regular_file(paths.last, error)) {

@@ -41,8 +41,8 @@ struct RunDir {
 /// --force / --resume); kResume requires its config and last checkpoint; kForce moves the files of
 /// an earlier run there (run_files, nothing else) into previous_run_dir, so that the new run's
 /// config, log and metrics never mix with the old run's checkpoints. A previous_run_dir that holds
-/// anything else is refused, never removed. Completes or undoes moves that a killed process left,
-/// and removes the temporary files of run files whose writing process is gone.
+/// anything else is refused, never removed. Completes or undoes moves that a killed process left;
+/// kForce and kResume also remove the temporary files of run files whose writer is gone.
 RunDir prepare_run_dir(const std::string& dir, RunDirMode mode);
 
 /// Called once the run has ended, however it ended. A run that finished (results.json) drops the
