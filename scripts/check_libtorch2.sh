@@ -108,24 +108,27 @@ done
 stub=$work/stub/c10/cuda/impl
 mkdir -p "$stub" && echo '#define C10_CUDA_BUILD_SHARED_LIBS' >"$stub/cuda_cmake_macros.h"
 
-# prepare SUITE: writes $work/pch-SUITE/flags, the flags of a real build against SUITE's headers
-# (CMakeLists.txt, spdlog's and the tests' targets) with CUDA on, one to a line after a first
-# line "MAJOR.MINOR C++STD"; then compiles the precompiled header a real build uses (about 5 s a
-# file instead of 13). Its exit status goes to pch-SUITE/status, its messages to pch-SUITE/log.
-prepare() {
-  local suite=$1 tree=$work/torch-$1/usr/include pch_dir=$work/pch-$1 major minor std status=0
-  mkdir -p "$pch_dir"
+# settings SUITE: sets version (MAJOR.MINOR), std and flags, the flags of a real build against
+# SUITE's headers (CMakeLists.txt, spdlog's and the tests' targets) with CUDA on.
+settings() {
+  local tree=$work/torch-$1/usr/include major minor
   # torch/version.h moved between releases; the preprocessor finds it wherever it is.
   read -r major minor < <(printf '#include <torch/version.h>\nTORCH_VERSION_MAJOR TORCH_VERSION_MINOR\n' |
     g++ -E -P -x c++ -isystem "$tree" -isystem "$tree/torch/csrc/api/include" - | tail -n 1)
+  version=$major.$minor
   std=c++17
   if [ "$major" -gt 2 ] || [ "$minor" -ge 13 ]; then std=c++20; fi  # as CMakeLists.txt decides
-  local flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
+  flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
     -isystem "$tree/torch/csrc/api/include" -isystem "$cuda_include" -isystem "$work/stub"
     -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
     -DADVFT_BINARY='"advft"' -DADVFT_SOURCE_DIR='"."' -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
     -DSPDLOG_SHARED_LIB -DFMT_SHARED)
-  printf '%s\n' "$major.$minor $std" "${flags[@]}" >"$pch_dir/flags"
+}
+# compile_pch SUITE: the precompiled header a real build uses (about 5 s a file instead of 13),
+# with the flags `settings` set; its exit status goes to pch-SUITE/status, its messages to
+# pch-SUITE/log.
+compile_pch() {
+  local pch_dir=$work/pch-$1 status=0
   printf '#include <torch/torch.h>\n#include <nlohmann/json.hpp>\n#include <spdlog/spdlog.h>\n' \
     >"$pch_dir/pch.h"
   g++ "${flags[@]}" -x c++-header "$pch_dir/pch.h" -o "$pch_dir/pch.h.gch" >"$pch_dir/log" 2>&1 ||
@@ -135,8 +138,10 @@ prepare() {
 # Each compiler run is one process on one core: the headers of every suite compile side by side
 # and beside the CUDA kernels (a minute less on 2 cores than one after the other).
 for suite in "${suites[@]}"; do
-  rm -f "$work/pch-$suite/status" "$work/pch-$suite/flags" "$work/pch-$suite/log"
-  prepare "$suite" &
+  mkdir -p "$work/pch-$suite"
+  rm -f "$work/pch-$suite/status" "$work/pch-$suite/log"
+  settings "$suite"
+  compile_pch "$suite" &
 done
 
 failed=0
@@ -168,9 +173,7 @@ for suite in "${suites[@]}"; do
     failed=1
     continue
   fi
-  mapfile -t flags <"$pch_dir/flags"
-  read -r version std <<<"${flags[0]}"
-  flags=("${flags[@]:1}")
+  settings "$suite"
   echo "check_libtorch2: LibTorch $version ($std), ${#files[@]} files"
   log=$work/check-$version.log
   if ! printf '%s\n' "${files[@]}" |
