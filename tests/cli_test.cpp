@@ -280,7 +280,7 @@ TEST_F(CliTest, ResumeAfterAStopDuringValidationValidatesThatEpoch) {
   RunResult r = run_advft("train --config " + config_path + " --epochs 2 --out " + ref);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string run = tmp.file("stopped");
-  fs::copy(ref, run, fs::copy_options::recursive);
+  advft::testing::copy_directory(ref, run);
   std::vector<json> records = io::read_jsonl(ref + "/metrics.jsonl");
   std::vector<json> epochs;
   std::string kept;

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "advft/io/directory.h"
 #include "test_util.h"
 
 namespace advft::testing {
@@ -92,10 +93,9 @@ constexpr const char* kLockName = "lock";
 /// the lock, `keep`, nor the staging folders of processes working on `keep`.
 inline void prune_old_versions(const std::filesystem::path& script_dir, const std::string& keep) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(script_dir, ec)) {
-    const std::string name = entry.path().filename().string();
+  for (const std::string& name : advft::io::directory_names(script_dir.string(), ec)) {
     if (name != kLockName && name.rfind(keep, 0) != 0)
-      std::filesystem::remove_all(entry.path(), ec);
+      advft::io::remove_tree((script_dir / name).string(), ec);
   }
 }
 
@@ -128,7 +128,7 @@ inline FixtureFiles run_fixture_script(const std::string& script_name) {
     write_bytes((staging / "complete").string(), "");
     fs::rename(staging, f.dir, ec);
   }
-  fs::remove_all(staging, ec);
+  advft::io::remove_tree(staging.string(), ec);
   if (f.status == 0 && !fs::exists(f.dir / "complete")) f.status = -1;
   return f;
 }

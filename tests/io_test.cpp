@@ -13,6 +13,7 @@
 #include "advft/io/async_writer.h"
 #include "advft/io/atomic_file.h"
 #include "advft/io/checkpoint.h"
+#include "advft/io/directory.h"
 #include "advft/io/metrics.h"
 #include "advft/io/safetensors.h"
 #include "advft/models/classifier.h"
@@ -68,11 +69,9 @@ void expect_rejected(const std::string& bytes, const std::string& expect_in_mess
 }
 
 std::vector<std::string> dir_entries(const fs::path& dir) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
+  std::error_code error;
+  std::vector<std::string> names = advft::io::directory_names(dir.string(), error);
+  EXPECT_FALSE(error) << dir << ": " << error.message();
   return names;
 }
 
@@ -430,6 +429,43 @@ TEST(SafetensorsHostile, RandomCorruptionNeverCrashes) {
     }
   }
   EXPECT_GT(decoded, 0);  // some mutations are harmless (digits in data, names, metadata)
+}
+
+// ---- directories ----------------------------------------------------------------------------
+
+TEST(Directory, NamesAreSortedAndLeaveOutDotEntries) {
+  TempDir dir;
+  for (const char* name : {"b.json", ".hidden", "a", "c.tmp.1.2"})
+    write_bytes(dir.file(name), "x");
+  fs::create_directory(dir.file("sub"));
+  std::error_code error;
+  EXPECT_EQ(advft::io::directory_names(dir.path().string(), error),
+            (std::vector<std::string>{".hidden", "a", "b.json", "c.tmp.1.2", "sub"}));
+  EXPECT_FALSE(error) << error.message();
+  EXPECT_TRUE(advft::io::directory_names(dir.file("missing"), error).empty());
+  EXPECT_EQ(error, std::errc::no_such_file_or_directory);
+  EXPECT_TRUE(advft::io::directory_names(dir.file("a"), error).empty());
+  EXPECT_EQ(error, std::errc::not_a_directory);
+}
+
+// remove_tree is remove_all: nested folders go, a link to a folder goes as a link and what it
+// points to stays, and a path that is not there is no error.
+TEST(Directory, RemoveTreeRemovesNestedFoldersAndLinksButNotTheirTargets) {
+  TempDir dir;
+  write_bytes(dir.file("kept/inside"), "kept");
+  write_bytes(dir.file("tree/a/b/c.bin"), "deep");
+  write_bytes(dir.file("tree/top"), "top");
+  fs::create_directory_symlink(dir.file("kept"), dir.file("tree/a/link"));
+  std::error_code error;
+  advft::io::remove_tree(dir.file("tree"), error);
+  EXPECT_FALSE(error) << error.message();
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir.file("tree"))));
+  EXPECT_EQ(read_bytes(dir.file("kept/inside")), "kept");
+  advft::io::remove_tree(dir.file("tree"), error);
+  EXPECT_FALSE(error) << "a missing path: " << error.message();
+  advft::io::remove_tree(dir.file("kept/inside"), error);
+  EXPECT_FALSE(error) << error.message();
+  EXPECT_EQ(dir_entries(dir.file("kept")), std::vector<std::string>{});
 }
 
 // ---- atomic files ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "advft/error.h"
+#include "advft/io/directory.h"
 #include "advft/io/run_dir.h"
 #include "test_util.h"
 
@@ -197,7 +198,9 @@ TEST(RunDir, ForceRefusesAPreviousRunItDidNotMake) {
   expect_run(paths, "old");  // nothing moved
   EXPECT_EQ(read_bytes(aside + "/plot.png"), "mine");
   EXPECT_FALSE(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume).replaced);
-  fs::remove_all(aside);
+  std::error_code removed;
+  io::remove_tree(aside, removed);
+  ASSERT_FALSE(removed) << removed.message();
   write_bytes(aside + ".partial", "a file of the user's");  // where the moves would stage
   EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kForce), RunDirError);
   expect_run(paths, "old");

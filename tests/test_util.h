@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "advft/io/directory.h"
+
 namespace advft::testing {
 
 /// A fresh directory under the system temp dir, removed with everything in it at scope exit.
@@ -23,7 +25,7 @@ class TempDir {
   }
   ~TempDir() {
     std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+    advft::io::remove_tree(path_.string(), ignored);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
@@ -45,6 +47,23 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// Copies the directory `from`, its subdirectories too, to a new `to` (advft::io::directory_names,
+/// not std::filesystem::copy: see advft/io/directory.h).
+inline void copy_directory(const std::string& from, const std::string& to) {
+  std::filesystem::create_directories(to);
+  std::error_code error;
+  for (const std::string& name : advft::io::directory_names(from, error)) {
+    const std::string source = from + "/" + name;
+    if (std::filesystem::is_directory(source)) {
+      copy_directory(source, to + "/" + name);
+    } else {
+      write_bytes(to + "/" + name, read_bytes(source));
+    }
+  }
+  if (error)
+    throw std::runtime_error("copy_directory: cannot list " + from + ": " + error.message());
 }
 
 }  // namespace advft::testing

@@ -12,6 +12,7 @@
 
 #include "advft/attacks/attack_spec.h"
 #include "advft/error.h"
+#include "advft/io/directory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/switch.h"
 #include "json_reader.h"
@@ -63,9 +64,9 @@ std::vector<std::string> shipped_config_names() {
   std::vector<std::string> names;
   for (const auto& dir : config_search_dirs()) {
     std::error_code error;
-    if (!fs::is_directory(dir, error)) continue;
-    for (const auto& entry : fs::directory_iterator(dir, error)) {
-      if (entry.path().extension() == ".json") names.push_back(entry.path().stem().string());
+    for (const std::string& file : io::directory_names(dir, error)) {
+      const fs::path path(file);
+      if (path.extension() == ".json") names.push_back(path.stem().string());
     }
     if (!names.empty()) break;
   }

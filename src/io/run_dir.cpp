@@ -12,6 +12,7 @@
 
 #include "advft/error.h"
 #include "advft/io/atomic_file.h"
+#include "advft/io/directory.h"
 
 namespace advft::io {
 namespace fs = std::filesystem;
@@ -46,11 +47,11 @@ void remove_abandoned_temporaries(const RunPaths& paths) {
   const std::vector<std::string> names = file_names(paths);
   std::vector<std::pair<fs::path, long>> abandoned;
   std::error_code error;
-  for (const auto& entry : fs::directory_iterator(paths.dir, error)) {
-    const std::string candidate = entry.path().filename().string();
+  for (const std::string& candidate : directory_names(paths.dir, error)) {
     for (const std::string& name : names) {
       const long writer = temporary_file_writer(name, candidate);
-      if (writer > 0 && !process_exists(writer)) abandoned.emplace_back(entry.path(), writer);
+      if (writer > 0 && !process_exists(writer))
+        abandoned.emplace_back(fs::path(paths.dir) / candidate, writer);
     }
   }
   for (const auto& [path, writer] : abandoned) {
@@ -128,8 +129,7 @@ std::string previous_run_problem(const RunPaths& paths) {
   }
   const std::vector<std::string> names = file_names(paths);
   std::error_code error;
-  for (fs::directory_iterator it(aside, error), end; !error && it != end; it.increment(error)) {
-    const std::string name = it->path().filename().string();
+  for (const std::string& name : directory_names(aside.string(), error)) {
     if (std::find(names.begin(), names.end(), name) == names.end()) {
       return aside.string() + " holds " + name +
              ", which advft did not put there; move it away, or choose another --out";
@@ -225,7 +225,7 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
     run.replaced = real_directory(aside) && previous_run_problem(paths).empty();
     return run;
   }
-  if (exists && mode == RunDirMode::kNew && !fs::is_empty(dir, error)) {
+  if (exists && mode == RunDirMode::kNew && !directory_names(dir, error).empty()) {
     throw RunDirError(dir + ": already exists and is not empty; use --resume " + dir +
                       " to continue it, --force to replace its run, or another --out");
   }
@@ -260,7 +260,7 @@ void finish_run_dir(const RunDir& run) noexcept try {
   }
   if (run.created) {
     std::error_code ignored;
-    fs::remove_all(run.paths.dir, ignored);
+    remove_tree(run.paths.dir, ignored);
     return;
   }
   remove_run(names, run.paths.dir, /*and_dir=*/false);
