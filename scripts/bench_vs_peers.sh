@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # advft bench against the Python peers (../shared/peer), in one call on the GPU machine, so the
 # ratios compare like with like: PGD-10 AT step (bf16, channels-last) of PreActResNet-18 at batch
-# 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500; advft with CUDA graphs
-# (what the trainer does by default), with PyTorch's BatchNorm and ReLU and with advft's fused
-# kernels (fused_bn_relu), WRN-34-10 also with cuDNN timing every algorithm (cudnn_benchmark_limit
-# 0); NO_GRAPHS=1 adds advft's AT steps without graphs.
+# 128 and 512 and WRN-34-10 at 128, and PGD-20 evaluation at batch 500; advft as the trainer runs
+# by default (CUDA graphs, its fused BatchNorm+ReLU kernels where built) and with PyTorch's
+# BatchNorm and ReLU instead (fused_bn_relu off), WRN-34-10 also with cuDNN timing every algorithm
+# (cudnn_benchmark_limit 0); NO_GRAPHS=1 adds advft's AT steps without graphs.
 #
 #   PEER_DIR=peer bash scripts/bench_vs_peers.sh [OUT_DIR]
 #
@@ -22,17 +22,18 @@ mkdir -p "$out"
 
 bash scripts/build_cuda.sh  # incremental: a no-op when nothing changed
 
-# name, variants, args. Variants: graphs on (on), off (off); with graphs on also fused (fused
-# BatchNorm+ReLU), cl_on / cl_off (channels-last), all_algos / algos1 (cuDNN's autotuning timing
-# every candidate algorithm / only the first, instead of PyTorch's 10). Each run is stopped after
-# RUN_TIMEOUT_S seconds when that is set.
+# name, variants, args. Variants: the defaults (on: graphs, fused BatchNorm+ReLU where built),
+# graphs off (off); with graphs also unfused (PyTorch's BatchNorm+ReLU), cl_on / cl_off
+# (channels-last), all_algos / algos1 (cuDNN's autotuning timing every candidate algorithm / only
+# the first, instead of PyTorch's 10). Each run is stopped after RUN_TIMEOUT_S seconds when that is
+# set.
 run_advft() {
   local name=$1 variants=$2 variant; shift 2
   for variant in $variants; do
     local flags=(--graphs on)
     case $variant in
       off) flags=(--graphs off) ;;
-      fused) flags+=(--fused-bn-relu on) ;;
+      unfused) flags+=(--fused-bn-relu off) ;;
       cl_on) flags+=(--channels-last on) ;;
       cl_off) flags+=(--channels-last off) ;;
       all_algos) flags+=(--cudnn-benchmark-limit 0) ;;
@@ -46,18 +47,19 @@ run_advft() {
       --json "$out/advft_${name}_$variant.json" "$@" | tee "$out/advft_${name}_$variant.txt"
   done
 }
-at_variants="on fused"
-[ "${NO_GRAPHS:-0}" = "1" ] && at_variants="on fused off"
+at_variants="on unfused"
+[ "${NO_GRAPHS:-0}" = "1" ] && at_variants="on unfused off"
 run_advft preact18_128 "$at_variants" --model preact18 --batch 128 --iterations 20 --loops at
 run_advft preact18_512 "$at_variants" --model preact18 --batch 512 --iterations 20 --loops at
 run_advft wrn34_10_128 "$at_variants" --model wrn34_10 --batch 128 --iterations 8 --loops at
 # Evaluation: graphed only (the eager figures were within 3% on the H200).
 run_advft preact18_eval500 on --model preact18 --batch 500 --iterations 10 --loops eval
 run_advft wrn34_10_eval500 on --model wrn34_10 --batch 500 --iterations 4 --loops eval
-# The Fashion-MNIST recipe's step (1x28x28, eps 0.1), graphed: channels-last on and off (one
-# input channel is an odd shape for cuDNN's NHWC kernels), with the fused kernels, and with cuDNN's
-# autotuning cut to its first candidate (algos1): the recipe's 40 s pay about 3 s of warm-up.
-run_advft fmnist_128 "cl_on cl_off fused algos1" --model preact18 --in-channels 1 --input-size 28 \
+# The Fashion-MNIST recipe's step (1x28x28, eps 0.1), graphed: channels-last on (the default) and
+# off (one input channel is an odd shape for cuDNN's NHWC kernels), with PyTorch's BatchNorm+ReLU,
+# and with cuDNN's autotuning cut to its first candidate (algos1): the recipe's 40 s pay about 3 s
+# of warm-up.
+run_advft fmnist_128 "cl_on cl_off unfused algos1" --model preact18 --in-channels 1 --input-size 28 \
   --attack pgd:steps=10,eps=0.1,step_size=0.025 --batch 128 --iterations 20 --loops at
 
 # The peer's own step and bench function, for the configurations compared (bf16 autocast +
@@ -125,9 +127,10 @@ rows = [
     ("WRN-34-10 PGD-20 eval bs500", advft("wrn34_10_eval500", "eval"),
      peer("peer_eval.txt", r"wrn34.10 PGD-20 eval bs=500: (\d+)"), None),
 ]
-print("\nadvft with CUDA graphs (the trainer's default) against the Python peers, bf16 + channels-last;"
-      "\nfused: advft with its fused BatchNorm+ReLU kernels (fused_bn_relu on), its ratios in brackets")
-print(f"{'loop':36s} {'advft img/s':>11s} {'fused':>7s} {'eager img/s':>12s} {'ratio':>13s} "
+print("\nadvft as the trainer runs by default (CUDA graphs, fused BatchNorm+ReLU) against the Python"
+      "\npeers, bf16 + channels-last; unfused: advft with PyTorch's BatchNorm+ReLU (fused_bn_relu off),"
+      "\nits ratios in brackets")
+print(f"{'loop':36s} {'advft img/s':>11s} {'unfused':>7s} {'eager img/s':>12s} {'ratio':>13s} "
       f"{'compiled':>10s} {'ratio':>13s}")
 for name, ours, eager, compiled in rows:
     key = {"PreActResNet-18 bs128 AT": ("preact18_128", "at_step"),
@@ -135,13 +138,13 @@ for name, ours, eager, compiled in rows:
            "WRN-34-10 bs128 AT": ("wrn34_10_128", "at_step"),
            "PreActResNet-18 PGD-20 eval bs500": ("preact18_eval500", "eval"),
            "WRN-34-10 PGD-20 eval bs500": ("wrn34_10_eval500", "eval")}[name]
-    fused = advft(*key, variant="fused")
+    unfused = advft(*key, variant="unfused")
     def ratio(peer_value):
         if not peer_value:
             return "            -"
-        return f"{ours / peer_value:5.2f} ({fused / peer_value:5.2f})" if fused else \
+        return f"{ours / peer_value:5.2f} ({unfused / peer_value:5.2f})" if unfused else \
             f"{ours / peer_value:5.2f}        "
-    print(f"{name:36s} {ours:11.0f} {fused or 0:7.0f} {eager or 0:12.0f} {ratio(eager)} "
+    print(f"{name:36s} {ours:11.0f} {unfused or 0:7.0f} {eager or 0:12.0f} {ratio(eager)} "
           f"{compiled or 0:10.0f} {ratio(compiled)}")
     no_graphs = advft(*key, variant="off")
     if no_graphs:
@@ -153,7 +156,7 @@ for name, ours, eager, compiled in rows:
               + f"; warm-up {warmup(*key, 'all_algos'):.1f} s against {warmup(*key):.1f} s")
 print("\nFashion-MNIST step (PreActResNet-18 1x28x28, PGD-10, batch 128, graphs), img/s "
       "(warm-up s: autotuning, eager steps, capture):")
-for variant in ("cl_on", "cl_off", "fused", "algos1"):
+for variant in ("cl_on", "cl_off", "unfused", "algos1"):
     rate = advft("fmnist_128", "at_step", variant)
     if rate:
         print(f"  {variant:8s} {rate:7.0f} ({warmup('fmnist_128', 'at_step', variant):.2f} s)")

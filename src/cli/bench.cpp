@@ -26,7 +26,7 @@ struct BenchCliOptions {
   int64_t eval_steps = 20;
   std::string precision = "auto";
   std::string channels_last = "auto";
-  std::string fused_bn_relu = "off";
+  std::string fused_bn_relu = "auto";
   int64_t cudnn_benchmark_limit = runtime::kDefaultCudnnBenchmarkLimit;
   std::string graphs = "auto";
   std::string device = "auto";
@@ -133,7 +133,7 @@ void setup_bench(CLI::App& app) {
   command->add_option("--channels-last", o->channels_last, "auto | on | off (auto: on for CUDA)");
   command->add_option("--fused-bn-relu", o->fused_bn_relu,
                       "auto | on | off: advft's fused BatchNorm+ReLU kernels in the AT step (auto: "
-                      "on for CUDA where built; default off, as in training)");
+                      "on for CUDA where built; the default, as in training)");
   command
       ->add_option("--cudnn-benchmark-limit", o->cudnn_benchmark_limit,
                    "cuDNN algorithms timed per convolution shape, 0 = all (default 10, "

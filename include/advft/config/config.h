@@ -99,8 +99,9 @@ struct RunConfig {
   /// replay them (auto: on for CUDA where the step can be captured; not with fp16 or TorchScript).
   std::string cuda_graphs = "auto";
   /// auto | on | off: advft's fused BatchNorm+ReLU kernels in training (auto: on for CUDA where
-  /// this build has them). Off by default until a GPU run has measured them against PyTorch's.
-  std::string fused_bn_relu = "off";
+  /// this build has them; measured faster than PyTorch's in every AT step of README's
+  /// Performance table).
+  std::string fused_bn_relu = "auto";
   /// cuDNN's autotuning times at most this many of its candidate algorithms per convolution shape
   /// (PyTorch's torch.backends.cudnn.benchmark_limit, default 10); 0 times every candidate: a
   /// slower first step, possibly faster convolutions after it. (runtime/device.h's
