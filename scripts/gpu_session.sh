@@ -23,14 +23,14 @@
 #
 #   PEER_DIR=peer FMNIST_DIR=peer/fmnist BUDGET_S=570 bash scripts/gpu_session.sh "$OUT" [STAGE...]
 #
-# Default stages: build tests bench fmnist, about 470 s on an H200 (2026-11-26: build 128, tests 35,
-# bench 107, fmnist 221, of which about 45 s was advft's own clean pre-training, no longer run; the
-# bench has one more WRN-34-10 row since), so one call with timeout_s 600 holds them. The
-# torch.compile peer needs a call of its own (`... gpu_session.sh "$OUT" compile`, which measures
-# advft's batch-128 step again beside it; the machine stays warm for 30 s after a call, build-cuda/
-# with it; on a fresh machine add the build stage first). PEER_DIR and FMNIST_DIR
-# are copies of ../shared/peer and Debian's Fashion-MNIST .gz files in a folder that
-# .git/info/exclude ignores, named in the device tool's carry (only the checkout travels).
+# Default stages: build tests compile bench fmnist, in order of what is least known. On an H200
+# (2026-11-27) build took 160 s, tests 54, bench 140 and fmnist 177, 538 s in all with the peer's
+# pre-training beside the build; compile has never run (minutes of compilation; the peer prints its
+# batch-128 figure first), so within a 570 s budget (one call with timeout_s 600, what a session's
+# 15 minutes of device time hold) the last stages may be cut: the call of 2026-11-27 measured them.
+# PEER_DIR and FMNIST_DIR are copies of ../shared/peer and Debian's Fashion-MNIST .gz files in a
+# folder that .git/info/exclude ignores, named in the device tool's carry (only the checkout
+# travels).
 #
 # Before the first call, on this machine: `bash scripts/gpu_session.sh --prepare` makes those
 # copies in peer/ and peer/fmnist/ and adds peer/ to .git/info/exclude; then carry ["peer"].
@@ -48,7 +48,7 @@ fi
 out=${1:-${OUT:-gpu-out}}
 shift || true
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(build tests bench fmnist)
+[ ${#stages[@]} -gt 0 ] || stages=(build tests compile bench fmnist)
 budget=${BUDGET_S:-570}
 started=$(date +%s)
 mkdir -p "$out"
