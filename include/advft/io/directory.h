@@ -3,9 +3,10 @@
 // A PyTorch wheel's libtorch_cpu.so exports its own, statically linked copy of libstdc++'s
 // std::filesystem (pytorch/pytorch#133437; 142 symbols in 2.11's, seen on the GPU machine), so a
 // program linked against it may run one directory walk partly in that copy and partly in the
-// system's libstdc++, which keep the iterator's private state differently. The test binary built
-// against that wheel died of SIGSEGV in exactly the tests whose temporary directory held files;
-// these helpers leave the question out of everything advft and its tests walk.
+// system's libstdc++, which need not agree on the iterator's private state. The test binary built
+// against that wheel died of SIGSEGV in exactly the tests whose temporary directory held files (a
+// small program doing the same walks did not: the cause is not established); these helpers leave
+// that question out of everything advft and its tests walk.
 #include <string>
 #include <system_error>
 #include <vector>
