@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # advft's PreActResNet-18 batch-128 PGD-10 AT step against the torch.compile peer, in one call on
 # the GPU machine (bf16, channels-last): advft's graphed step as the trainer runs it (its fused
-# BatchNorm+ReLU kernels) and with PyTorch's BatchNorm+ReLU first (seconds), then the peer's compiled step
-# (scripts/peer_compile_first.py: reduce-overhead, then default; minutes of compilation), then
-# the ratio to the best compiled figure. COMPILE_ALL=1 adds the peer's other configurations.
+# BatchNorm+ReLU kernels) and with PyTorch's BatchNorm+ReLU first (seconds), then the peer's
+# compiled step (scripts/peer_compile_first.py: reduce-overhead, then default; minutes of
+# compilation), then the ratio to the best compiled figure. COMPILE_ALL=1 adds the peer's other configurations.
 #
 #   PEER_DIR=peer bash scripts/bench_vs_compile.sh [OUT_DIR]
 set -euo pipefail
@@ -46,6 +46,7 @@ print(f"\nPreActResNet-18 bs128 PGD-10 AT step, img/s: torch.compile "
 for variant in ("on", "unfused"):
     ours = advft(variant)
     if ours:
-        label = "advft (graphs, fused BN+ReLU)" if variant == "on" else "advft (graphs, PyTorch's BN+ReLU)"
+        label = ("advft (graphs, fused BN+ReLU)" if variant == "on"
+                 else "advft (graphs, PyTorch's BN+ReLU)")
         print(f"{label}: {ours:.0f} img/s = {ours / best:.2f}x the best compiled ({mode}); target >= 1.3x")
 PY

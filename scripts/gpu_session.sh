@@ -121,11 +121,12 @@ stage() {
 # (advft's fused BatchNorm+ReLU), PyTorch's BatchNorm+ReLU, or cuDNN's autotuning cut to one
 # candidate. PyTorch's always when this call's tests did not pass the fused kernels.
 fmnist_settings() {
-  local fused_ok=1
-  [ -f "$out/tests.log" ] &&
-    ! grep -q "FusedBatchNormRelu.MatchesBatchNormThenRelu_CUDA .*Passed" "$out/tests.log" &&
-    fused_ok=0
-  python3 - "$out/bench" "$fused_ok" <<'PY'
+  if [ -f "$out/tests.log" ] &&
+    ! grep -q "FusedBatchNormRelu.MatchesBatchNormThenRelu_CUDA .*Passed" "$out/tests.log"; then
+    echo "fused_bn_relu=off"
+    return
+  fi
+  python3 - "$out/bench" <<'PY'
 import json, os, sys
 def recipe_seconds(variant):
     try:
@@ -134,9 +135,6 @@ def recipe_seconds(variant):
         return step.get("warmup_seconds", 0.0) + 1407 * 128 / step["images_per_s"]
     except (OSError, KeyError, ValueError, ZeroDivisionError):
         return None
-if sys.argv[2] != "1":
-    print("fused_bn_relu=off")
-    sys.exit()
 settings = {"unfused": "fused_bn_relu=off", "algos1": "cudnn_benchmark_limit=1"}
 base = recipe_seconds("cl_on")
 timed = {name: recipe_seconds(name) for name in settings}
@@ -149,8 +147,9 @@ PY
 }
 
 # A test that died of a signal: its backtrace from cuda-gdb (the machine has no gdb; cuda-gdb
-# debugs host code too), into diag/ so that the packing below keeps it. The crash report of the
-# test binary itself stops at the signal frame when the faulting code has no unwind information.
+# debugs host code too), into diag/ so that the packing below keeps it. The test binary's own crash
+# report names the faulting instruction, but its backtrace stops at the signal frame when the
+# faulting code has no unwind information.
 crash_backtrace() {
   local crashed
   crashed=$(grep -m 1 -oE "Test +#[0-9]+: [A-Za-z0-9_./]+ .*\*\*\*Exception" "$out/tests.log" 2>/dev/null |
