@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "advft/error.h"
 #include "advft/io/directory.h"
@@ -66,12 +67,24 @@ TEST(RunDir, NewRefusesADirectoryInUseAndNamesTheWaysOut) {
 
 TEST(RunDir, AFailedRunRemovesTheDirectoryItCreated) {
   TempDir tmp;
-  const io::RunDir run = io::prepare_run_dir(tmp.file("a/run"), io::RunDirMode::kNew);
+  const io::RunDir run = io::prepare_run_dir(tmp.file("a/b/run/"), io::RunDirMode::kNew);
   EXPECT_TRUE(run.created);
   EXPECT_FALSE(run.replaced);
+  EXPECT_EQ(run.created_parents, (std::vector<std::string>{tmp.file("a/b"), tmp.file("a")}));
   start_run(run.paths, "new");
   io::finish_run_dir(run);
-  EXPECT_FALSE(fs::exists(run.paths.dir));
+  EXPECT_FALSE(fs::exists(tmp.file("a")));  // the folders made for it went with it
+  EXPECT_TRUE(fs::is_directory(tmp.path()));
+}
+
+TEST(RunDir, AFailedRunLeavesTheParentsItMadeThatOthersHaveUsedSince) {
+  TempDir tmp;
+  const io::RunDir run = io::prepare_run_dir(tmp.file("a/b/run"), io::RunDirMode::kNew);
+  write_bytes(tmp.file("a/other.txt"), "another process's file");
+  start_run(run.paths, "new");
+  io::finish_run_dir(run);
+  EXPECT_FALSE(fs::exists(tmp.file("a/b")));
+  EXPECT_EQ(read_bytes(tmp.file("a/other.txt")), "another process's file");
 }
 
 TEST(RunDir, ForceSetsTheEarlierRunAsideAndPutsItBackWhenTheNewRunFails) {

@@ -62,6 +62,20 @@ void remove_abandoned_temporaries(const RunPaths& paths) {
   }
 }
 
+/// The folders above `dir` that do not exist, innermost first: what creating it will make.
+/// "." and ".." steps are passed over (removing one would fail; the folder they name is listed
+/// where the walk reaches it).
+std::vector<std::string> missing_parents(fs::path dir) {
+  if (!dir.has_filename()) dir = dir.parent_path();  // "a/b/": the run directory is "a/b"
+  std::vector<std::string> missing;
+  for (fs::path parent = dir.parent_path();
+       !parent.empty() && parent != parent.root_path() && !present(parent);
+       parent = parent.parent_path()) {
+    if (parent.filename() != "." && parent.filename() != "..") missing.push_back(parent.string());
+  }
+  return missing;
+}
+
 /// Moves the named files that exist from one directory to another (same file system: renames).
 /// On a failure, what moved goes back before the error is thrown.
 void move_files(const std::vector<std::string>& names, const fs::path& from, const fs::path& to) {
@@ -229,6 +243,7 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
     throw RunDirError(dir + ": already exists and is not empty; use --resume " + dir +
                       " to continue it, --force to replace its run, or another --out");
   }
+  if (!exists) run.created_parents = missing_parents(dir);
   fs::create_directories(dir, error);
   if (error) throw RunDirError(dir + ": cannot create: " + error.message());
   run.created = !exists;
@@ -261,6 +276,9 @@ void finish_run_dir(const RunDir& run) noexcept try {
   if (run.created) {
     std::error_code ignored;
     remove_tree(run.paths.dir, ignored);
+    for (const std::string& parent : run.created_parents) {
+      if (!fs::remove(parent, ignored)) break;  // no longer empty: it and those above it stay
+    }
     return;
   }
   remove_run(names, run.paths.dir, /*and_dir=*/false);

@@ -33,7 +33,10 @@ enum class RunDirMode { kNew, kForce, kResume };
 /// A directory made ready for a run, and what that took, so that finish_run_dir can undo it.
 struct RunDir {
   RunPaths paths;
-  bool created = false;   ///< it did not exist before
+  bool created = false;  ///< it did not exist before
+  /// Folders above it that did not exist either and were made for it, innermost first: removed
+  /// with it when they are still empty (another process may have put something there since).
+  std::vector<std::string> created_parents;
   bool replaced = false;  ///< previous_run_dir holds the run this one replaces (finish drops it)
 };
 
@@ -48,8 +51,8 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode);
 /// Called once the run has ended, however it ended. A run that finished (results.json) drops the
 /// run it replaced. A run that stopped after a checkpoint keeps both: itself to --resume, the
 /// earlier one aside. A run that stopped before its first checkpoint leaves the directory as it
-/// found it: the directory it created is removed, or else its files are, and the run it moved aside
-/// comes back.
+/// found it: the directory it created is removed (with the parents made for it that are still
+/// empty), or else its files are, and the run it moved aside comes back.
 void finish_run_dir(const RunDir& run) noexcept;
 
 /// Calls finish_run_dir when it goes out of scope, on success and on every error alike: hold one
