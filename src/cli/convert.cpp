@@ -54,18 +54,18 @@ Target pick_target(const ConvertCliOptions& o) {
 
 // The model a foreign file holds: the config's model.* when the user gave one, else the
 // settings its key layout names (a TorchScript archive of no known layout is its own model).
-models::ModelSpec foreign_spec(const ConvertCliOptions& o, const io::FileInfo& info) {
+models::ModelSpec foreign_spec(const ConvertCliOptions& o, const io::Layout& layout,
+                               io::FileFormat format) {
   std::vector<std::string> overrides = o.sets;
   const bool user_model =
       !o.config.empty() || std::any_of(o.sets.begin(), o.sets.end(), [](const std::string& s) {
         return s.rfind("model.", 0) == 0;
       });
   if (!user_model) {
-    const io::Layout& layout = info.detected;
-    if (layout.family.empty() && info.format == io::FileFormat::kTorchScript) {
+    if (layout.family.empty() && format == io::FileFormat::kTorchScript) {
       overrides.push_back("model.kind=\"torchscript\"");
     } else if (layout.family.empty()) {
-      throw CheckpointError(info.path + " holds a layout advft does not recognize: pass --config " +
+      throw CheckpointError(o.input + " holds a layout advft does not recognize: pass --config " +
                             "or --set model.* with the architecture it was trained as");
     } else {
       for (const auto& [field, value] : layout.suggested_model.items())
@@ -77,7 +77,7 @@ models::ModelSpec foreign_spec(const ConvertCliOptions& o, const io::FileInfo& i
       // An ImageNet stem (7x7 conv + max-pool) means ImageNet's images.
       if (layout.family == "resnet" && !layout.cifar_stem)
         overrides.push_back("model.input_size=224");
-      spdlog::info("{}: detected a {}", info.path, layout.description);
+      spdlog::info("{}: detected a {}", o.input, layout.description);
     }
   }
   append_normalization_overrides(o.normalization, overrides);
@@ -154,11 +154,13 @@ void run_convert(const ConvertCliOptions& o) {
     throw UsageError(o.output + " exists: pass --force to replace it");
   }
 
-  const io::FileInfo info = io::inspect_file(o.input, o.key);
   io::ForeignOptions options;
   options.key = o.key;
   options.strict = !o.non_strict;
-  if (info.format != io::FileFormat::kAdvftCheckpoint) options.spec = foreign_spec(o, info);
+  // Read once: the model of a foreign file comes from its layout as loading reads it.
+  options.spec_for_layout = [&o](const io::Layout& layout, io::FileFormat format) {
+    return foreign_spec(o, layout, format);
+  };
   const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(o.input, options);
   const models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, options.strict, models::describe(ckpt.spec));

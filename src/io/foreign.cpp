@@ -181,9 +181,9 @@ std::vector<NamedTensor> model_tensors(models::ClassifierImpl& model) {
 }
 
 // The file's layout against the spec's: a wrong spec gets the settings that would fit.
-void check_layout(const LoadedCheckpoint& ckpt, const Layout& have, const ForeignOptions& options) {
+void check_layout(const LoadedCheckpoint& ckpt, const Layout& have, const models::ModelSpec& spec,
+                  const ForeignOptions& options) {
   if (have.family.empty()) return;  // unknown layout: load_weights lists the names at fault
-  const models::ModelSpec& spec = *options.spec;
   const Layout want = analyze_layout(model_tensors(*models::make_model(spec)));
   std::string problem;
   if (!same_structure(have, want)) {
@@ -323,6 +323,20 @@ bool is_statistic(const std::string& name) {
          name == "normalize.std";
 }
 
+// A TorchScript archive used as the whole model (model.kind = "torchscript"): its tensors fill
+// it as they are, names and all.
+LoadedCheckpoint whole_archive(LoadedCheckpoint out, const std::string& path,
+                               const models::ModelSpec& spec) {
+  out.foreign_format = format_name(FileFormat::kTorchScript);
+  out.path = path;
+  out.spec = spec;
+  if (out.spec.path.empty()) out.spec.path = absolute_path(path);
+  out.train_state = nlohmann::json::object();
+  out.keep_model_names.assign(std::begin(kNormalizeNames), std::end(kNormalizeNames));
+  spdlog::info("{}: a TorchScript model with {} tensors", path, out.tensors.size());
+  return out;
+}
+
 }  // namespace
 
 const char* format_name(FileFormat format) {
@@ -395,44 +409,41 @@ std::string detect_layout(const std::vector<NamedTensor>& tensors) {
 LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptions& options) {
   std::string bytes = read_checkpoint_bytes(path);
   LoadedCheckpoint out;
+  std::optional<models::ModelSpec> spec = options.spec;
+  FileFormat format = FileFormat::kTorchSave;
+  std::vector<NamedTensor> archive_tensors;  // a TorchScript archive's, names as they are
   if (looks_like_safetensors(bytes)) {
     SafetensorsContent content = decode_safetensors(bytes, path);
     bytes.clear();
     if (is_advft_metadata(content.metadata)) {
       out = load_checkpoint(std::move(content), path);
-      if (options.reset_head && options.spec && options.spec->num_classes != out.spec.num_classes) {
-        out.spec.num_classes = options.spec->num_classes;
+      if (options.reset_head && spec && spec->num_classes != out.spec.num_classes) {
+        out.spec.num_classes = spec->num_classes;
         reset_head(out, out.spec.num_classes);
       }
       return out;
     }
-    out.foreign_format = format_name(FileFormat::kSafetensors);
+    format = FileFormat::kSafetensors;
     out.tensors = std::move(content.tensors);
     const std::string stripped = strip_wrapper_prefixes(out.tensors);
     if (!stripped.empty())
       spdlog::info("{}: removed the prefix '{}' of every name", path, stripped);
   } else if (looks_like_zip(bytes) && is_torchscript(bytes, path)) {
     bytes.clear();
-    out.foreign_format = format_name(FileFormat::kTorchScript);
+    format = FileFormat::kTorchScript;
     out.tensors = models::torchscript_state(models::load_torchscript(path));
-    if (options.spec && options.spec->kind == kTorchScriptKind) {
-      // The archive is the whole model: its tensors fill it as they are, names and all.
-      out.path = path;
-      out.spec = *options.spec;
-      if (out.spec.path.empty()) out.spec.path = absolute_path(path);
-      out.train_state = nlohmann::json::object();
-      out.keep_model_names.assign(std::begin(kNormalizeNames), std::end(kNormalizeNames));
-      spdlog::info("{}: a TorchScript model with {} tensors", path, out.tensors.size());
-      return out;
+    if (spec && spec->kind == kTorchScriptKind) {
+      return whole_archive(std::move(out), path, *spec);
     }
+    archive_tensors = out.tensors;
   } else {
     // Everything else goes to the torch.save reader, whose errors say what a file is instead.
     TorchFileContent content = decode_torch_file(std::move(bytes), path, options.key);
     if (!content.stripped_prefix.empty())
       spdlog::info("{}: removed the prefix '{}' of every name", path, content.stripped_prefix);
-    out.foreign_format = format_name(FileFormat::kTorchSave);
     out.tensors = std::move(content.tensors);
   }
+  out.foreign_format = format_name(format);
   out.path = path;
   out.train_state = nlohmann::json::object();
   unwrap_robustness(out.tensors, path);
@@ -440,29 +451,36 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
   drop_unused(out.tensors, path);
 
   const Layout layout = analyze_layout(out.tensors);
-  if (!options.spec) {
+  if (!spec && options.spec_for_layout) {
+    spec = options.spec_for_layout(layout, format);
+    if (format == FileFormat::kTorchScript && spec->kind == kTorchScriptKind) {
+      out.tensors = std::move(archive_tensors);
+      return whole_archive(std::move(out), path, *spec);
+    }
+  }
+  if (!spec) {
     std::string hint;
     if (!layout.family.empty())
       hint = " (its names look like a " + layout.description + ": " + suggestion(layout) + ")";
-    if (out.foreign_format == format_name(FileFormat::kTorchScript))
+    if (format == FileFormat::kTorchScript)
       hint += "; to use the archive as the whole model, set model.kind = \"torchscript\"";
     throw CheckpointError(path +
                           " has no model description: pass --config with the model.* it "
                           "was trained as" +
                           hint);
   }
-  out.spec = *options.spec;
+  out.spec = *spec;
   adopt_file_normalization(out);
   spdlog::info(
       "{}: a {} file holding {}", path, out.foreign_format,
       layout.family.empty() ? "a layout advft does not recognize" : "a " + layout.description);
-  if (out.foreign_format == format_name(FileFormat::kTorchScript) && layout.family.empty()) {
+  if (format == FileFormat::kTorchScript && layout.family.empty()) {
     throw CheckpointError(path +
                           " is a TorchScript model whose tensors fit none of advft's "
                           "architectures: set model.kind = \"torchscript\" (--set "
                           "model.kind=torchscript) to fine-tune or evaluate it as it is");
   }
-  check_layout(out, layout, options);
+  check_layout(out, layout, *spec, options);
   if (options.reset_head) reset_head(out, out.spec.num_classes);
   for (const char* name : kNormalizeNames) {
     const bool present = std::any_of(out.tensors.begin(), out.tensors.end(),

@@ -4,6 +4,7 @@
 // description, so the caller's spec (the config's model.*) says what they hold; their key
 // layout is recognized so that a wrong spec gets a message that says which one fits.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,19 +17,6 @@
 #include "advft/models/model_spec.h"
 
 namespace advft::io {
-
-/// How load_any_checkpoint treats a file.
-struct ForeignOptions {
-  /// torch.save files: the top-level key holding the state_dict (empty: found automatically).
-  std::string key;
-  /// The model a foreign file holds (it has no description of its own); required for those.
-  std::optional<models::ModelSpec> spec;
-  /// A key layout that disagrees with `spec` is an error (false: a warning).
-  bool strict = true;
-  /// A classifier head (`linear.*` / `fc.*`) whose class count differs from spec.num_classes is
-  /// dropped, so the model keeps its freshly initialized head.
-  bool reset_head = false;
-};
 
 /// What a file is, judged by its bytes, not its name.
 enum class FileFormat {
@@ -61,6 +49,24 @@ struct Layout {
   nlohmann::json suggested_model;
 };
 
+/// How load_any_checkpoint treats a file.
+struct ForeignOptions {
+  /// torch.save files: the top-level key holding the state_dict (empty: found automatically).
+  std::string key;
+  /// The model a foreign file holds (it has no description of its own); required for those,
+  /// unless spec_for_layout is given.
+  std::optional<models::ModelSpec> spec;
+  /// Without `spec`: called once with the layout a foreign file's names describe (as loading reads
+  /// them) and the file's format, and returns the model it holds. Lets a caller that takes the
+  /// model from the file read it once (`advft convert`) instead of inspecting it first.
+  std::function<models::ModelSpec(const Layout& layout, FileFormat format)> spec_for_layout;
+  /// A key layout that disagrees with `spec` is an error (false: a warning).
+  bool strict = true;
+  /// A classifier head (`linear.*` / `fc.*`) whose class count differs from spec.num_classes is
+  /// dropped, so the model keeps its freshly initialized head.
+  bool reset_head = false;
+};
+
 /// Recognizes the fast-AT PreActResNet, torchvision ResNet and TRADES WideResNet layouts.
 Layout analyze_layout(const std::vector<NamedTensor>& tensors);
 
@@ -71,11 +77,11 @@ std::string detect_layout(const std::vector<NamedTensor>& tensors);
 /// Loads an advft checkpoint as load_checkpoint does, or a foreign file (safetensors without
 /// advft metadata, torch.save zip) with its names normalized: a `module.` / `model.` prefix
 /// shared by every name removed, TRADES' unused `sub_block1.*` dropped. A foreign file takes
-/// options.spec as its spec (CheckpointError "<path> has no model description: ..." without
-/// one) and has its layout checked against it; its missing `normalize.*` buffers are listed in
-/// keep_model_names, so the spec's mean/std apply. With reset_head, a head of another class
-/// count is dropped (also from an advft checkpoint, whose spec then takes spec.num_classes).
-/// TorchScript archives and unknown files throw CheckpointError.
+/// options.spec, or else spec_for_layout's, as its spec (CheckpointError "<path> has no model
+/// description: ..." without either) and has its layout checked against it; its missing
+/// `normalize.*` buffers are listed in keep_model_names, so the spec's mean/std apply. With
+/// reset_head, a head of another class count is dropped (also from an advft checkpoint, whose spec
+/// then takes spec.num_classes). TorchScript archives and unknown files throw CheckpointError.
 LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptions& options);
 
 /// Copies a loaded checkpoint's weights into `model` with load_weights (its keep_model_names
