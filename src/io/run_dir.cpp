@@ -210,7 +210,8 @@ std::string previous_run_dir(const std::string& dir) {
 }
 
 RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
-  RunDir run{run_paths(dir)};
+  RunDir run;
+  run.paths = run_paths(dir);
   const RunPaths& paths = run.paths;
   const fs::path aside = previous_run_dir(dir);
   std::error_code error;
