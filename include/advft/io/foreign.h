@@ -81,7 +81,9 @@ std::string detect_layout(const std::vector<NamedTensor>& tensors);
 /// description: ..." without either) and has its layout checked against it; its missing
 /// `normalize.*` buffers are listed in keep_model_names, so the spec's mean/std apply. With
 /// reset_head, a head of another class count is dropped (also from an advft checkpoint, whose spec
-/// then takes spec.num_classes). TorchScript archives and unknown files throw CheckpointError.
+/// then takes spec.num_classes). A TorchScript archive is the whole model when the spec's kind is
+/// "torchscript", and is read by its names like the others otherwise; unknown files throw
+/// CheckpointError.
 LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptions& options);
 
 /// Copies a loaded checkpoint's weights into `model` with load_weights (its keep_model_names
