@@ -6,7 +6,8 @@
 // system's libstdc++, which need not agree on the iterator's private state. The test binary built
 // against that wheel died of SIGSEGV in exactly the tests whose temporary directory held files (a
 // small program doing the same walks did not: the cause is not established); these helpers leave
-// that question out of everything advft and its tests walk.
+// that question out of everything advft and its tests walk. Our binaries also load libstdc++
+// before libtorch_cpu.so now (CMakeLists.txt), so the calls that remain bind to one copy.
 #include <string>
 #include <system_error>
 #include <vector>
