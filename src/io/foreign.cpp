@@ -435,7 +435,8 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
     if (spec && spec->kind == kTorchScriptKind) {
       return whole_archive(std::move(out), path, *spec);
     }
-    archive_tensors = out.tensors;
+    // spec_for_layout may yet make it the whole model, after the names below are normalized.
+    if (!spec && options.spec_for_layout) archive_tensors = out.tensors;
   } else {
     // Everything else goes to the torch.save reader, whose errors say what a file is instead.
     TorchFileContent content = decode_torch_file(std::move(bytes), path, options.key);
