@@ -71,6 +71,9 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             "config: cudnn_benchmark_limit = -1: must be in [0, 10000] (0: time every "
             "algorithm; PyTorch's default 10)");
   EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": 0})")), "");
+  EXPECT_EQ(config_error(json::parse(R"({"device": "cuda:x"})")),
+            "config: device = \"cuda:x\": must be auto, cpu, cuda or cuda:N");
+  EXPECT_EQ(config_error(json::parse(R"({"device": "cuda:1"})")), "");  // a GPU is asked for later
 }
 
 TEST(Config, OverridesParseJsonOrKeepStrings) {

@@ -26,6 +26,22 @@ TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
   EXPECT_THROW(resolve_device("tpu"), ConfigError);
 }
 
+// A malformed name is a typo on every machine, with or without a GPU, and says so.
+TEST(Device, RefusesMalformedCudaNamesAsTypos) {
+  for (const std::string name :
+       {"cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cuda:99999", "CUDA", "cuda0", " cuda"}) {
+    try {
+      resolve_device(name);
+      ADD_FAILURE() << name << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("must be auto, cpu, cuda or cuda:N"), std::string::npos)
+          << name << ": " << e.what();
+    }
+  }
+  EXPECT_NO_THROW(check_device_name("cuda:0"));
+  EXPECT_NO_THROW(check_device_name("cuda:15"));
+}
+
 // cuDNN's autotuning reads LibTorch's global limit at each new convolution shape.
 TEST(Device, SetsCudnnBenchmarkLimit) {
   const int before = at::globalContext().benchmarkLimitCuDNN();

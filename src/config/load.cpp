@@ -408,9 +408,7 @@ void validate(const RunConfig& c) {
   const std::string& p = c.data.placement;
   require(p == "auto" || p == "device" || p == "host", "data.placement", "\"" + p + "\"",
           "must be auto, device or host");
-  const std::string& d = c.device;
-  require(d == "auto" || d == "cpu" || d == "cuda" || d.rfind("cuda:", 0) == 0, "device",
-          "\"" + d + "\"", "must be auto, cpu, cuda or cuda:N");
+  runtime::check_device_name(c.device);
 }
 
 RunConfig load_run_config(Command command, const std::string& path_or_name,

@@ -1,6 +1,7 @@
 #include "advft/runtime/device.h"
 
 #include <algorithm>
+#include <cctype>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -22,7 +23,19 @@ torch::Device use_gpu(const torch::Device& device) {
 
 }  // namespace
 
+void check_device_name(const std::string& name) {
+  const std::string prefix = "cuda:";
+  const bool cuda_n =
+      name.rfind(prefix, 0) == 0 && name.size() > prefix.size() &&
+      name.size() <= prefix.size() + 4 &&  // no card has 10,000 GPUs; keeps the index in an int
+      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
+                  [](unsigned char c) { return std::isdigit(c) != 0; });
+  if (name == "auto" || name == "cpu" || name == "cuda" || cuda_n) return;
+  throw ConfigError("device = \"" + name + "\": must be auto, cpu, cuda or cuda:N");
+}
+
 torch::Device resolve_device(const std::string& name) {
+  check_device_name(name);
   if (name == "auto") {
     if (!torch::cuda::is_available()) {
       spdlog::info("device auto: no GPU visible, running on the CPU");
@@ -33,19 +46,16 @@ torch::Device resolve_device(const std::string& name) {
     return use_gpu(gpu);
   }
   if (name == "cpu") return torch::kCPU;
-  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      throw ConfigError("device = \"" + name +
-                        "\": this LibTorch has no CUDA or no GPU is visible; use --device cpu");
-    }
-    torch::Device device(name == "cuda" ? std::string("cuda:0") : name);
-    if (device.index() >= static_cast<int>(torch::cuda::device_count())) {
-      throw ConfigError("device = \"" + name + "\": only " +
-                        std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
-    }
-    return use_gpu(device);
+  if (!torch::cuda::is_available()) {
+    throw ConfigError("device = \"" + name +
+                      "\": this LibTorch has no CUDA or no GPU is visible; use --device cpu");
   }
-  throw ConfigError("device = \"" + name + "\": must be auto, cpu, cuda or cuda:N");
+  const int index = name == "cuda" ? 0 : std::stoi(name.substr(name.find(':') + 1));
+  if (index >= static_cast<int>(torch::cuda::device_count())) {
+    throw ConfigError("device = \"" + name + "\": only " +
+                      std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
+  }
+  return use_gpu(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)));
 }
 
 void check_cudnn_benchmark_limit(int64_t limit) {

@@ -13,6 +13,11 @@ namespace advft::runtime {
 /// cuDNN's autotuning on: every loop of advft runs one batch shape over and over.
 torch::Device resolve_device(const std::string& name);
 
+/// Throws ConfigError naming the `device` setting unless name has one of resolve_device's forms
+/// (N: decimal digits). Checked before anything asks CUDA, so that a typo such as "cuda:x" is
+/// named as one on every machine rather than as LibTorch's "Invalid device string" on a GPU.
+void check_device_name(const std::string& name);
+
 /// torch.backends.cudnn.benchmark_limit's default, and the largest limit advft accepts.
 constexpr int64_t kDefaultCudnnBenchmarkLimit = 10;
 constexpr int64_t kMaxCudnnBenchmarkLimit = 10000;
