@@ -126,6 +126,13 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
       << bad_loops.output;
   EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
   EXPECT_EQ(run_advft("bench --cudnn-benchmark-limit -1 --device cpu").exit_code, 2);
+  // A --json that cannot be written is found before the benchmark, not after it.
+  const RunResult bad_json = run_advft("bench --device cpu --json /nonexistent-advft/b.json");
+  EXPECT_EQ(bad_json.exit_code, 6) << bad_json.output;
+  EXPECT_NE(bad_json.output.find("--json /nonexistent-advft/b.json: cannot create a file in"),
+            std::string::npos)
+      << bad_json.output;
+  EXPECT_EQ(bad_json.output.find("images/s"), std::string::npos) << bad_json.output;
 }
 
 // The Fashion-MNIST recipe's shape, to time its step apart from the whole fine-tune.

@@ -413,6 +413,16 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
            tmp.file("x9"),
        3, "fused_bn_relu = \"on\" needs a CUDA device"},
       {"bench --device cpu --fused-bn-relu on", 3, "--fused-bn-relu"},
+      // Found before the evaluation, which may take hours, rather than when it is written.
+      {"eval --checkpoint " + pre + "/last.safetensors --json " + tmp.file("no/such/e.json"), 6,
+       "--json " + tmp.file("no/such/e.json") + ": cannot create a file in"},
+      {"eval --checkpoint " + pre + "/last.safetensors --device cuda:x", 3,
+       "device = \"cuda:x\": must be auto, cpu, cuda or cuda:N"},
+      {"train --config " + config_path + " --set device=cuda0 --out " + tmp.file("x10"), 3,
+       "device = \"cuda0\": must be auto, cpu, cuda or cuda:N"},
+      {"train --config " + config_path + " --batch-size 0 --out " + tmp.file("x11"), 2,
+       "--batch-size: must be a whole number >= 1, got 0"},
+      {"bench --device cpu --warmup -1", 2, "--warmup: must be a whole number >= 0, got -1"},
   };
   if (!torch::cuda::is_available()) {
     // Asking for graphs where there is no GPU is a config error, not a silent fallback.
@@ -428,7 +438,7 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   }
   // Runs that failed before their first checkpoint leave no directory behind.
-  for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"})
+  for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11"})
     EXPECT_FALSE(fs::exists(tmp.file(out))) << out;
 }
 

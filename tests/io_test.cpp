@@ -510,6 +510,36 @@ TEST(AtomicFile, FailureIntoMissingDirectoryThrowsAndLeavesNothing) {
   EXPECT_TRUE(dir_entries(dir.path()).empty());
 }
 
+// bench and eval ask before their work whether their --json can be written at the end.
+TEST(AtomicFile, CheckFileWritableNamesWhatStandsInTheWayAndLeavesNothing) {
+  TempDir dir;
+  const auto error_of = [](const std::string& path) -> std::string {
+    try {
+      advft::io::check_file_writable(path, "--json");
+    } catch (const advft::Error& e) {
+      EXPECT_EQ(e.exit_code(), advft::kExitRunDir) << e.what();
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_of(dir.file("results.json")), "");
+  write_bytes(dir.file("old.json"), "kept");
+  EXPECT_EQ(error_of(dir.file("old.json")), "");  // replaced at the end, not now
+  EXPECT_EQ(read_bytes(dir.file("old.json")), "kept");
+  EXPECT_EQ(dir_entries(dir.path()), std::vector<std::string>{"old.json"});
+
+  const std::string missing = dir.file("no/such/results.json");
+  EXPECT_EQ(error_of(missing), "--json " + missing + ": cannot create a file in " +
+                                   dir.file("no/such") +
+                                   ": No such file or directory; name a file in a folder that "
+                                   "exists and can be written");
+  write_bytes(dir.file("folder/inside"), "x");
+  EXPECT_EQ(error_of(dir.file("folder")),
+            "--json " + dir.file("folder") + ": is a folder; name a file");
+  EXPECT_EQ(dir_entries(dir.path()), (std::vector<std::string>{"folder", "old.json"}));
+  EXPECT_EQ(dir_entries(dir.file("folder")), std::vector<std::string>{"inside"});
+}
+
 TEST(AtomicFile, FailedRenameRemovesTheTempFileAndKeepsTheTarget) {
   TempDir dir;
   // Renaming a file over a non-empty directory fails after the temp file was fully written.

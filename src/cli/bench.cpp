@@ -8,7 +8,9 @@
 #include <spdlog/spdlog.h>
 
 #include "advft/bench/bench.h"
+#include "advft/cli/count_check.h"
 #include "advft/error.h"
+#include "advft/io/atomic_file.h"
 #include "advft/io/metrics.h"
 #include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
@@ -103,6 +105,7 @@ void run_bench_command(const BenchCliOptions& o) {
   options.warmup = o.warmup;
   options.iterations = o.iterations;
   parse_loops(o.loops, options);
+  if (!o.json.empty()) io::check_file_writable(o.json, "--json");
   spdlog::info("benchmarking {} at batch {} on {}", models::describe(options.spec), o.batch,
                options.device.str());
 
@@ -122,12 +125,11 @@ void setup_bench(CLI::App& app) {
   command->add_option("--model", o->model,
                       "preact18 | wrn34_10 | wrn28_10 | resnet50 | any model.arch (default "
                       "preact18; resnet* and wide_resnet50_2 at 224x224, 1000 classes)");
-  command->add_option("--batch", o->batch, "Images per step (default 128)")
-      ->check(CLI::PositiveNumber);
+  command->add_option("--batch", o->batch, "Images per step (default 128)")->check(at_least(1));
   command->add_option("--attack", o->attack,
                       "Training attack (default pgd:steps=10, eps 8/255, step 2/255)");
   command->add_option("--eval-steps", o->eval_steps, "PGD steps of the evaluation (default 20)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--precision", o->precision,
                       "auto | fp32 | tf32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on the CPU)");
   command->add_option("--channels-last", o->channels_last, "auto | on | off (auto: on for CUDA)");
@@ -144,19 +146,18 @@ void setup_bench(CLI::App& app) {
                       "the trainer does (auto: on for CUDA, off for fp16)");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
   command->add_option("--input-size", o->input_size, "Image height = width (default per model)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command
       ->add_option("--in-channels", o->in_channels,
                    "Image channels (default 3; Fashion-MNIST's shape: --in-channels 1 "
                    "--input-size 28)")
-      ->check(CLI::PositiveNumber);
-  command->add_option("--classes", o->classes, "Classes (default per model)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
+  command->add_option("--classes", o->classes, "Classes (default per model)")->check(at_least(1));
   command->add_option("--warmup", o->warmup, "Untimed iterations first (default 3)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   command->add_option("--iterations", o->iterations, "Timed iterations per loop (default 10)")
-      ->check(CLI::PositiveNumber);
-  command->add_option("--threads", o->threads, "CPU threads")->check(CLI::PositiveNumber);
+      ->check(at_least(1));
+  command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));
   command->add_option("--loops", o->loops,
                       "Which loops to time: at (the AT step), eval (PGD evaluation) or at,eval "
                       "(default)");

@@ -6,11 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include "advft/attacks/attack_spec.h"
+#include "advft/cli/count_check.h"
 #include "advft/cli/run_options.h"
 #include "advft/config/load.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
+#include "advft/io/atomic_file.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/foreign.h"
 #include "advft/io/metrics.h"
@@ -66,6 +68,7 @@ nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
 void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
   runtime::set_cpu_threads(o.threads);
+  if (!o.json.empty()) io::check_file_writable(o.json, "--json");  // before a long evaluation
   std::vector<std::string> overrides = o.sets;
   append_normalization_overrides(o.normalization, overrides);
   // --attack replaces eval.attacks: the replaced list is neither used nor checked (its default
@@ -209,11 +212,11 @@ void setup_eval(CLI::App& app) {
                       "auto | on | off: capture the clean pass and each attack as CUDA graphs "
                       "(default: the config's cuda_graphs, else auto: on for CUDA)");
   command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--limit", o->limit, "Evaluate only the first N test images")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--seed", o->seed, "Seed of the attacks' random starts");
-  command->add_option("--threads", o->threads, "CPU threads")->check(CLI::PositiveNumber);
+  command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));
   command->add_flag("-v,--verbose", o->verbose, "Debug logging");
   command->callback([o]() { run_eval(*o); });
 }

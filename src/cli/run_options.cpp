@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "advft/cli/count_check.h"
 #include "advft/error.h"
 #include "advft/io/metrics.h"
 #include "advft/runtime/device.h"
@@ -70,11 +71,11 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
   command.add_option("--device", o.device, "auto | cpu | cuda | cuda:N (config key: device)");
   command.add_option("--data-dir", o.data_dir, "Data set directory (config key: data.dir)");
   command.add_option("--epochs", o.epochs, "Number of epochs (config key: train.epochs)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command.add_option("--batch-size", o.batch_size, "Batch size (config key: train.batch_size)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command.add_option("--threads", o.threads, "CPU threads (config key: threads)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command.add_flag("-v,--verbose", o.verbose, "Debug logging");
   resume->excludes(config);
   config->excludes(resume);

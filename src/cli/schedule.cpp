@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "advft/cli/count_check.h"
 #include "advft/config/load.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
@@ -78,9 +79,9 @@ void setup_schedule(CLI::App& app) {
       ->add_option("--train-size", o->train_size,
                    "Training images per epoch (default: counted from the data, else the "
                    "data set's standard size minus data.val_size)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--every", o->every, "Print every Nth step (and the last)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->callback([o]() { run_schedule(*o); });
 }
 

@@ -117,6 +117,24 @@ long temporary_file_writer(const std::string& path, const std::string& candidate
   return std::stol(candidate.substr(prefix.size(), pid_digits));
 }
 
+void check_file_writable(const std::string& path, const std::string& option) {
+  const std::string what = option + " " + path + ": ";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw Error(what + "is a folder; name a file", kExitRunDir);
+  }
+  // Creating the temporary file write_file_atomic will create answers for everything at once:
+  // a missing folder, permissions, a read-only or full file system.
+  const std::string tmp = temporary_name(path);
+  FdGuard fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) {
+    throw Error(what + "cannot create a file in " + parent_dir(path) + ": " + errno_text(errno) +
+                    "; name a file in a folder that exists and can be written",
+                kExitRunDir);
+  }
+  ::unlink(tmp.c_str());
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = temporary_name(path);
 

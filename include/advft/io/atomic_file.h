@@ -11,6 +11,12 @@ namespace advft::io {
 /// names the path and the system error; an existing `path` is then left untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+/// Checks, before work whose result goes to `path` at the end (a benchmark, an evaluation), that
+/// write_file_atomic can write there: `path` is not a folder and a file can be created beside it
+/// (created and removed again). advft::Error (kExitRunDir) "<option> <path>: ..." otherwise, so
+/// that a typo costs a second rather than the whole run.
+void check_file_writable(const std::string& path, const std::string& option);
+
 /// The process id in `candidate` when it is one of the temporary files that write_file_atomic
 /// and link_file_atomic give `path` ("<path>.tmp.<pid>.<n>", in path's directory), else 0. A
 /// process killed mid-write leaves such a file behind.
