@@ -135,6 +135,30 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_EQ(bad_json.output.find("images/s"), std::string::npos) << bad_json.output;
 }
 
+// Ctrl-C stops a benchmark between calls, as it stops training and evaluation, instead of being
+// recorded and ignored until the last iteration.
+TEST(BenchCli, StopsOnCtrlCBetweenCallsAndWritesNothing) {
+  TempDir dir;
+  const std::string log = dir.file("bench.log");
+  BackgroundAdvft bench(
+      "bench --model preact18 --batch 2 --attack pgd:steps=1 --loops at "
+      "--warmup 0 --iterations 1000000 --device cpu --threads 1 --json " +
+          dir.file("bench.json"),
+      log);
+  ASSERT_TRUE(bench.started());
+  // The handlers are in place before the first log line.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline &&
+         read_bytes(log).find("benchmarking") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  bench.signal(SIGINT);
+  EXPECT_EQ(bench.wait(std::chrono::seconds(60)), 130) << read_bytes(log);
+  EXPECT_NE(read_bytes(log).find("benchmark interrupted by signal 2; nothing was written"),
+            std::string::npos)
+      << read_bytes(log);
+  EXPECT_EQ(dir_entries(dir.path()), std::vector<std::string>{"bench.log"});
+}
+
 // The Fashion-MNIST recipe's shape, to time its step apart from the whole fine-tune.
 TEST(BenchCli, MeasuresAnyImageShape) {
   const BenchRun b = run_bench(

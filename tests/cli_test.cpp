@@ -234,14 +234,8 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   ASSERT_EQ(run_advft(common + " --out " + ref).exit_code, 0);
 
   std::string run = tmp.file("interrupted");
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::string cmd =
-        std::string(ADVFT_BINARY) + " " + common + " --out " + run + " >/dev/null 2>&1";
-    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  BackgroundAdvft finetune(common + " --out " + run, "/dev/null");
+  ASSERT_TRUE(finetune.started());
   // Wait until a few steps are logged, then ask it to stop the way a cluster scheduler does.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -249,11 +243,8 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 143);
+  finetune.signal(SIGTERM);
+  EXPECT_EQ(finetune.wait(std::chrono::seconds(120)), 143);
   ASSERT_TRUE(fs::exists(run + "/last.safetensors"));
   auto state = io::load_checkpoint(run + "/last.safetensors").train_state;
   EXPECT_GT(state["next_step"].get<int64_t>(), 0);

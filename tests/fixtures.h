@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -175,6 +178,51 @@ inline RunResult run_command(const std::string& command_line) {
 inline RunResult run_advft(const std::string& args) {
   return run_command(std::string(ADVFT_BINARY) + " " + args);
 }
+
+/// `advft <args>` started in the background (args are shell words), its stdout and stderr going
+/// to `output_file`: for tests that signal a command while it runs. A process still running when
+/// this goes out of scope is killed.
+class BackgroundAdvft {
+ public:
+  BackgroundAdvft(const std::string& args, const std::string& output_file) {
+    const std::string command =
+        "exec " + std::string(ADVFT_BINARY) + " " + args + " >" + output_file + " 2>&1";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~BackgroundAdvft() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  BackgroundAdvft(const BackgroundAdvft&) = delete;
+  BackgroundAdvft& operator=(const BackgroundAdvft&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  void signal(int signal_number) const { ::kill(pid_, signal_number); }
+
+  /// The exit code (128 + N when signal N killed it), or -1 when it is still running after
+  /// `limit`: a command that ignores a stop request fails its test instead of hanging it.
+  int wait(std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
 
 /// A run of `advft bench` and the JSON it wrote (null when it failed).
 struct BenchRun {

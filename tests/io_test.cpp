@@ -23,6 +23,7 @@ namespace {
 
 using advft::CheckpointError;
 using advft::io::NamedTensor;
+using advft::testing::dir_entries;
 using advft::testing::read_bytes;
 using advft::testing::TempDir;
 using advft::testing::write_bytes;
@@ -66,13 +67,6 @@ void expect_rejected(const std::string& bytes, const std::string& expect_in_mess
     EXPECT_EQ(what.find('\n'), std::string::npos) << "message is one line: " << what;
     EXPECT_EQ(e.exit_code(), advft::kExitCheckpoint);
   }
-}
-
-std::vector<std::string> dir_entries(const fs::path& dir) {
-  std::error_code error;
-  std::vector<std::string> names = advft::io::directory_names(dir.string(), error);
-  EXPECT_FALSE(error) << dir << ": " << error.message();
-  return names;
 }
 
 // A tiny classifier with the kinds of state real ones have: parameters without and with bias,

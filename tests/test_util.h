@@ -7,6 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "advft/io/directory.h"
 
@@ -47,6 +48,15 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// The names in `dir`, sorted, without "." and ".."; throws when `dir` cannot be read, so that a
+/// missing folder is not mistaken for an empty one.
+inline std::vector<std::string> dir_entries(const std::filesystem::path& dir) {
+  std::error_code error;
+  std::vector<std::string> names = advft::io::directory_names(dir.string(), error);
+  if (error) throw std::runtime_error(dir.string() + ": " + error.message());
+  return names;
 }
 
 /// Copies the directory `from`, its subdirectories too, to a new `to` (advft::io::directory_names,

@@ -13,6 +13,7 @@
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/memory_format.h"
+#include "advft/runtime/signals.h"
 #include "advft/runtime/stream.h"
 #include "advft/train/loss_scaler.h"
 #include "advft/train/sgd.h"
@@ -39,16 +40,22 @@ Timing time_calls(const std::function<void()>& body, const BenchOptions& o, int6
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
   const int64_t untimed = o.warmup + (o.graphs == runtime::GraphMode::kOff ? 0 : graph_warmup + 1);
+  // Ctrl-C is looked for between calls: an atomic read on the host, which does not wait for the
+  // GPU, so the timed calls still queue back to back.
+  const auto call = [&body] {
+    runtime::throw_if_stopped("benchmark");
+    body();
+  };
   Timing timing;
   synchronize(o.device);
   const auto warmup_start = Clock::now();
   for (int64_t i = 0; i < untimed; ++i)
-    body();
+    call();
   synchronize(o.device);
   timing.warmup_seconds = seconds_since(warmup_start);
   const auto start = Clock::now();
   for (int64_t i = 0; i < o.iterations; ++i)
-    body();
+    call();
   synchronize(o.device);
   timing.seconds_per_call = seconds_since(start) / static_cast<double>(o.iterations);
   return timing;

@@ -98,11 +98,7 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
   data::BatchLoader loader(data, options.batch_size, /*shuffle=*/false, /*drop_last=*/false,
                            options.seed, device, options.placement);
   for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
-    if (int signal = runtime::stop_signal()) {
-      throw InterruptedError(
-          "evaluation interrupted by signal " + std::to_string(signal) + "; nothing was written",
-          128 + signal);
-    }
+    runtime::throw_if_stopped("evaluation");
     data::Batch batch = loader.batch(0, b);
     torch::Tensor robust = (*clean_row)({batch.images, batch.labels})[0].clone();
     report.clean_correct += robust.sum().item<int64_t>();

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <csignal>
 
+#include "advft/error.h"
+
 namespace advft::runtime {
 namespace {
 
@@ -26,6 +28,14 @@ void install_stop_handlers() {
 
 int stop_signal() {
   return g_stop_signal.load();
+}
+
+void throw_if_stopped(const std::string& what) {
+  if (const int signal = stop_signal()) {
+    throw InterruptedError(
+        what + " interrupted by signal " + std::to_string(signal) + "; nothing was written",
+        128 + signal);
+  }
 }
 
 void clear_stop_signal() {
