@@ -103,6 +103,8 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
     torch::Tensor robust = (*clean_row)({batch.images, batch.labels})[0].clone();
     report.clean_correct += robust.sum().item<int64_t>();
     for (std::size_t a = 0; a < attacks.size(); ++a) {
+      // Also between attacks: a strong one on a large batch takes a while, longest on the CPU.
+      if (a > 0) runtime::throw_if_stopped("evaluation");
       const auto attack_start = Clock::now();
       const torch::Tensor correct = (*attack_rows[a])({batch.images, batch.labels})[0];
       report.attacks[a].correct += correct.sum().item<int64_t>();
