@@ -119,7 +119,13 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_NE(b.run.output.find("warm-up s"), std::string::npos) << b.run.output;
   EXPECT_EQ(j["at_step"]["flops_per_image"].get<int64_t>(),
             5 * j["forward_flops_per_image"].get<int64_t>());  // PGD-1: (2*1 + 3) forwards
-  EXPECT_EQ(run_advft("bench --model resnet9000").exit_code, 2);
+  const RunResult bad_model = run_advft("bench --model resnet9000");
+  EXPECT_EQ(bad_model.exit_code, 2);
+  // One prefix, the flag's: not "--model resnet9000: config: model.arch = ...".
+  EXPECT_NE(bad_model.output.find("error: --model resnet9000: unknown; known: preact18 or a "
+                                  "model.arch (preact_resnet18, "),
+            std::string::npos)
+      << bad_model.output;
   const RunResult bad_loops = run_advft("bench --loops at,train --device cpu");
   EXPECT_EQ(bad_loops.exit_code, 2);
   EXPECT_NE(bad_loops.output.find("--loops at,train: \"train\" is not a loop"), std::string::npos)

@@ -51,17 +51,16 @@ models::ModelSpec bench_spec(const BenchCliOptions& o) {
   models::ModelSpec spec;
   const auto alias = kAliases.find(o.model);
   spec.arch = alias != kAliases.end() ? alias->second : o.model;
+  if (!models::is_known_architecture(spec.arch)) {
+    throw UsageError("--model " + o.model + ": unknown; known: preact18 or a model.arch (" +
+                     models::known_architectures_text() + ")");
+  }
   // torchvision's ImageNet networks at ImageNet's shape; everything else at CIFAR's.
   const bool imagenet = spec.arch.rfind("resnet", 0) == 0 || spec.arch == "wide_resnet50_2";
   spec.input_size = o.input_size > 0 ? o.input_size : (imagenet ? 224 : 32);
   spec.in_channels = o.in_channels > 0 ? o.in_channels : 3;
   spec.num_classes = o.classes > 0 ? o.classes : (imagenet ? 1000 : 10);
-  try {
-    models::validate(spec);
-  } catch (const ConfigError& e) {
-    throw UsageError(std::string("--model ") + o.model + ": " + e.what() +
-                     " (or preact18, wrn34_10, wrn28_10)");
-  }
+  models::validate(spec);
   return spec;
 }
 

@@ -125,6 +125,15 @@ std::vector<std::string> known_architectures() {
   return names;
 }
 
+bool is_known_architecture(const std::string& arch) {
+  const auto known = known_architectures();
+  return std::find(known.begin(), known.end(), arch) != known.end();
+}
+
+std::string known_architectures_text() {
+  return join(known_architectures(), ", ");
+}
+
 void validate(const ModelSpec& spec) {
   if (spec.kind != kZoo && spec.kind != kTorchScript) {
     throw ConfigError("model.kind = \"" + spec.kind + "\": unknown; known: \"zoo\" (advft's " +
@@ -135,10 +144,9 @@ void validate(const ModelSpec& spec) {
         "model.kind = \"torchscript\" needs model.path, the archive written by "
         "torch.jit.save (or pass the archive as --checkpoint)");
   }
-  const auto known = known_architectures();
-  if (spec.kind == kZoo && std::find(known.begin(), known.end(), spec.arch) == known.end()) {
+  if (spec.kind == kZoo && !is_known_architecture(spec.arch)) {
     throw ConfigError("model.arch = \"" + spec.arch +
-                      "\": unknown architecture; known: " + join(known, ", "));
+                      "\": unknown architecture; known: " + known_architectures_text());
   }
   if (spec.num_classes < 1) {
     fail("num_classes", "must be >= 1, got " + std::to_string(spec.num_classes));

@@ -27,6 +27,12 @@ const std::vector<ResNetVariant>& resnet_variants();
 /// Architecture names accepted in ModelSpec::arch, in a stable order for messages and help.
 std::vector<std::string> known_architectures();
 
+/// True when `arch` is one of known_architectures().
+bool is_known_architecture(const std::string& arch);
+
+/// known_architectures() as one comma-separated list, for messages.
+std::string known_architectures_text();
+
 /// Throws advft::ConfigError naming the `model.<field>` at fault when the spec cannot be built.
 void validate(const ModelSpec& spec);
 
