@@ -1,6 +1,8 @@
 // End-to-end tests of the real advft binary on CIFAR-format files the tests write.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include "advft/io/metrics.h"
 #include "advft/io/run_dir.h"
 #include "advft/io/safetensors.h"
+#include "advft/models/factory.h"
 #include "checkpoint_bytes.h"
 #include "fixtures.h"
 
@@ -490,6 +493,77 @@ TEST(CliHostileFileTest, InspectAndEvalRefuseHostileFilesWithOneLine) {
     }
   }
   EXPECT_FALSE(fs::exists(marker)) << "a checkpoint ran code";
+}
+
+// Runs `advft <command> <fifo> <rest>` and feeds it `bytes` through the FIFO in two halves with a
+// Ctrl-C between them, so the signal certainly comes while the file is read. Returns the exit
+// code and the output.
+RunResult stop_while_reading(const TempDir& dir, const std::string& command,
+                             const std::string& rest, const std::string& bytes) {
+  const std::string fifo = dir.file("in.safetensors");
+  if (::mkfifo(fifo.c_str(), 0600) != 0) return {-1, "mkfifo failed"};
+  const std::string log = dir.file("log");
+  BackgroundAdvft advft(command + " " + fifo + " " + rest, log);
+  // Opening for writing without a reader fails (ENXIO) instead of blocking: a command that
+  // fails before it reads cannot hang the test.
+  int fd = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (fd < 0 && std::chrono::steady_clock::now() < deadline) {
+    fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (fd < 0) return {-1, "advft never opened the FIFO: " + read_bytes(log)};
+  ::fcntl(fd, F_SETFL, 0);
+  // A reader that has gone would make the writes raise SIGPIPE in the test binary.
+  struct sigaction ignore {
+  }, previous{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &previous);
+  const size_t half = bytes.size() / 2;
+  const bool first = ::write(fd, bytes.data(), half) == static_cast<ssize_t>(half);
+  advft.signal(SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const bool second = ::write(fd, bytes.data() + half, bytes.size() - half) ==
+                      static_cast<ssize_t>(bytes.size() - half);
+  ::close(fd);
+  ::sigaction(SIGPIPE, &previous, nullptr);
+  const int code = advft.wait(std::chrono::seconds(60));
+  const std::string output = read_bytes(log);
+  if (!first || !second) return {-1, "the writes to the FIFO failed: " + output};
+  return {code, output};
+}
+
+// A Ctrl-C while convert or inspect reads a large file ends them after the read with one line
+// and 130; convert wrote its output and exited 0 before, the signal recorded and ignored.
+TEST(CliStopTest, ConvertAndInspectStopAfterReadingWithNothingWritten) {
+  models::ModelSpec spec;
+  spec.arch = "preact_resnet";
+  spec.blocks = {1};
+  spec.width = 8;
+  const models::ClassifierPtr model = models::make_model(spec);
+  TempDir source;
+  io::save_checkpoint(source.file("tiny.safetensors"), *model, spec, json::object());
+  const std::string bytes = read_bytes(source.file("tiny.safetensors"));
+  // The input is whole: without the signal the same command succeeds.
+  const RunResult plain =
+      run_advft("convert " + source.file("tiny.safetensors") + " " + source.file("plain.pt"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+
+  TempDir convert_dir;
+  const RunResult convert =
+      stop_while_reading(convert_dir, "convert", convert_dir.file("out.pt"), bytes);
+  EXPECT_EQ(convert.exit_code, 130) << convert.output;
+  EXPECT_NE(convert.output.find("error: convert interrupted by signal 2; nothing was written"),
+            std::string::npos)
+      << convert.output;
+  EXPECT_EQ(dir_entries(convert_dir.path()), (std::vector<std::string>{"in.safetensors", "log"}));
+
+  TempDir inspect_dir;
+  const RunResult inspect = stop_while_reading(inspect_dir, "inspect", "", bytes);
+  EXPECT_EQ(inspect.exit_code, 130) << inspect.output;
+  EXPECT_NE(inspect.output.find("error: inspect interrupted by signal 2"), std::string::npos)
+      << inspect.output;
+  EXPECT_EQ(inspect.output.find("model_spec:"), std::string::npos) << inspect.output;  // no report
 }
 
 TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {

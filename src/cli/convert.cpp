@@ -16,6 +16,7 @@
 #include "advft/models/factory.h"
 #include "advft/models/torchscript.h"
 #include "advft/runtime/logging.h"
+#include "advft/runtime/signals.h"
 
 namespace advft::cli {
 
@@ -161,10 +162,14 @@ void run_convert(const ConvertCliOptions& o) {
   options.spec_for_layout = [&o](const io::Layout& layout, io::FileFormat format) {
     return foreign_spec(o, layout, format);
   };
+  // Reading and building a large model take seconds each; a Ctrl-C or SIGTERM (recorded by
+  // main's handlers) ends the command after each of them, before anything is written.
   const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(o.input, options);
+  runtime::throw_if_stopped("convert");
   const models::ClassifierPtr model = models::make_model(ckpt.spec);
   io::load_checkpoint_weights(*model, ckpt, options.strict, models::describe(ckpt.spec));
   model->eval();
+  runtime::throw_if_stopped("convert");
 
   switch (target) {
     case Target::kAdvft: {

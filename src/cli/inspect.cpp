@@ -9,6 +9,7 @@
 
 #include "advft/io/foreign.h"
 #include "advft/runtime/logging.h"
+#include "advft/runtime/signals.h"
 
 namespace advft::cli {
 
@@ -124,6 +125,7 @@ void print_text(const io::FileInfo& info) {
 void run_inspect(const InspectCliOptions& o) {
   runtime::init_logging(false);
   const io::FileInfo info = io::inspect_file(o.file, o.key);
+  runtime::throw_if_stopped("inspect");  // a Ctrl-C while a large file was read
   if (o.json) {
     std::cout << dump(to_json(info), 2) << std::endl;
   } else {

@@ -10,6 +10,7 @@
 #include "advft/data/source.h"
 #include "advft/error.h"
 #include "advft/runtime/logging.h"
+#include "advft/runtime/signals.h"
 #include "advft/schedule/lr_schedule.h"
 
 namespace advft::cli {
@@ -55,6 +56,7 @@ void run_schedule(const ScheduleCliOptions& o) {
   }
   const int64_t total = steps_per_epoch * c.train.epochs;
   auto schedule = schedule::make_schedule(c.schedule, total);
+  runtime::throw_if_stopped("schedule");  // a Ctrl-C while a large data set was counted
   std::cout << "step,epoch,lr\n";
   for (int64_t step = 0; step < total; ++step) {
     if (step % o.every != 0 && step != total - 1) continue;

@@ -1,7 +1,9 @@
 #pragma once
 // Graceful stop on SIGINT / SIGTERM: the handler only records the signal; the training loop
 // polls it between steps, saves a resumable checkpoint and then exits; evaluation and the
-// benchmark poll it between batches and stop with nothing written.
+// benchmark poll it between batches, convert, inspect and schedule after each long phase, and
+// these stop with nothing written. main installs the handlers for every command, so a command
+// that never polls would run to its end after a Ctrl-C: each one that takes seconds must poll.
 #include <string>
 
 namespace advft::runtime {
