@@ -17,7 +17,8 @@ enum ExitCode : int {
   kExitCheckpoint = 5,    ///< checkpoint missing, truncated, foreign or not matching the model
   kExitRunDir = 6,        ///< run directory exists / cannot be written
   kExitDiverged = 7,      ///< loss became NaN/Inf; the last good checkpoint is kept
-  kExitInterrupted = 130  ///< SIGINT/SIGTERM: a resumable checkpoint saved, unless no step ran
+  kExitInterrupted = 130  ///< SIGINT (128 + 2; SIGTERM gives 143): training saves a resumable
+                          ///< checkpoint unless no step ran; the other commands write nothing
 };
 
 /// Base of all advft errors; carries the exit code the process should end with.
@@ -69,11 +70,7 @@ class InterruptedError : public Error {
   InterruptedError(const std::string& message, int exit_code) : Error(message, exit_code) {}
 };
 
-}  // namespace advft
-
-namespace advft {
-
-/// The command line is wrong in a way CLI11 cannot see (a combination of flags).
+/// The command line is wrong in a way CLI11 cannot see (a combination of flags, a flag's value).
 class UsageError : public Error {
  public:
   explicit UsageError(const std::string& message) : Error(message, kExitUsage) {}

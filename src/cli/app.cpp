@@ -20,8 +20,9 @@ void setup_app(CLI::App& app) {
   app.require_subcommand(0, 1);
   app.footer(
       "Exit codes: 0 ok, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint, 6 run "
-      "directory, 7 diverged (NaN), 130/143 stopped by SIGINT/SIGTERM (a resumable checkpoint "
-      "saved, unless no step had run). Run `advft <command> --help` for each command's options.");
+      "directory, 7 diverged (NaN), 130/143 stopped by SIGINT/SIGTERM (training saves a "
+      "resumable checkpoint unless no step had run; the other commands write nothing). Run `advft "
+      "<command> --help` for each command's options.");
 
   app.add_flag_callback(
       "--version",
