@@ -1,48 +1,83 @@
 #pragma once
-// An in-memory image classification data set, kept as uint8 pixels (4x smaller than float) until
-// a batch is drawn, plus the index helpers every split and loader uses.
+// An image classification data set: small ones (CIFAR, MNIST) in memory as uint8 pixels (4x
+// smaller than float) until a batch is drawn, large ones (ImageNet) as a list of image files
+// decoded batch by batch; plus the index helpers every split and loader uses.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "advft/data/image_transform.h"
+
 namespace advft::data {
+
+/// The examples of a data set kept on disk: one image file each, and how it becomes an input.
+struct ImageFiles {
+  std::vector<std::string> paths;  ///< in the order of Dataset::labels
+  ImageTransform transform;
+};
 
 /// Images and labels of one split, on the CPU as read from disk.
 struct Dataset {
-  torch::Tensor images;  ///< uint8 [N, C, H, W], contiguous
+  torch::Tensor images;  ///< uint8 [N, C, H, W], contiguous; undefined when `files` holds them
   torch::Tensor labels;  ///< int64 [N]
   int64_t num_classes = 0;
-  std::string name;  ///< "cifar10", "cifar100", "mnist", "fashion_mnist"
+  std::string name;  ///< "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", ...
+  std::shared_ptr<const ImageFiles> files;  ///< image-folder data sets only
 
   /// Number of examples (0 for a default-constructed Dataset).
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  /// Whether the pixels are in `images` (else they are decoded from `files` when drawn).
+  bool in_memory() const { return !files; }
+  /// [C, H, W] of one example as a loader delivers it.
+  std::vector<int64_t> image_shape() const {
+    if (files) return {3, files->transform.image_size, files->transform.image_size};
+    return {images.size(1), images.size(2), images.size(3)};
+  }
 };
 
 /// The examples at `indices` (int64 [K], any order), copied into new contiguous tensors.
 inline Dataset subset(const Dataset& data, const torch::Tensor& indices) {
   TORCH_CHECK(indices.dim() == 1, "data::subset: indices must be 1-D, got ", indices.sizes());
-  const torch::Tensor idx = indices.to(data.images.device(), torch::kLong);
+  const torch::Tensor idx = indices.to(data.labels.device(), torch::kLong).contiguous();
   Dataset out;
-  out.images = data.images.index_select(0, idx).contiguous();
-  out.labels = data.labels.index_select(0, idx.to(data.labels.device())).contiguous();
+  out.labels = data.labels.index_select(0, idx).contiguous();
   out.num_classes = data.num_classes;
   out.name = data.name;
+  if (data.files) {
+    auto files = std::make_shared<ImageFiles>();
+    files->transform = data.files->transform;
+    const torch::Tensor picks = idx.cpu();
+    const int64_t* pick = picks.data_ptr<int64_t>();
+    files->paths.reserve(static_cast<size_t>(picks.numel()));
+    for (int64_t k = 0; k < picks.numel(); ++k)
+      files->paths.push_back(data.files->paths.at(static_cast<size_t>(pick[k])));
+    out.files = std::move(files);
+  } else {
+    out.images = data.images.index_select(0, idx.to(data.images.device())).contiguous();
+  }
   return out;
 }
 
-/// The first min(n, size) examples. A view: slicing dim 0 keeps the tensors contiguous.
+/// The first min(n, size) examples. Tensors are views: slicing dim 0 keeps them contiguous.
 inline Dataset head(const Dataset& data, int64_t n) {
   TORCH_CHECK(n >= 0, "data::head: n must be >= 0, got ", n);
   Dataset out = data;
   const int64_t keep = std::min(n, data.size());
-  out.images = data.images.narrow(0, 0, keep);
   out.labels = data.labels.narrow(0, 0, keep);
+  if (data.files) {
+    auto files = std::make_shared<ImageFiles>(*data.files);
+    files->paths.resize(static_cast<size_t>(keep));
+    out.files = std::move(files);
+  } else {
+    out.images = data.images.narrow(0, 0, keep);
+  }
   return out;
 }
 

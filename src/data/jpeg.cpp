@@ -1,0 +1,107 @@
+#include "advft/data/jpeg.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "advft/error.h"
+
+#ifdef ADVFT_HAVE_JPEG
+#include <turbojpeg.h>
+#endif
+
+namespace advft::data {
+namespace {
+
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+
+#ifdef ADVFT_HAVE_JPEG
+struct HandleCloser {
+  void operator()(void* handle) const { tjDestroy(handle); }
+};
+using Decompressor = std::unique_ptr<void, HandleCloser>;
+
+// Far above any photograph a classifier is trained on (ImageNet's largest is about 5,000
+// pixels a side); a corrupt header announcing more fails here instead of in the allocator.
+constexpr int64_t kMaxPixels = int64_t{1} << 28;
+
+/// A CMYK JPEG from Photoshop (the only kind seen in practice, ImageNet's 22 among them) stores
+/// inverted inks. Pillow, which the Python peers decode with, turns them back into inks and
+/// computes R = (255 - K) - C * (255 - K) / 255 with its rounding; so do we, to the same bytes.
+torch::Tensor cmyk_to_rgb(const torch::Tensor& stored) {
+  const torch::Tensor raw = stored.to(torch::kInt);   // [H, W, 4]
+  const torch::Tensor not_key = raw.narrow(2, 3, 1);  // 255 - K
+  const torch::Tensor inks = 255 - raw.narrow(2, 0, 3);
+  // Pillow's MULDIV255: exact rounding of a * b / 255 for a, b in [0, 255].
+  const torch::Tensor product = inks * not_key + 128;
+  const torch::Tensor scaled = (product + product.div(256, "floor")).div(256, "floor");
+  return (not_key - scaled).clamp(0, 255).to(torch::kUInt8);
+}
+#endif
+
+}  // namespace
+
+bool jpeg_supported() {
+#ifdef ADVFT_HAVE_JPEG
+  return true;
+#else
+  return false;
+#endif
+}
+
+torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& path) {
+#ifdef ADVFT_HAVE_JPEG
+  Decompressor handle(tjInitDecompress());
+  if (!handle)
+    throw DataError(path + ": cannot start the JPEG decoder: " + tjGetErrorStr2(nullptr));
+  int width = 0;
+  int height = 0;
+  int subsampling = 0;
+  int colorspace = 0;
+  auto* data = const_cast<unsigned char*>(bytes.data());  // TurboJPEG 2.x takes non-const
+  if (tjDecompressHeader3(handle.get(), data, bytes.size(), &width, &height, &subsampling,
+                          &colorspace) != 0) {
+    throw DataError(path + ": not a JPEG image (" + tjGetErrorStr2(handle.get()) +
+                    "); image folders are read as JPEG only: convert other formats first");
+  }
+  if (width <= 0 || height <= 0 || int64_t{width} * height > kMaxPixels) {
+    throw DataError(path + ": JPEG header says " + std::to_string(width) + "x" +
+                    std::to_string(height) + " pixels; the file is damaged");
+  }
+  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  const int channels = cmyk ? 4 : 3;
+  torch::Tensor pixels = torch::empty({height, width, channels}, torch::kUInt8);
+  // Accurate DCT: the fast one shifts pixel values by one here and there against Pillow.
+  if (tjDecompress2(handle.get(), data, bytes.size(), pixels.data_ptr<uint8_t>(), width, 0, height,
+                    cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
+      tjGetErrorCode(handle.get()) == TJERR_FATAL) {
+    // Warnings ("extraneous bytes before marker", common in ImageNet) pass, as they do in
+    // Pillow; only a fatal error means there is no image.
+    throw DataError(path + ": damaged JPEG: " + tjGetErrorStr2(handle.get()));
+  }
+  if (cmyk) pixels = cmyk_to_rgb(pixels);
+  return pixels.permute({2, 0, 1}).contiguous();
+#else
+  (void)bytes;
+  throw DataError(path +
+                  ": this advft was built without libjpeg-turbo, so it cannot read JPEG "
+                  "images; install libturbojpeg0-dev (Debian/Ubuntu) and rebuild");
+#endif
+}
+
+torch::Tensor read_jpeg(const std::string& path) {
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) throw DataError(path + ": cannot open: " + std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[1 << 16];
+  size_t got = 0;
+  while ((got = std::fread(chunk, 1, sizeof chunk, file.get())) > 0)
+    bytes.insert(bytes.end(), chunk, chunk + got);
+  if (std::ferror(file.get())) throw DataError(path + ": cannot read: " + std::strerror(errno));
+  return decode_jpeg(bytes, path);
+}
+
+}  // namespace advft::data
