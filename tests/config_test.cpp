@@ -74,6 +74,13 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
   EXPECT_EQ(config_error(json::parse(R"({"device": "cuda:x"})")),
             "config: device = \"cuda:x\": must be auto, cpu, cuda or cuda:N");
   EXPECT_EQ(config_error(json::parse(R"({"device": "cuda:1"})")), "");  // a GPU is asked for later
+  EXPECT_EQ(config_error(json::parse(R"({"data": {"image_size": 224, "resize_size": 200}})")),
+            "config: data.resize_size = 200: must be in [data.image_size, 8192] (evaluation "
+            "crops image_size out of it)");
+  EXPECT_EQ(config_error(json::parse(R"({"data": {"min_crop_scale": 0}})")),
+            "config: data.min_crop_scale = 0: must be in (0, 1]");
+  EXPECT_EQ(config_error(json::parse(R"({"data": {"image_size": 0}})")),
+            "config: data.image_size = 0: must be in [1, 4096]");
 }
 
 TEST(Config, OverridesParseJsonOrKeepStrings) {
@@ -116,7 +123,7 @@ TEST(Config, ResolvedConfigRoundTrips) {
 TEST(Config, ShippedConfigsLoadByNameAndValidate) {
   for (const char* name :
        {"cifar10", "cifar10.json", "cifar100", "cifar10_preact18", "cifar10_wrn34_10",
-        "cifar100_wrn34_10", "fashion_mnist", "quickstart"}) {
+        "cifar100_wrn34_10", "fashion_mnist", "quickstart", "imagenet"}) {
     RunConfig c = load_run_config(Command::kFinetune, name, {});
     EXPECT_GE(c.train.epochs, 1) << name;
   }
@@ -128,6 +135,10 @@ TEST(Config, ShippedConfigsLoadByNameAndValidate) {
   EXPECT_DOUBLE_EQ(fm.attack.eps, 0.1);
   EXPECT_DOUBLE_EQ(fm.attack.step_size, 0.025);
   EXPECT_EQ(fm.model.in_channels, 1);
+  RunConfig in = load_run_config(Command::kFinetune, "imagenet", {});
+  EXPECT_EQ(in.data.dataset, "imagenet");
+  EXPECT_EQ(in.model.arch, "resnet50");
+  EXPECT_EQ(in.data.image_size, in.model.input_size);
   try {
     resolve_config_path("no_such_recipe");
     FAIL();

@@ -49,9 +49,10 @@ struct EvalCliOptions {
 
 namespace {
 
-// What an advft checkpoint recorded of the run that made it, as config JSON: the data set, and the
-// training attack's norm, eps and step size, so that a model fine-tuned at eps = 0.1 on
-// Fashion-MNIST is evaluated there, at 0.1, unless asked otherwise. Empty for other files.
+// What an advft checkpoint recorded of the run that made it, as config JSON: the data set (and an
+// image folder's input sizes), and the training attack's norm, eps and step size, so that a model
+// fine-tuned at eps = 0.1 on Fashion-MNIST is evaluated there, at 0.1, unless asked otherwise.
+// Empty for other files.
 nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
   nlohmann::json recorded = nlohmann::json::object();
   const auto copy = [&](const char* section, std::initializer_list<const char*> keys) {
@@ -60,7 +61,7 @@ nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
     for (const char* key : keys)
       if (it->contains(key)) recorded[section][key] = (*it)[key];
   };
-  copy("data", {"dataset", "dir", "coarse_labels"});
+  copy("data", {"dataset", "dir", "coarse_labels", "image_size", "resize_size"});
   copy("attack", {"norm", "eps", "step_size"});
   return recorded;
 }
@@ -139,14 +140,15 @@ void run_eval(const EvalCliOptions& o) {
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
-  const auto& images = splits.test.images;
-  if (images.size(1) != ckpt.spec.in_channels || images.size(2) != ckpt.spec.input_size) {
+  const std::vector<int64_t> shape = splits.test.image_shape();  // [C, H, W]
+  if (shape[0] != ckpt.spec.in_channels || shape[1] != ckpt.spec.input_size) {
     throw DataError(
-        data.dir + ": " + data.dataset + " images are " + std::to_string(images.size(1)) + "x" +
-        std::to_string(images.size(2)) + "x" + std::to_string(images.size(3)) +
-        " but the model in " + ckpt.path + " expects " + std::to_string(ckpt.spec.in_channels) +
-        "x" + std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
-        "; pass the right --dataset / --data-dir");
+        data.dir + ": " + data.dataset + " images are " + std::to_string(shape[0]) + "x" +
+        std::to_string(shape[1]) + "x" + std::to_string(shape[2]) + " but the model in " +
+        ckpt.path + " expects " + std::to_string(ckpt.spec.in_channels) + "x" +
+        std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
+        (splits.test.in_memory() ? "; pass the right --dataset / --data-dir"
+                                 : "; set data.image_size with --set"));
   }
   device_warmup.wait();
   model->to(device);

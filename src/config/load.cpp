@@ -235,6 +235,9 @@ void read_data(JsonReader& root, DataConfig& d) {
   r.read("split_seed", d.split_seed);
   r.read("crop_padding", d.crop_padding);
   r.read("horizontal_flip", d.horizontal_flip);
+  r.read("image_size", d.image_size);
+  r.read("resize_size", d.resize_size);
+  r.read("min_crop_scale", d.min_crop_scale);
   r.read("train_limit", d.train_limit);
   r.read("placement", d.placement);
   r.finish();
@@ -389,6 +392,13 @@ void validate(const RunConfig& c) {
           std::to_string(c.data.crop_padding), "must be in [0, 64]");
   require(c.data.train_limit >= 0, "data.train_limit", std::to_string(c.data.train_limit),
           "must be >= 0");
+  require(c.data.image_size >= 1 && c.data.image_size <= 4096, "data.image_size",
+          std::to_string(c.data.image_size), "must be in [1, 4096]");
+  require(c.data.resize_size >= c.data.image_size && c.data.resize_size <= 8192, "data.resize_size",
+          std::to_string(c.data.resize_size),
+          "must be in [data.image_size, 8192] (evaluation crops image_size out of it)");
+  require(c.data.min_crop_scale > 0.0 && c.data.min_crop_scale <= 1.0, "data.min_crop_scale",
+          num(c.data.min_crop_scale), "must be in (0, 1]");
   require(c.eval.batch_size >= 1, "eval.batch_size", std::to_string(c.eval.batch_size),
           "must be >= 1");
   require(c.eval.limit >= 0, "eval.limit", std::to_string(c.eval.limit), "must be >= 0");
@@ -458,6 +468,9 @@ json to_json(const RunConfig& c) {
         {"split_seed", c.data.split_seed},
         {"crop_padding", c.data.crop_padding},
         {"horizontal_flip", c.data.horizontal_flip},
+        {"image_size", c.data.image_size},
+        {"resize_size", c.data.resize_size},
+        {"min_crop_scale", c.data.min_crop_scale},
         {"train_limit", c.data.train_limit},
         {"placement", c.data.placement}}},
       {"attack", attack_to_json(c.attack)},

@@ -6,12 +6,23 @@
 #include <spdlog/spdlog.h>
 
 #include "advft/data/prefetcher.h"
+#include "advft/error.h"
 #include "advft/runtime/device.h"
 
 namespace advft::data {
 
 Placement resolve_placement(const std::string& setting, const Dataset& data,
                             const torch::Device& device) {
+  if (!data.in_memory()) {
+    if (setting == "device") {
+      throw ConfigError("data.placement = \"device\": " + data.name +
+                        " is decoded from its image files batch by batch and cannot live on the "
+                        "device; use auto or host");
+    }
+    spdlog::info("data: {} images of {} are decoded from JPEG on {} threads and prefetched",
+                 data.size(), data.name, at::get_num_threads());
+    return Placement::kHost;
+  }
   if (!device.is_cuda()) return setting == "host" ? Placement::kHost : Placement::kDevice;
   const int64_t bytes = data.images.defined() ? data.images.numel() : 0;
   Placement placement = setting == "host" ? Placement::kHost : Placement::kDevice;
@@ -41,19 +52,25 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, 
       seed_(seed),
       device_(device) {
   TORCH_CHECK(batch_size > 0, "BatchLoader: batch_size must be > 0, got ", batch_size);
-  TORCH_CHECK(data.images.defined() && data.labels.defined(), "BatchLoader: empty Dataset");
-  TORCH_CHECK(data.images.dim() == 4, "BatchLoader: images must be [N, C, H, W], got ",
-              data.images.sizes());
-  TORCH_CHECK(data.images.size(0) == data.labels.size(0), "BatchLoader: ", data.images.size(0),
-              " images but ", data.labels.size(0), " labels");
+  TORCH_CHECK(data.labels.defined(), "BatchLoader: empty Dataset");
+  if (!data.in_memory()) placement = Placement::kHost;  // image files are decoded as drawn
   const torch::Device home = placement == Placement::kDevice ? device_ : torch::Device(torch::kCPU);
-  images_ = data.images.to(home, torch::kUInt8).contiguous();
   labels_ = data.labels.to(home, torch::kLong).contiguous();
+  Dataset host = data;
+  host.labels = labels_;
+  if (data.in_memory()) {
+    TORCH_CHECK(data.images.dim() == 4, "BatchLoader: images must be [N, C, H, W], got ",
+                data.images.sizes());
+    TORCH_CHECK(data.images.size(0) == data.labels.size(0), "BatchLoader: ", data.images.size(0),
+                " images but ", data.labels.size(0), " labels");
+    images_ = data.images.to(home, torch::kUInt8).contiguous();
+    host.images = images_;
+  }
   if (placement == Placement::kHost && batches_per_epoch() > 0) {
     HostPrefetcher::OrderFn order;
     if (shuffle_) order = [seed, n = size()](int64_t epoch) { return epoch_order(seed, epoch, n); };
-    prefetcher_ = std::make_unique<HostPrefetcher>(images_, labels_, batch_size_,
-                                                   batches_per_epoch(), order, device_);
+    prefetcher_ = std::make_unique<HostPrefetcher>(std::move(host), batch_size_,
+                                                   batches_per_epoch(), order, seed, device_);
   }
 }
 

@@ -2,29 +2,35 @@
 
 #include <algorithm>
 
+#include "advft/data/image_folder.h"
+
 namespace advft::data {
 
-HostPrefetcher::HostPrefetcher(torch::Tensor images, torch::Tensor labels, int64_t batch_size,
-                               int64_t batches_per_epoch, OrderFn order, torch::Device device,
-                               int64_t depth)
-    : images_(std::move(images)),
-      labels_(std::move(labels)),
+HostPrefetcher::HostPrefetcher(Dataset data, int64_t batch_size, int64_t batches_per_epoch,
+                               OrderFn order, uint64_t seed, torch::Device device, int64_t depth)
+    : data_(std::move(data)),
       batch_size_(batch_size),
       batches_per_epoch_(batches_per_epoch),
       order_(std::move(order)),
+      seed_(seed),
       device_(device) {
   TORCH_CHECK(depth >= 1, "HostPrefetcher: depth must be >= 1, got ", depth);
   TORCH_CHECK(batch_size_ >= 1 && batches_per_epoch_ >= 1, "HostPrefetcher: nothing to read");
-  TORCH_CHECK(images_.device().is_cpu() && labels_.device().is_cpu(),
-              "HostPrefetcher: the data set must be in host memory");
-  TORCH_CHECK(images_.dim() == 4 && images_.is_contiguous(),
-              "HostPrefetcher: images must be contiguous [N, C, H, W], got ", images_.sizes());
+  TORCH_CHECK(data_.labels.device().is_cpu(), "HostPrefetcher: the labels must be on the CPU");
+  if (data_.in_memory()) {
+    TORCH_CHECK(data_.images.device().is_cpu(),
+                "HostPrefetcher: the data set must be in host memory");
+    TORCH_CHECK(data_.images.dim() == 4 && data_.images.is_contiguous(),
+                "HostPrefetcher: images must be contiguous [N, C, H, W], got ",
+                data_.images.sizes());
+  }
   // Only page-locked memory can be copied to a GPU while the host goes on.
   const auto options = torch::TensorOptions().pinned_memory(device_.is_cuda());
+  const std::vector<int64_t> shape = data_.image_shape();
   slots_.resize(static_cast<std::size_t>(depth));
   for (auto& slot : slots_) {
-    slot.images = torch::empty({batch_size_, images_.size(1), images_.size(2), images_.size(3)},
-                               options.dtype(torch::kUInt8));
+    slot.images =
+        torch::empty({batch_size_, shape[0], shape[1], shape[2]}, options.dtype(torch::kUInt8));
     slot.labels = torch::empty({batch_size_}, options.dtype(torch::kLong));
   }
   worker_ = std::thread([this] { produce(); });
@@ -55,7 +61,7 @@ HostPrefetcher::Position HostPrefetcher::after(const Position& p) const {
 void HostPrefetcher::fill(Slot& slot, const Position& position, std::vector<int64_t>& order,
                           int64_t& order_epoch) {
   const int64_t start = position.index * batch_size_;
-  const int64_t count = std::min(batch_size_, labels_.size(0) - start);
+  const int64_t count = std::min(batch_size_, data_.size() - start);
   TORCH_CHECK(count > 0, "HostPrefetcher: batch ", position.index, " is past the data set");
   torch::Tensor images = slot.images.narrow(0, 0, count);
   torch::Tensor labels = slot.labels.narrow(0, 0, count);
@@ -63,14 +69,24 @@ void HostPrefetcher::fill(Slot& slot, const Position& position, std::vector<int6
     order = order_(position.epoch);
     order_epoch = position.epoch;
   }
-  if (order_ && !order.empty()) {
+  const bool shuffled = order_ && !order.empty();
+  if (!data_.in_memory()) {
+    std::vector<int64_t> picks(static_cast<size_t>(count));
+    for (int64_t k = 0; k < count; ++k)
+      picks[static_cast<size_t>(k)] = shuffled ? order[static_cast<size_t>(start + k)] : start + k;
+    torch::index_select_out(labels, data_.labels, 0, torch::tensor(picks, torch::kLong));
+    // Apart from the shuffle's seed, so that crops and order are unrelated draws.
+    const uint64_t epoch_seed =
+        mix_seed(mix_seed(seed_ + 0x243F6A8885A308D3ULL) ^ static_cast<uint64_t>(position.epoch));
+    decode_examples(*data_.files, picks, epoch_seed, images);
+  } else if (shuffled) {
     const torch::Tensor picks =
         torch::from_blob(order.data() + start, {count}, torch::TensorOptions().dtype(torch::kLong));
-    torch::index_select_out(images, images_, 0, picks);
-    torch::index_select_out(labels, labels_, 0, picks);
+    torch::index_select_out(images, data_.images, 0, picks);
+    torch::index_select_out(labels, data_.labels, 0, picks);
   } else {
-    images.copy_(images_.narrow(0, start, count));
-    labels.copy_(labels_.narrow(0, start, count));
+    images.copy_(data_.images.narrow(0, start, count));
+    labels.copy_(data_.labels.narrow(0, start, count));
   }
   slot.count = count;
 }

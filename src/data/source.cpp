@@ -6,14 +6,61 @@
 
 #include "advft/data/cifar.h"
 #include "advft/data/idx.h"
+#include "advft/data/image_folder.h"
 #include "advft/error.h"
+#include "advft/io/directory.h"
 
 namespace advft::data {
 namespace {
 
 [[noreturn]] void unknown_dataset(const std::string& name) {
-  throw ConfigError("data.dataset: unknown data set \"" + name +
-                    "\" (allowed: cifar10, cifar100, mnist, fashion_mnist)");
+  throw ConfigError(
+      "data.dataset: unknown data set \"" + name +
+      "\" (allowed: cifar10, cifar100, mnist, fashion_mnist, imagenet, image_folder)");
+}
+
+bool is_image_folder(const std::string& dataset) {
+  return dataset == "imagenet" || dataset == "image_folder";
+}
+
+std::string train_folder(const config::DataConfig& cfg) {
+  return cfg.dir + "/train";
+}
+
+/// ImageNet's official validation set is everyone's test set: val/. A folder of one's own data
+/// may call it test/ instead.
+std::string test_folder(const config::DataConfig& cfg) {
+  if (cfg.dataset == "image_folder") {
+    std::error_code error;
+    const auto names = io::directory_names(cfg.dir, error);
+    if (std::find(names.begin(), names.end(), "val") == names.end() &&
+        std::find(names.begin(), names.end(), "test") != names.end())
+      return cfg.dir + "/test";
+  }
+  return cfg.dir + "/val";
+}
+
+ImageTransform image_transform(const config::DataConfig& cfg, bool random) {
+  ImageTransform t;
+  t.image_size = cfg.image_size;
+  t.resize_size = cfg.resize_size;
+  t.min_crop_scale = cfg.min_crop_scale;
+  t.horizontal_flip = cfg.horizontal_flip;
+  t.random = random;
+  return t;
+}
+
+/// The same files through the training pipeline (random crop and flip).
+void use_random_transform(Dataset& data) {
+  auto files = std::make_shared<ImageFiles>(*data.files);
+  files->transform.random = true;
+  data.files = std::move(files);
+}
+
+/// Both splits of an image folder count their labels over the training set's classes, when
+/// there is one: an evaluation on val/ alone numbers val/'s folders.
+std::vector<std::string> class_list(const config::DataConfig& cfg, bool need_train) {
+  return image_folder_classes(need_train ? train_folder(cfg) : test_folder(cfg));
 }
 
 Dataset read_split(const config::DataConfig& cfg, bool train) {
@@ -44,14 +91,24 @@ DataSplits load_splits(const config::DataConfig& cfg, bool need_train) {
   }
   DataSplits splits;
   // Validate the name before touching the disk, so a typo is reported as a typo.
-  dataset_num_classes(cfg);
-  splits.test = read_split(cfg, /*train=*/false);
+  if (!is_image_folder(cfg.dataset)) dataset_num_classes(cfg);
+  std::vector<std::string> classes;
+  if (is_image_folder(cfg.dataset)) {
+    classes = class_list(cfg, need_train);
+    splits.test =
+        read_image_folder(test_folder(cfg), classes, image_transform(cfg, false), cfg.dataset);
+  } else {
+    splits.test = read_split(cfg, /*train=*/false);
+  }
   if (!need_train) {
     splits.train = head(splits.test, 0);
     splits.val = head(splits.test, 0);
     return splits;
   }
-  const Dataset full = read_split(cfg, /*train=*/true);
+  const Dataset full =
+      is_image_folder(cfg.dataset)
+          ? read_image_folder(train_folder(cfg), classes, image_transform(cfg, false), cfg.dataset)
+          : read_split(cfg, /*train=*/true);
   const int64_t n = full.size();
   if (cfg.val_size >= n) {
     throw DataError(cfg.dir + ": data.val_size = " + std::to_string(cfg.val_size) +
@@ -69,6 +126,7 @@ DataSplits load_splits(const config::DataConfig& cfg, bool need_train) {
   }
   splits.train = subset(full, to_index_tensor(train));
   splits.val = subset(full, to_index_tensor(val));
+  if (splits.train.files) use_random_transform(splits.train);
   return splits;
 }
 
@@ -78,6 +136,9 @@ int64_t dataset_num_classes(const config::DataConfig& cfg) {
   }
   if (cfg.dataset == "cifar100") {
     return cfg.coarse_labels ? 20 : 100;
+  }
+  if (is_image_folder(cfg.dataset)) {
+    return static_cast<int64_t>(class_list(cfg, /*need_train=*/true).size());
   }
   unknown_dataset(cfg.dataset);
 }

@@ -45,15 +45,16 @@ double seconds_since(Clock::time_point start) {
 // The model must fit the data it is trained on; say which key to change when it does not.
 void check_model_fits_data(const models::ModelSpec& spec, const data::Dataset& train,
                            const std::string& dataset) {
-  const auto& images = train.images;
-  if (images.size(1) != spec.in_channels) {
+  const std::vector<int64_t> shape = train.image_shape();  // [C, H, W]
+  if (shape[0] != spec.in_channels) {
     throw ConfigError("model.in_channels = " + std::to_string(spec.in_channels) + " but " +
-                      dataset + " images have " + std::to_string(images.size(1)) + " channel(s)");
+                      dataset + " images have " + std::to_string(shape[0]) + " channel(s)");
   }
-  if (images.size(2) != spec.input_size) {
+  if (shape[1] != spec.input_size) {
+    const std::string key = train.in_memory() ? "" : " (data.image_size)";
     throw ConfigError("model.input_size = " + std::to_string(spec.input_size) + " but " + dataset +
-                      " images are " + std::to_string(images.size(2)) + "x" +
-                      std::to_string(images.size(3)));
+                      " images are " + std::to_string(shape[1]) + "x" + std::to_string(shape[2]) +
+                      key);
   }
   if (spec.num_classes < train.num_classes) {
     throw ConfigError("model.num_classes = " + std::to_string(spec.num_classes) + " but " +
@@ -253,8 +254,12 @@ void Trainer::train_step(int64_t step) {
   const int64_t epoch = step / steps_per_epoch_;
   torch::manual_seed(step_seed(config_.train.seed, step));
   data::Batch batch = loader_->batch(epoch, step % steps_per_epoch_);
-  const torch::Tensor x = data::augment(
-      batch.images, data::AugmentOptions{config_.data.crop_padding, config_.data.horizontal_flip});
+  // Image folders were cropped and flipped as they were decoded.
+  const torch::Tensor x =
+      data_.train.in_memory()
+          ? data::augment(batch.images, data::AugmentOptions{config_.data.crop_padding,
+                                                             config_.data.horizontal_flip})
+          : batch.images;
 
   if (window_steps_ == 0) window_start_ = Clock::now();
   last_lr_ = schedule_->lr(step);
@@ -406,7 +411,9 @@ nlohmann::json Trainer::state_json(int64_t epoch) const {
           {"data",
            {{"dataset", config_.data.dataset},
             {"dir", config_.data.dir},
-            {"coarse_labels", config_.data.coarse_labels}}},
+            {"coarse_labels", config_.data.coarse_labels},
+            {"image_size", config_.data.image_size},
+            {"resize_size", config_.data.resize_size}}},
           {"attack", attack}};
 }
 

@@ -22,13 +22,20 @@ struct AttackConfig {
 
 /// Where the images come from and how they are augmented.
 struct DataConfig {
-  std::string dataset = "cifar10";  ///< cifar10 | cifar100 | mnist | fashion_mnist
+  /// cifar10 | cifar100 | mnist | fashion_mnist | imagenet | image_folder
+  std::string dataset = "cifar10";
   std::string dir = "data/cifar-10-batches-bin";
   bool coarse_labels = false;  ///< cifar100: the 20 coarse classes instead of the 100 fine
   int64_t val_size = 1000;     ///< held out from the training set for per-epoch validation
   uint64_t split_seed = 0;
-  int64_t crop_padding = 4;  ///< random crop after zero padding (0 = off)
+  int64_t crop_padding = 4;  ///< in-memory sets: random crop after zero padding (0 = off)
   bool horizontal_flip = true;
+  /// Image folders (imagenet, image_folder): the square input side; training crops a random
+  /// part of at least min_crop_scale of the area and resizes it to image_size, evaluation
+  /// resizes the shorter side to resize_size and takes the centre (torchvision's pipelines).
+  int64_t image_size = 224;
+  int64_t resize_size = 256;
+  double min_crop_scale = 0.08;
   int64_t train_limit = 0;  ///< use only the first N training images (0 = all)
   /// auto | device | host: where the uint8 images live while training on a GPU. device: the whole
   /// set on the GPU, batches gathered there; host: in host memory, a background thread fills

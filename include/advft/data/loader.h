@@ -20,7 +20,8 @@ enum class Placement {
 
 /// The `data.placement` setting ("auto" | "device" | "host") for `data` on `device`: auto keeps
 /// the set on a GPU when its uint8 pixels take under a quarter of the GPU's memory (CIFAR:
-/// 150 MB), and on the device for CPU runs. Logs where it went.
+/// 150 MB), and on the device for CPU runs. Image folders are always kHost (decoded as drawn);
+/// "device" for one is a ConfigError. Logs where it went.
 Placement resolve_placement(const std::string& setting, const Dataset& data,
                             const torch::Device& device);
 
@@ -35,8 +36,9 @@ struct Batch {
 
 /// Random-access batches of a Dataset. With Placement::kDevice the whole data set is moved to
 /// the device once as uint8 (a CIFAR training set is 150 MB); with kHost it stays in host memory
-/// and batches arrive through a HostPrefetcher. Either way only the drawn batch is converted to
-/// float, on the device, and the batches are the same.
+/// and batches arrive through a HostPrefetcher, which is also how image folders are read (kHost
+/// whatever `placement` says). Either way only the drawn batch is converted to float, on the
+/// device, and the batches are the same.
 class BatchLoader {
  public:
   /// `shuffle`: each epoch's order is epoch_order(seed, epoch, size).
@@ -57,7 +59,8 @@ class BatchLoader {
  private:
   const torch::Tensor& order_of(int64_t epoch);
 
-  torch::Tensor images_;  // uint8 [N, C, H, W] on device_ (kDevice) or the CPU (kHost)
+  torch::Tensor
+      images_;  // uint8 [N, C, H, W] on device_ (kDevice) or the CPU (kHost); none for files
   torch::Tensor labels_;  // int64 [N], beside images_
   int64_t batch_size_;
   bool shuffle_;

@@ -1,7 +1,8 @@
 #pragma once
-// Input for data sets kept in host memory: a background thread gathers the next batches into
-// page-locked buffers while the GPU works, and each is copied to the device asynchronously, so
-// the GPU never waits for its input and the copy overlaps the previous step.
+// Input for data sets kept in host memory or on disk: a background thread gathers (or, for image
+// folders, decodes on all cores) the next batches into page-locked buffers while the GPU works,
+// and each is copied to the device asynchronously, so the GPU never waits for its input and the
+// copy overlaps the previous step.
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -13,6 +14,7 @@
 
 #include <torch/torch.h>
 
+#include "advft/data/dataset.h"
 #include "advft/runtime/stream.h"
 
 namespace advft::data {
@@ -22,11 +24,11 @@ class HostPrefetcher {
   /// The example order of an epoch (indices into the data set), or empty for file order.
   using OrderFn = std::function<std::vector<int64_t>(int64_t epoch)>;
 
-  /// `images` uint8 [N, C, H, W] and `labels` int64 [N] on the CPU, read batch by batch in the
-  /// order `order` gives; `depth` batches are gathered ahead. Buffers are page-locked when
-  /// `device` is a GPU.
-  HostPrefetcher(torch::Tensor images, torch::Tensor labels, int64_t batch_size,
-                 int64_t batches_per_epoch, OrderFn order, torch::Device device, int64_t depth = 4);
+  /// `data` (in memory on the CPU, or image files) read batch by batch in the order `order`
+  /// gives; `depth` batches are gathered ahead. `seed` drives the random crops of image files
+  /// (with the epoch and the example's index). Buffers are page-locked when `device` is a GPU.
+  HostPrefetcher(Dataset data, int64_t batch_size, int64_t batches_per_epoch, OrderFn order,
+                 uint64_t seed, torch::Device device, int64_t depth = 4);
   ~HostPrefetcher();
   HostPrefetcher(const HostPrefetcher&) = delete;
   HostPrefetcher& operator=(const HostPrefetcher&) = delete;
@@ -59,11 +61,11 @@ class HostPrefetcher {
             int64_t& order_epoch);
   Position after(const Position& p) const;
 
-  torch::Tensor images_;
-  torch::Tensor labels_;
+  Dataset data_;
   int64_t batch_size_;
   int64_t batches_per_epoch_;
   OrderFn order_;
+  uint64_t seed_;
   torch::Device device_;
   std::vector<Slot> slots_;
 

@@ -1,0 +1,420 @@
+// Image-folder data sets (ImageNet's layout): the JPEG decoder, torchvision's two pipelines, the
+// folder walk, batches through the prefetcher, and a fine-tune of the real binary. The JPEGs are
+// written here with libjpeg-turbo, so the tests need the build that reads them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/config/config.h"
+#include "advft/data/image_folder.h"
+#include "advft/data/jpeg.h"
+#include "advft/data/loader.h"
+#include "advft/data/source.h"
+#include "advft/error.h"
+#include "fixtures.h"
+
+#ifdef ADVFT_HAVE_JPEG
+#include <turbojpeg.h>
+
+namespace advft::testing {
+namespace {
+
+using nlohmann::json;
+
+/// `pixels` (uint8 [H, W, channels] in `format`) as a JPEG file's bytes, at quality 100 without
+/// chroma subsampling, so that decoding gives the pixels back within a step or two.
+std::string encode_jpeg(const torch::Tensor& pixels, int format, int subsampling = TJSAMP_444) {
+  const torch::Tensor hwc = pixels.contiguous();
+  tjhandle handle = tjInitCompress();
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  const int rc = tjCompress2(handle, hwc.data_ptr<uint8_t>(), static_cast<int>(hwc.size(1)), 0,
+                             static_cast<int>(hwc.size(0)), format, &buffer, &size, subsampling,
+                             100, TJFLAG_ACCURATEDCT);
+  EXPECT_EQ(rc, 0) << tjGetErrorStr2(handle);
+  std::string bytes(reinterpret_cast<const char*>(buffer), size);
+  tjFree(buffer);
+  tjDestroy(handle);
+  return bytes;
+}
+
+/// An RGB image of one colour, [H, W, 3].
+torch::Tensor solid(int64_t h, int64_t w, int r, int g, int b) {
+  return torch::tensor({r, g, b}, torch::kUInt8).reshape({1, 1, 3}).expand({h, w, 3}).contiguous();
+}
+
+std::vector<uint8_t> as_vector(const std::string& bytes) {
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+template <typename Fn>
+std::string data_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const DataError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    return message;
+  }
+  ADD_FAILURE() << "no DataError";
+  return "";
+}
+
+TEST(Jpeg, DecodesRgbAndGrayIntoThreeChannels) {
+  // A smooth gradient survives quality-100 JPEG within a couple of steps.
+  const torch::Tensor ramp = torch::arange(0, 64, torch::kInt).mul(4).to(torch::kUInt8);
+  const torch::Tensor rgb = torch::stack({ramp.unsqueeze(0).expand({48, 64}),
+                                          ramp.flip({0}).unsqueeze(0).expand({48, 64}),
+                                          torch::full({48, 64}, 77, torch::kUInt8)},
+                                         2)
+                                .contiguous();
+  const torch::Tensor decoded = data::decode_jpeg(as_vector(encode_jpeg(rgb, TJPF_RGB)), "rgb.jpg");
+  ASSERT_EQ(decoded.sizes(), (std::vector<int64_t>{3, 48, 64}));
+  EXPECT_LE(
+      (decoded.to(torch::kInt) - rgb.permute({2, 0, 1}).to(torch::kInt)).abs().max().item<int>(),
+      3);
+
+  const torch::Tensor gray = ramp.unsqueeze(0).expand({16, 64}).unsqueeze(2).contiguous();
+  const torch::Tensor g =
+      data::decode_jpeg(as_vector(encode_jpeg(gray, TJPF_GRAY, TJSAMP_GRAY)), "gray.jpg");
+  ASSERT_EQ(g.sizes(), (std::vector<int64_t>{3, 16, 64}));
+  EXPECT_TRUE(torch::equal(g[0], g[1]) && torch::equal(g[1], g[2]));
+  EXPECT_LE((g[0].to(torch::kInt) - gray.squeeze(2).to(torch::kInt)).abs().max().item<int>(), 3);
+}
+
+TEST(Jpeg, ConvertsPhotoshopCmykAsPillowDoes) {
+  // Stored (inverted) inks C' = 200, M' = 100, Y' = 255, K' = 128; Pillow gives
+  // R = K' - MULDIV255(255 - C', K') = 128 - 28 = 100, G = 128 - 78 = 50, B = 128 - 0 = 128.
+  const torch::Tensor cmyk =
+      torch::tensor({200, 100, 255, 128}, torch::kUInt8).reshape({1, 1, 4}).expand({16, 16, 4});
+  const torch::Tensor rgb = data::decode_jpeg(as_vector(encode_jpeg(cmyk, TJPF_CMYK)), "cmyk.jpg");
+  ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{3, 16, 16}));
+  const torch::Tensor expected = torch::tensor({100, 50, 128}, torch::kInt).reshape({3, 1, 1});
+  EXPECT_LE((rgb.to(torch::kInt) - expected).abs().max().item<int>(), 2) << rgb.select(2, 0);
+}
+
+TEST(Jpeg, RefusesOtherFormatsAndDamagedFilesNamingThem) {
+  const std::string png = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+  std::string message = data_error_of([&] { data::decode_jpeg(as_vector(png), "x/cat.JPEG"); });
+  EXPECT_NE(message.find("x/cat.JPEG: not a JPEG image"), std::string::npos) << message;
+
+  const std::string whole = encode_jpeg(solid(32, 32, 10, 20, 30), TJPF_RGB);
+  message =
+      data_error_of([&] { data::decode_jpeg(as_vector(whole.substr(0, 20)), "x/short.jpg"); });
+  EXPECT_NE(message.find("x/short.jpg"), std::string::npos) << message;
+
+  message = data_error_of([&] { data::read_jpeg("/nonexistent/dog.jpg"); });
+  EXPECT_NE(message.find("/nonexistent/dog.jpg: cannot open"), std::string::npos) << message;
+}
+
+TEST(ImageTransform, EvaluationResizesTheShorterSideAndTakesTheCentre) {
+  // A horizontal ramp, 4 levels per column, 40 high and 60 wide. Resize(16): 16x24, so the
+  // centre crop starts 4 columns in; output column j samples source x = (4 + j + 0.5) * 2.5 - 0.5
+  // (a linear ramp stays linear under the antialiasing filter).
+  const torch::Tensor ramp = torch::arange(0, 60, torch::kFloat).mul(4).to(torch::kUInt8);
+  const torch::Tensor image = ramp.reshape({1, 1, 60}).expand({3, 40, 60}).contiguous();
+  data::ImageTransform t;
+  t.image_size = 16;
+  t.resize_size = 16;
+  torch::Tensor out = torch::empty({3, 16, 16}, torch::kUInt8);
+  data::transform_image(image, t, 0, out);
+  for (int64_t j : {2, 8, 13}) {
+    const double x = (4 + j + 0.5) * 2.5 - 0.5;
+    EXPECT_NEAR(out[0][8][j].item<int>(), 4 * x, 1.5) << "column " << j;
+  }
+  EXPECT_TRUE(torch::equal(out[0], out[1]) && torch::equal(out[0][0], out[0][15]));
+
+  // A picture symmetric about its centre stays symmetric: the crop is centred both ways.
+  torch::Tensor dot = torch::zeros({3, 50, 70}, torch::kUInt8);
+  dot.narrow(1, 20, 10).narrow(2, 30, 10).fill_(255);
+  t.resize_size = 20;
+  data::transform_image(dot, t, 0, out);
+  EXPECT_TRUE(torch::equal(out, out.flip({1}))) << out[0];
+  EXPECT_TRUE(torch::equal(out, out.flip({2}))) << out[0];
+  EXPECT_GT(out[0][8][8].item<int>(), 200);
+}
+
+TEST(ImageTransform, RandomCropsFollowTorchvisionsBoundsAndTheSeed) {
+  std::set<std::vector<int64_t>> distinct;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    const data::CropBox box = data::random_resized_crop_box(300, 400, 0.25, seed);
+    ASSERT_GE(box.top, 0);
+    ASSERT_GE(box.left, 0);
+    ASSERT_LE(box.top + box.height, 300);
+    ASSERT_LE(box.left + box.width, 400);
+    const double area = static_cast<double>(box.height * box.width) / (300.0 * 400.0);
+    const double ratio = static_cast<double>(box.width) / static_cast<double>(box.height);
+    EXPECT_GE(area, 0.25 * 0.97) << seed;
+    EXPECT_GE(ratio, 0.75 * 0.97) << seed;
+    EXPECT_LE(ratio, 4.0 / 3.0 * 1.03) << seed;
+    const data::CropBox again = data::random_resized_crop_box(300, 400, 0.25, seed);
+    EXPECT_EQ(std::vector<int64_t>({box.top, box.left, box.height, box.width}),
+              std::vector<int64_t>({again.top, again.left, again.height, again.width}));
+    distinct.insert({box.top, box.left, box.height, box.width});
+  }
+  EXPECT_GT(distinct.size(), 190u);
+  // No crop of a 1000x10 strip has an allowed ratio: the central 13x10 (ratio 3/4) instead.
+  const data::CropBox strip = data::random_resized_crop_box(1000, 10, 0.08, 3);
+  EXPECT_EQ(std::vector<int64_t>({strip.top, strip.left, strip.height, strip.width}),
+            std::vector<int64_t>({493, 0, 13, 10}));
+
+  // The flip is a coin per seed: over many seeds about half the outputs are mirrored.
+  torch::Tensor image = torch::zeros({3, 8, 8}, torch::kUInt8);
+  image.narrow(2, 0, 4).fill_(255);  // left half white
+  data::ImageTransform t;
+  t.image_size = 8;
+  t.min_crop_scale = 1.0;  // the whole image (ratio 1), so only the flip changes it
+  t.random = true;
+  int mirrored = 0;
+  torch::Tensor out = torch::empty({3, 8, 8}, torch::kUInt8);
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    data::transform_image(image, t, seed, out);
+    if (out[0][0][7].item<int>() == 255) ++mirrored;
+  }
+  EXPECT_GT(mirrored, 30);
+  EXPECT_LT(mirrored, 70);
+  t.horizontal_flip = false;
+  data::transform_image(image, t, 1, out);
+  EXPECT_TRUE(torch::equal(out, image));
+}
+
+/// A file of raw uint8 pixels as a tensor of `shape`.
+torch::Tensor read_pixels(const std::string& path, const std::vector<int64_t>& shape) {
+  std::string bytes = read_bytes(path);
+  torch::Tensor t = torch::empty(shape, torch::kUInt8);
+  EXPECT_EQ(static_cast<int64_t>(bytes.size()), t.numel()) << path;
+  if (static_cast<int64_t>(bytes.size()) == t.numel())
+    std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  return t;
+}
+
+// The pixels the Python peers train on: Pillow's decoding, torchvision's Resize + CenterCrop and
+// resized_crop, on JPEGs Pillow wrote (RGB, grayscale, Photoshop-style CMYK, both orientations).
+TEST(ImageFolder, GivesThePixelsPillowAndTorchvisionGive) {
+  const FixtureFiles& fixtures = python_fixtures("make_image_fixtures.py");
+  ASSERT_EQ(fixtures.status, 0) << fixtures.command;
+  const std::string dir = fixtures.dir.string();
+  const json index = json::parse(read_bytes(dir + "/index.json"));
+  ASSERT_EQ(index.size(), 5u);
+  data::ImageTransform eval;  // torchvision's defaults: Resize(256), CenterCrop(224)
+  for (const json& entry : index) {
+    const std::string name = entry["name"];
+    const int64_t h = entry["height"];
+    const int64_t w = entry["width"];
+    const torch::Tensor ours = data::read_jpeg(dir + "/" + name + ".jpg");
+    const torch::Tensor pillow =
+        read_pixels(dir + "/" + name + ".decoded", {h, w, 3}).permute({2, 0, 1});
+    // Both are libjpeg-turbo with the accurate DCT: the same bytes.
+    EXPECT_TRUE(torch::equal(ours, pillow))
+        << name << ": decoded pixels differ by up to "
+        << (ours.to(torch::kInt) - pillow.to(torch::kInt)).abs().max().item<int>();
+
+    // Resizing: LibTorch's antialiased bilinear filter in float against Pillow's fixed-point one.
+    const auto expect_close = [&](const torch::Tensor& got, const std::string& file) {
+      const torch::Tensor want = read_pixels(dir + "/" + file, {3, 224, 224});
+      const torch::Tensor diff = (got.to(torch::kInt) - want.to(torch::kInt)).abs();
+      EXPECT_LE(diff.max().item<int>(), 2) << file;
+      EXPECT_LT(diff.to(torch::kFloat).mean().item<float>(), 0.3) << file;
+    };
+    torch::Tensor evaluated = torch::empty({3, 224, 224}, torch::kUInt8);
+    data::transform_image(ours, eval, 0, evaluated);
+    expect_close(evaluated, name + ".eval");
+    const json& box = entry["box"];
+    expect_close(data::resized_crop(ours, {box[0], box[1], box[2], box[3]}, 224), name + ".crop");
+  }
+}
+
+/// root/<split>/<class>/<n>.JPEG: class c's images are one grey level, 40 * (c + 1), of
+/// `size` x (size + 8) pixels, so a decoded batch tells its labels.
+void write_image_folder(const std::string& root, const std::string& split, int classes,
+                        int per_class, int64_t size) {
+  for (int c = 0; c < classes; ++c) {
+    const int level = 40 * (c + 1);
+    for (int n = 0; n < per_class; ++n) {
+      write_bytes(
+          root + "/" + split + "/class" + std::to_string(c) + "/" + std::to_string(n) + ".JPEG",
+          encode_jpeg(solid(size, size + 8, level, level, level), TJPF_RGB));
+    }
+  }
+}
+
+TEST(ImageFolder, WalksFoldersInTorchvisionsOrder) {
+  TempDir tmp;
+  const std::string root = tmp.file("train");
+  const std::string jpeg = encode_jpeg(solid(8, 8, 1, 2, 3), TJPF_RGB);
+  for (const char* path :
+       {"b/z.jpeg", "a/x2.jpg", "a/x1.JPEG", "a/sub/y.jpg", "a/sub-x/w.jpg", "a/sub/deep/v.jpg"})
+    write_bytes(root + "/" + path, jpeg);
+  write_bytes(root + "/a/README.txt", "not an image: passed over");
+  EXPECT_EQ(data::image_folder_classes(root), (std::vector<std::string>{"a", "b"}));
+  const data::Dataset d =
+      data::read_image_folder(root, {"a", "b"}, data::ImageTransform(), "image_folder");
+  ASSERT_TRUE(d.files);
+  std::vector<std::string> relative;
+  for (const auto& p : d.files->paths)
+    relative.push_back(p.substr(root.size() + 1));
+  // sorted(os.walk(...)) puts "a/sub-x" between "a/sub" and "a/sub/deep" ('-' before '/').
+  EXPECT_EQ(relative, (std::vector<std::string>{"a/x1.JPEG", "a/x2.jpg", "a/sub/y.jpg",
+                                                "a/sub-x/w.jpg", "a/sub/deep/v.jpg", "b/z.jpeg"}));
+  EXPECT_TRUE(torch::equal(d.labels, torch::tensor({0, 0, 0, 0, 0, 1}, torch::kLong)));
+  EXPECT_EQ(d.num_classes, 2);
+  EXPECT_EQ(d.image_shape(), (std::vector<int64_t>{3, 224, 224}));
+  EXPECT_FALSE(d.in_memory());
+}
+
+TEST(ImageFolder, RefusesWhatItCannotReadNamingTheFileOrFolder) {
+  TempDir tmp;
+  const std::string root = tmp.file("data");
+  const std::string jpeg = encode_jpeg(solid(8, 8, 1, 2, 3), TJPF_RGB);
+  std::string message = data_error_of([&] { data::image_folder_classes(root + "/train"); });
+  EXPECT_NE(message.find(root + "/train: no such folder"), std::string::npos) << message;
+
+  write_bytes(root + "/train/cat/1.jpg", jpeg);
+  write_bytes(root + "/train/dog/1.png", "\x89PNG");
+  message = data_error_of([&] {
+    data::read_image_folder(root + "/train", {"cat", "dog"}, data::ImageTransform(), "imagenet");
+  });
+  EXPECT_NE(message.find("dog/1.png: only JPEG images are read"), std::string::npos) << message;
+
+  write_bytes(root + "/val/cat/2.jpg", jpeg);
+  write_bytes(root + "/val/cow/2.jpg", jpeg);
+  message = data_error_of([&] {
+    data::read_image_folder(root + "/val", {"cat", "dog"}, data::ImageTransform(), "imagenet");
+  });
+  EXPECT_NE(message.find("differ from the training set's"), std::string::npos) << message;
+  EXPECT_NE(message.find("\"cow\" is here only"), std::string::npos) << message;
+
+  write_bytes(root + "/empty/cat/notes.txt", "");
+  message = data_error_of([&] {
+    data::read_image_folder(root + "/empty", {"cat"}, data::ImageTransform(), "imagenet");
+  });
+  EXPECT_NE(message.find("empty/cat: class folder without JPEG images"), std::string::npos)
+      << message;
+
+  write_bytes(root + "/broken/cat/1.jpg", "\xff\xd8\xff garbage");
+  const data::Dataset broken =
+      data::read_image_folder(root + "/broken", {"cat"}, data::ImageTransform(), "imagenet");
+  data::BatchLoader loader(broken, 1, false, false, 0, torch::kCPU);
+  message = data_error_of([&] { loader.batch(0, 0); });
+  EXPECT_NE(message.find("broken/cat/1.jpg"), std::string::npos) << message;
+}
+
+TEST(ImageFolder, BatchesKeepImagesWithTheirLabelsAndRepeatPerSeed) {
+  TempDir tmp;
+  write_image_folder(tmp.path().string(), "train", 3, 12, 20);
+  write_image_folder(tmp.path().string(), "val", 3, 2, 20);
+  config::DataConfig cfg;
+  cfg.dataset = "imagenet";
+  cfg.dir = tmp.path().string();
+  cfg.val_size = 6;
+  cfg.image_size = 16;
+  cfg.resize_size = 18;
+  const data::DataSplits splits = data::load_splits(cfg);
+  EXPECT_EQ(splits.train.size(), 30);
+  EXPECT_EQ(splits.val.size(), 6);
+  EXPECT_EQ(splits.test.size(), 6);
+  EXPECT_EQ(splits.train.num_classes, 3);
+  EXPECT_TRUE(splits.train.files->transform.random);
+  EXPECT_FALSE(splits.val.files->transform.random);
+  EXPECT_FALSE(splits.test.files->transform.random);
+  EXPECT_EQ(data::resolve_placement("auto", splits.train, torch::kCPU), data::Placement::kHost);
+  try {
+    data::resolve_placement("device", splits.train, torch::kCPU);
+    ADD_FAILURE() << "placement device accepted for an image folder";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.placement = \"device\""), std::string::npos);
+  }
+
+  auto epoch_batches = [&](int64_t epoch) {
+    data::BatchLoader loader(splits.train, 8, /*shuffle=*/true, /*drop_last=*/true, 5, torch::kCPU,
+                             data::Placement::kDevice);
+    EXPECT_EQ(loader.batches_per_epoch(), 3);
+    std::vector<data::Batch> batches;
+    for (int64_t b = 0; b < loader.batches_per_epoch(); ++b)
+      batches.push_back(loader.batch(epoch, b));
+    return batches;
+  };
+  const auto first = epoch_batches(0);
+  for (const auto& batch : first) {
+    ASSERT_EQ(batch.images.sizes(), (std::vector<int64_t>{8, 3, 16, 16}));
+    // Each image is its class's grey level, whatever crop and flip it got.
+    const torch::Tensor level = batch.images.mean({1, 2, 3}) * 255.0;
+    const torch::Tensor expected = (batch.labels.to(torch::kFloat) + 1) * 40.0;
+    EXPECT_LE((level - expected).abs().max().item<float>(), 3.0) << level << batch.labels;
+  }
+  const auto again = epoch_batches(0);
+  const auto next = epoch_batches(1);
+  bool same_order = true;
+  for (size_t b = 0; b < first.size(); ++b) {
+    EXPECT_TRUE(torch::equal(first[b].images, again[b].images)) << "batch " << b;
+    EXPECT_TRUE(torch::equal(first[b].labels, again[b].labels)) << "batch " << b;
+    same_order = same_order && torch::equal(first[b].labels, next[b].labels);
+  }
+  EXPECT_FALSE(same_order);
+}
+
+TEST(ImageFolder, FinetunesAndEvaluatesEndToEnd) {
+  TempDir tmp;
+  const std::string data_dir = tmp.file("imagenet");
+  write_image_folder(data_dir, "train", 2, 20, 24);
+  write_image_folder(data_dir, "val", 2, 5, 24);
+  json config = json::parse(R"({
+    "model": {"arch": "preact_resnet", "blocks": [1], "width": 8, "num_classes": 2,
+              "input_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    "data": {"dataset": "imagenet", "val_size": 8, "image_size": 16, "resize_size": 20,
+             "min_crop_scale": 0.35},
+    "attack": {"eps": "4/255", "step_size": "2/255", "steps": 2},
+    "train": {"epochs": 2, "batch_size": 8, "log_every": 1, "val_batch_size": 8,
+              "val_attack": {"eps": "4/255", "step_size": "2/255", "steps": 2}},
+    "eval": {"batch_size": 5, "attacks": ["pgd:steps=2"]},
+    "threads": 2
+  })");
+  config["data"]["dir"] = data_dir;
+  const std::string config_path = tmp.file("imagenet.json");
+  write_bytes(config_path, config.dump(2));
+
+  // A clean model to start from, then the adversarial fine-tune.
+  const std::string pre = tmp.file("pre");
+  RunResult r = run_advft("train --config " + config_path + " --out " + pre +
+                          " --set train.adversarial=false --epochs 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("32 images of imagenet are decoded from JPEG"), std::string::npos)
+      << r.output;
+  const std::string run = tmp.file("run");
+  r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
+                "/last.safetensors --out " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json results = json::parse(read_bytes(run + "/results.json"));
+  EXPECT_EQ(results["steps"], 8);  // 32 training images / 8, two epochs
+  EXPECT_EQ(json::parse(read_bytes(run + "/config.json"))["data"]["image_size"], 16);
+
+  // eval takes the data set, its folder and its sizes from the checkpoint.
+  const std::string out = tmp.file("eval.json");
+  r = run_advft("eval --checkpoint " + run + "/last.safetensors --json " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json ev = json::parse(read_bytes(out));
+  EXPECT_EQ(ev["total"], 10);
+  EXPECT_EQ(ev["dataset"], "imagenet");
+
+  // A model for another input size is told which key to change.
+  r = run_advft("eval --checkpoint " + run + "/last.safetensors --set data.image_size=20");
+  EXPECT_EQ(r.exit_code, kExitData) << r.output;
+  EXPECT_NE(r.output.find("set data.image_size"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace advft::testing
+
+#else
+
+TEST(ImageFolder, NeedsTheJpegBuildToBeTested) {
+  GTEST_SKIP() << "built without libjpeg-turbo: install libturbojpeg0-dev and rebuild";
+}
+
+#endif
