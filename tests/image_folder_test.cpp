@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include "advft/data/loader.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
+#include "advft/io/metrics.h"
 #include "fixtures.h"
 
 #ifdef ADVFT_HAVE_JPEG
@@ -357,6 +359,42 @@ TEST(ImageFolder, BatchesKeepImagesWithTheirLabelsAndRepeatPerSeed) {
     same_order = same_order && torch::equal(first[b].labels, next[b].labels);
   }
   EXPECT_FALSE(same_order);
+
+  // What a resumed run relies on: a batch is the same pixels whatever was read before it, here
+  // asked for first, out of order, and again after the read-ahead moved on.
+  data::BatchLoader resumed(splits.train, 8, true, true, 5, torch::kCPU, data::Placement::kHost);
+  for (const auto& [epoch, index] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 2}, {0, 1}, {1, 2}}) {
+    const data::Batch got = resumed.batch(epoch, index);
+    const data::Batch& want = (epoch == 0 ? first : next)[static_cast<size_t>(index)];
+    EXPECT_TRUE(torch::equal(got.images, want.images)) << epoch << "," << index;
+    EXPECT_TRUE(torch::equal(got.labels, want.labels)) << epoch << "," << index;
+  }
+  // Its first batch, at least, had to be waited for: the decode had only just begun.
+  EXPECT_GT(resumed.input_wait_seconds(), 0.0);
+}
+
+TEST(ImageFolder, PrefetchesTheSameBatchesOntoTheGpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  TempDir tmp;
+  write_image_folder(tmp.path().string(), "train", 2, 10, 20);
+  write_image_folder(tmp.path().string(), "val", 2, 1, 20);
+  config::DataConfig cfg;
+  cfg.dataset = "image_folder";
+  cfg.dir = tmp.path().string();
+  cfg.val_size = 0;
+  cfg.image_size = 16;
+  cfg.resize_size = 18;
+  const data::DataSplits splits = data::load_splits(cfg);
+  data::BatchLoader on_cpu(splits.train, 4, true, true, 3, torch::kCPU, data::Placement::kHost);
+  data::BatchLoader on_gpu(splits.train, 4, true, true, 3, torch::kCUDA, data::Placement::kHost);
+  for (int64_t b = 0; b < on_cpu.batches_per_epoch(); ++b) {
+    const data::Batch want = on_cpu.batch(1, b);
+    const data::Batch got = on_gpu.batch(1, b);
+    ASSERT_TRUE(got.images.is_cuda());
+    EXPECT_TRUE(torch::equal(got.images.cpu(), want.images)) << b;
+    EXPECT_TRUE(torch::equal(got.labels.cpu(), want.labels)) << b;
+  }
 }
 
 TEST(ImageFolder, FinetunesAndEvaluatesEndToEnd) {
@@ -392,6 +430,15 @@ TEST(ImageFolder, FinetunesAndEvaluatesEndToEnd) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const json results = json::parse(read_bytes(run + "/results.json"));
   EXPECT_EQ(results["steps"], 8);  // 32 training images / 8, two epochs
+  EXPECT_NE(r.output.find("the training steps waited"), std::string::npos) << r.output;
+  int epochs = 0;
+  for (const auto& record : io::read_jsonl(run + "/metrics.jsonl")) {
+    if (record["type"] != "epoch") continue;
+    ++epochs;
+    EXPECT_GE(record["input_wait_seconds"].get<double>(), 0.0);
+    EXPECT_LE(record["input_wait_seconds"].get<double>(), record["train_seconds"].get<double>());
+  }
+  EXPECT_EQ(epochs, 2);
   EXPECT_EQ(json::parse(read_bytes(run + "/config.json"))["data"]["image_size"], 16);
 
   // eval takes the data set, its folder and its sizes from the checkpoint.

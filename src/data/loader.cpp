@@ -87,6 +87,10 @@ int64_t BatchLoader::size() const {
   return labels_.size(0);
 }
 
+double BatchLoader::input_wait_seconds() const {
+  return prefetcher_ ? prefetcher_->waited_seconds() : 0.0;
+}
+
 const torch::Tensor& BatchLoader::order_of(int64_t epoch) {
   if (epoch != cached_epoch_) {
     cached_order_ = torch::tensor(epoch_order(seed_, epoch, size()), torch::kLong).to(device_);

@@ -156,6 +156,7 @@ std::pair<torch::Tensor, torch::Tensor> HostPrefetcher::get(int64_t epoch, int64
     changed_.notify_all();
   }
   Slot* slot = nullptr;
+  const auto wait_start = std::chrono::steady_clock::now();
   changed_.wait(lock, [&] {
     if (error_) return true;
     for (auto& s : slots_) {
@@ -166,6 +167,8 @@ std::pair<torch::Tensor, torch::Tensor> HostPrefetcher::get(int64_t epoch, int64
     }
     return false;
   });
+  waited_seconds_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
   if (error_) std::rethrow_exception(error_);
   slot->state = SlotState::kTaken;
   next_expected_ = after(wanted);

@@ -112,6 +112,7 @@ class Trainer {
   void build_step();
   void train_step(int64_t step);
   void end_of_epoch(int64_t epoch);
+  void record_input_wait(int64_t epoch, nlohmann::json& record);
   /// The run stopped at an epoch's end before that epoch's validation and record.
   bool epoch_end_pending() const;
   void save_last(int64_t next_step, bool also_best);
@@ -150,6 +151,9 @@ class Trainer {
   int64_t window_steps_ = 0;
   Clock::time_point window_start_ = Clock::now();
   double last_lr_ = 0.0;
+  // Where the epoch now running started, for its input-wait share (this process only).
+  double epoch_start_train_seconds_ = 0.0;
+  double epoch_start_input_wait_ = 0.0;
 
   // Checkpoints reach the disk while the next steps run; mutable: reporting a divergence
   // (const) first lets the write in flight finish, so that it can name the last good file.
@@ -227,6 +231,7 @@ void Trainer::build() {
     scaler_.load_state(meta.value("loss_scale", nlohmann::json()));
   }
   metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
+  epoch_start_train_seconds_ = state_.train_seconds;
 }
 
 void Trainer::build_step() {
@@ -362,6 +367,7 @@ void Trainer::end_of_epoch(int64_t epoch) {
                            {"epoch", epoch + 1},
                            {"lr", last_lr_},
                            {"train_seconds", state_.train_seconds}};
+  if (placement_ == data::Placement::kHost) record_input_wait(epoch, record);
   if (data_.val.size() > 0) {
     attacks::NamedAttack attack{attacks::describe_attack(config_.train.val_attack),
                                 config_.train.val_attack};
@@ -393,6 +399,26 @@ void Trainer::end_of_epoch(int64_t epoch) {
   state_.last_epoch = record;
   metrics_->write(record);
   save_last((epoch + 1) * steps_per_epoch_, /*also_best=*/state_.best_epoch == epoch + 1);
+}
+
+// With the data read through the prefetcher, how long the steps waited for their batches: the
+// first thing to look at when an ImageNet run is slower than its model should be.
+void Trainer::record_input_wait(int64_t epoch, nlohmann::json& record) {
+  const double waited = loader_->input_wait_seconds() - epoch_start_input_wait_;
+  const double seconds = state_.train_seconds - epoch_start_train_seconds_;
+  epoch_start_input_wait_ = loader_->input_wait_seconds();
+  epoch_start_train_seconds_ = state_.train_seconds;
+  record["input_wait_seconds"] = waited;
+  const double share = seconds > 0 ? 100.0 * waited / seconds : 0.0;
+  if (share > 10.0 && waited > 1.0) {
+    spdlog::warn(
+        "epoch {}/{}: the training steps waited {:.1f} s ({:.0f}% of {:.1f} s) for input; the "
+        "data pipeline is the bottleneck: give it more cores (threads), or faster storage",
+        epoch + 1, config_.train.epochs, waited, share, seconds);
+  } else {
+    spdlog::info("epoch {}/{}: the training steps waited {:.1f} s ({:.1f}%) for input", epoch + 1,
+                 config_.train.epochs, waited, share);
+  }
 }
 
 // Besides what resume needs, the data set and training attack: `advft eval --checkpoint` uses

@@ -55,6 +55,8 @@ class BatchLoader {
   int64_t size() const;
   /// Batch `index` (0 <= index < batches_per_epoch()) of epoch `epoch` (>= 0).
   Batch batch(int64_t epoch, int64_t index);
+  /// Seconds batch() has waited for the prefetcher (always 0 with Placement::kDevice).
+  double input_wait_seconds() const;
 
  private:
   const torch::Tensor& order_of(int64_t epoch);

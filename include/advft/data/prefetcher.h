@@ -3,6 +3,7 @@
 // folders, decodes on all cores) the next batches into page-locked buffers while the GPU works,
 // and each is copied to the device asynchronously, so the GPU never waits for its input and the
 // copy overlaps the previous step.
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -37,6 +38,10 @@ class HostPrefetcher {
   /// current stream). Requests are expected in order; one out of order (a resumed run) restarts
   /// the read-ahead there. Rethrows what the background thread threw.
   std::pair<torch::Tensor, torch::Tensor> get(int64_t epoch, int64_t index);
+
+  /// Seconds get() has spent waiting for a batch that was not ready yet: time the caller, and
+  /// in steady state the GPU behind it, lost to input.
+  double waited_seconds() const { return waited_seconds_; }
 
  private:
   struct Position {
@@ -77,6 +82,7 @@ class HostPrefetcher {
   Position next_to_fill_;
   Position next_expected_;
   std::exception_ptr error_;
+  double waited_seconds_ = 0.0;  // written and read by the caller's thread only
   std::thread worker_;
 };
 
