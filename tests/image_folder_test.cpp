@@ -455,6 +455,36 @@ TEST(ImageFolder, FinetunesAndEvaluatesEndToEnd) {
   EXPECT_NE(r.output.find("set data.image_size"), std::string::npos) << r.output;
 }
 
+// `advft bench --data`: the input pipeline's rate beside the AT step's, and whether it keeps up.
+TEST(ImageFolder, BenchTimesTheInputBesideTheModel) {
+  TempDir tmp;
+  write_image_folder(tmp.path().string(), "train", 2, 6, 40);
+  const BenchRun b = run_bench(
+      "--model preact_resnet --input-size 16 --batch 4 --attack pgd:steps=1 --warmup 1 "
+      "--iterations 3 --loops at,input --device cpu --threads 2 --data " +
+      tmp.path().string());
+  ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
+  EXPECT_NE(b.run.output.find("input: JPEG decode + crop, 2 threads"), std::string::npos)
+      << b.run.output;
+  EXPECT_NE(b.run.output.find("the AT step"), std::string::npos) << b.run.output;  // the verdict
+  const json& input = b.json["input"];
+  EXPECT_GT(input["images_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(input["images"], 12);
+  EXPECT_EQ(input["dir"], tmp.path().string() + "/train");
+  EXPECT_FALSE(b.json.contains("eval"));
+
+  RunResult r = run_advft("bench --loops input --device cpu");
+  EXPECT_EQ(r.exit_code, kExitUsage) << r.output;
+  EXPECT_NE(r.output.find("--loops input: input times an image folder: pass --data DIR"),
+            std::string::npos)
+      << r.output;
+  r = run_advft("bench --loops at --device cpu --data " + tmp.path().string());
+  EXPECT_EQ(r.exit_code, kExitUsage) << r.output;
+  r = run_advft("bench --loops input --batch 64 --device cpu --data " + tmp.path().string());
+  EXPECT_EQ(r.exit_code, kExitData) << r.output;
+  EXPECT_NE(r.output.find("12 images, fewer than one batch of 64"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace advft::testing
 

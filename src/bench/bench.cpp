@@ -1,5 +1,6 @@
 #include "advft/bench/bench.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -8,7 +9,11 @@
 #include "advft/attacks/attacks.h"
 #include "advft/bench/flops.h"
 #include "advft/config/config.h"
+#include "advft/data/image_folder.h"
+#include "advft/data/loader.h"
+#include "advft/error.h"
 #include "advft/eval/evaluator.h"
+#include "advft/io/directory.h"
 #include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
@@ -68,6 +73,41 @@ std::string cudnn_limit_note(int64_t limit) {
   return ", " + std::to_string(limit) + " cuDNN algorithm(s) timed";
 }
 
+// An image folder's training input at the model's size: decoded, cropped, flipped and copied
+// to the device batch after batch through the prefetcher, as training reads it.
+void time_input(const BenchOptions& o, BenchResult& r) {
+  std::error_code error;
+  const auto names = io::directory_names(o.input_dir, error);
+  const bool has_train = std::find(names.begin(), names.end(), "train") != names.end();
+  r.input_dir = has_train ? o.input_dir + "/train" : o.input_dir;
+  data::ImageTransform transform;
+  transform.image_size = o.spec.input_size;
+  transform.random = true;
+  const data::Dataset images = data::read_image_folder(
+      r.input_dir, data::image_folder_classes(r.input_dir), transform, "image_folder");
+  r.input_images = images.size();
+  r.input_threads = at::get_num_threads();
+  data::BatchLoader loader(images, o.batch, /*shuffle=*/true, /*drop_last=*/true, o.seed, o.device,
+                           data::Placement::kHost);
+  const int64_t per_epoch = loader.batches_per_epoch();
+  if (per_epoch == 0) {
+    throw DataError(r.input_dir + ": " + std::to_string(r.input_images) +
+                    " images, fewer than one batch of " + std::to_string(o.batch));
+  }
+  int64_t next = 0;
+  torch::Tensor sink;  // keeps the last copy alive until the timing synchronizes
+  const auto read_batch = [&] {
+    sink = loader.batch(next / per_epoch, next % per_epoch).images;
+    ++next;
+  };
+  BenchOptions eager = o;  // input is never captured
+  eager.graphs = runtime::GraphMode::kOff;
+  const Timing timing = time_calls(read_batch, eager, 0);
+  r.input_timed = true;
+  r.input_images_per_s = static_cast<double>(o.batch) / timing.seconds_per_call;
+  r.input_warmup_seconds = timing.warmup_seconds;
+}
+
 }  // namespace
 
 BenchResult run_bench(const BenchOptions& o) {
@@ -92,6 +132,8 @@ BenchResult run_bench(const BenchOptions& o) {
   r.eval_flops = eval_flops(r.forward_flops, o.eval_steps);
 
   const runtime::StreamScope stream(o.device);
+  // First: a wrong folder fails before minutes of model timing, not after.
+  if (!o.input_dir.empty()) time_input(o, r);
   model->to(o.device);
   if (o.channels_last) runtime::to_channels_last(*model);
   runtime::configure_matmul_precision(o.precision);
@@ -173,6 +215,22 @@ std::string format_bench(const BenchResult& r) {
     row("PGD-" + std::to_string(r.eval_steps) + " evaluation", r.eval_images_per_s, r.eval_flops,
         r.eval_tflops, r.eval_warmup_seconds);
   }
+  if (r.input_timed) {
+    const std::string loop = "input: JPEG decode + crop, " + std::to_string(r.input_threads) +
+                             " thread" + (r.input_threads == 1 ? "" : "s");
+    std::snprintf(line, sizeof line, "%-44s %12.1f %14s %10s %11.2f\n", loop.c_str(),
+                  r.input_images_per_s, "-", "-", r.input_warmup_seconds);
+    out << line;
+    if (r.at_timed) {
+      const double ratio = r.input_images_per_s / r.at_images_per_s;
+      std::snprintf(line, sizeof line,
+                    ratio >= 1.0 ? "\ninput keeps up with the AT step (%.2fx its rate)\n"
+                                 : "\ninput reaches %.2fx the AT step's rate: training would wait "
+                                   "for data (more threads, faster storage)\n",
+                    ratio);
+      out << line;
+    }
+  }
   return out.str();
 }
 
@@ -193,6 +251,13 @@ nlohmann::json to_json(const BenchResult& r) {
                     {"flops_per_image", r.at_step_flops},
                     {"tflops", r.at_tflops},
                     {"warmup_seconds", r.at_warmup_seconds}};
+  }
+  if (r.input_timed) {
+    j["input"] = {{"images_per_s", r.input_images_per_s},
+                  {"dir", r.input_dir},
+                  {"images", r.input_images},
+                  {"threads", r.input_threads},
+                  {"warmup_seconds", r.input_warmup_seconds}};
   }
   if (r.eval_timed) {
     j["eval"] = {{"images_per_s", r.eval_images_per_s},

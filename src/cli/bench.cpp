@@ -38,7 +38,8 @@ struct BenchCliOptions {
   int64_t warmup = 3;
   int64_t iterations = 10;
   int64_t threads = 0;
-  std::string loops = "at,eval";
+  std::string loops;  // empty: at,eval, and input with --data
+  std::string data;
   std::string json;
 };
 
@@ -64,9 +65,12 @@ models::ModelSpec bench_spec(const BenchCliOptions& o) {
   return spec;
 }
 
-// --loops: a comma-separated subset of at, eval.
-void parse_loops(const std::string& text, bench::BenchOptions& options) {
+// --loops: a comma-separated subset of at, eval, input (input times the --data folder).
+void parse_loops(const BenchCliOptions& o, bench::BenchOptions& options) {
+  const std::string text =
+      o.loops.empty() ? (o.data.empty() ? "at,eval" : "at,eval,input") : o.loops;
   options.time_at_step = options.time_eval = false;
+  bool input = false;
   std::stringstream items(text);
   std::string item;
   while (std::getline(items, item, ',')) {
@@ -74,13 +78,21 @@ void parse_loops(const std::string& text, bench::BenchOptions& options) {
       options.time_at_step = true;
     } else if (item == "eval") {
       options.time_eval = true;
+    } else if (item == "input") {
+      input = true;
     } else {
       throw UsageError("--loops " + text + ": \"" + item +
-                       "\" is not a loop (at, eval, or at,eval)");
+                       "\" is not a loop (at, eval, input, or a list of them)");
     }
   }
-  if (!options.time_at_step && !options.time_eval)
-    throw UsageError("--loops \"" + text + "\": name at least one loop (at, eval)");
+  if (!options.time_at_step && !options.time_eval && !input)
+    throw UsageError("--loops \"" + text + "\": name at least one loop (at, eval, input)");
+  if (input && o.data.empty())
+    throw UsageError("--loops " + text + ": input times an image folder: pass --data DIR");
+  if (!input && !o.data.empty())
+    throw UsageError("--data " + o.data + " is timed by the input loop, which --loops " + text +
+                     " leaves out");
+  options.input_dir = input ? o.data : "";
 }
 
 void run_bench_command(const BenchCliOptions& o) {
@@ -103,7 +115,7 @@ void run_bench_command(const BenchCliOptions& o) {
       o.graphs, options.device, "--graphs", train::step_not_capturable(options.precision, "zoo"));
   options.warmup = o.warmup;
   options.iterations = o.iterations;
-  parse_loops(o.loops, options);
+  parse_loops(o, options);
   if (!o.json.empty()) io::check_file_writable(o.json, "--json");
   spdlog::info("benchmarking {} at batch {} on {}", models::describe(options.spec), o.batch,
                options.device.str());
@@ -158,8 +170,12 @@ void setup_bench(CLI::App& app) {
       ->check(at_least(1));
   command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));
   command->add_option("--loops", o->loops,
-                      "Which loops to time: at (the AT step), eval (PGD evaluation) or at,eval "
-                      "(default)");
+                      "Which loops to time, comma-separated: at (the AT step), eval (PGD "
+                      "evaluation), input (the --data folder's decoding); default at,eval, and "
+                      "input with --data");
+  command->add_option("--data", o->data,
+                      "Also time this image folder's training input (DIR/train/<class>/*.jpg or "
+                      "DIR/<class>/*.jpg): JPEG decoding and cropping on --threads cores");
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->callback([o]() { run_bench_command(*o); });
 }

@@ -33,6 +33,10 @@ struct BenchOptions {
   int64_t iterations = 10;   ///< timed iterations of each loop
   bool time_at_step = true;  ///< time the AT step (GPU time is scarce: skip what is not compared)
   bool time_eval = true;     ///< time the PGD evaluation
+  /// An image folder (DIR/train/<class>/*.jpg, or DIR/<class>/*.jpg) whose training input is
+  /// timed too: JPEG decoding, random crop, flip and the copy to the device, on `threads` cores
+  /// as training runs it (empty: not timed).
+  std::string input_dir;
   torch::Device device = torch::kCPU;
   uint64_t seed = 0;
 };
@@ -59,19 +63,26 @@ struct BenchResult {
   /// Seconds of each loop's untimed first calls (autotuning, eager warm-up, capture, `warmup`).
   double at_warmup_seconds = 0;
   double eval_warmup_seconds = 0;
+  bool input_timed = false;       ///< whether an image folder's input was timed
+  std::string input_dir;          ///< its split folder
+  int64_t input_images = 0;       ///< images in it
+  int64_t input_threads = 0;      ///< the decoding threads
+  double input_images_per_s = 0;  ///< decoded and cropped batches reaching the device
+  double input_warmup_seconds = 0;
   double at_tflops = 0;  ///< achieved, from at_step_flops
   double eval_tflops = 0;
 };
 
 /// Builds the model, counts its FLOPs, then times `iterations` AT steps (train::TrainStep: attack
 /// in train mode, forward, backward, SGD) and `iterations` PGD evaluations (eval::correct_mask in
-/// eval mode) after `warmup` each; either loop can be left out.
+/// eval mode) after `warmup` each; either loop can be left out. With `input_dir`, also times as
+/// many batches of that image folder's training input at the model's input size.
 BenchResult run_bench(const BenchOptions& options);
 
 /// The result as an aligned table (a row per timed loop).
 std::string format_bench(const BenchResult& result);
 
-/// The result as JSON; "at_step" and "eval" are there only for the loops that were timed.
+/// The result as JSON; "at_step", "eval" and "input" are there only for the loops that were timed.
 nlohmann::json to_json(const BenchResult& result);
 
 }  // namespace advft::bench
