@@ -1,5 +1,7 @@
 #include "advft/data/jpeg.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -95,12 +97,15 @@ torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& 
 torch::Tensor read_jpeg(const std::string& path) {
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (!file) throw DataError(path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  size_t got = 0;
-  while ((got = std::fread(chunk, 1, sizeof chunk, file.get())) > 0)
-    bytes.insert(bytes.end(), chunk, chunk + got);
-  if (std::ferror(file.get())) throw DataError(path + ": cannot read: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(::fileno(file.get()), &st) != 0 || !S_ISREG(st.st_mode))
+    throw DataError(path + ": not a regular file");
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  if (std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size()) {
+    throw DataError(
+        path + ": cannot read: " +
+        (std::ferror(file.get()) ? std::strerror(errno) : "it shrank while being read"));
+  }
   return decode_jpeg(bytes, path);
 }
 

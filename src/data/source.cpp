@@ -57,10 +57,14 @@ void use_random_transform(Dataset& data) {
   data.files = std::move(files);
 }
 
-/// Both splits of an image folder count their labels over the training set's classes, when
-/// there is one: an evaluation on val/ alone numbers val/'s folders.
+/// Both splits of an image folder number their labels over the training set's classes, an
+/// evaluation too, so that a label means what it meant in training; only a folder without
+/// train/ numbers the test split's own folders.
 std::vector<std::string> class_list(const config::DataConfig& cfg, bool need_train) {
-  return image_folder_classes(need_train ? train_folder(cfg) : test_folder(cfg));
+  std::error_code error;
+  const auto names = io::directory_names(cfg.dir, error);
+  const bool has_train = std::find(names.begin(), names.end(), "train") != names.end();
+  return image_folder_classes(need_train || has_train ? train_folder(cfg) : test_folder(cfg));
 }
 
 Dataset read_split(const config::DataConfig& cfg, bool train) {
