@@ -576,6 +576,23 @@ TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("step,epoch,lr\n0,0,0\n1,0.125,"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\n15,1.875,"), std::string::npos) << r.output;
+
+  // Without the data: ImageNet's standard size (1,281,167 less the 10,000 held out), and for a
+  // folder of one's own no guess but the flag that gives the size.
+  const std::string missing = " --set data.dir=" + tmp.file("no-imagenet");
+  r = run_advft("schedule --config imagenet --every 1000" + missing);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("assuming the standard 1271167 training images of imagenet"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("\n9000,1.81269,"), std::string::npos) << r.output;  // 4965 a epoch
+  r = run_advft("schedule --config imagenet --set data.dataset=image_folder" + missing);
+  EXPECT_EQ(r.exit_code, kExitData) << r.output;
+  EXPECT_NE(r.output.find("or pass --train-size N"), std::string::npos) << r.output;
+  r = run_advft("schedule --config imagenet --set data.dataset=image_folder --train-size 2560" +
+                missing);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\n19,1.9,"), std::string::npos) << r.output;  // 10 steps per epoch
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ namespace {
 int64_t known_train_size(const std::string& dataset) {
   if (dataset == "cifar10" || dataset == "cifar100") return 50000;
   if (dataset == "mnist" || dataset == "fashion_mnist") return 60000;
+  if (dataset == "imagenet") return 1281167;  // ILSVRC-2012
   return 0;
 }
 
@@ -36,6 +37,10 @@ int64_t training_images(const config::RunConfig& c) {
   try {
     return data::load_splits(c.data).train.size();
   } catch (const DataError& e) {
+    if (known_train_size(c.data.dataset) <= c.data.val_size) {
+      throw DataError(std::string(e.what()).substr(std::string("data: ").size()) +
+                      "; or pass --train-size N, the training images per epoch");
+    }
     int64_t size = known_train_size(c.data.dataset) - c.data.val_size;
     if (c.data.train_limit > 0) size = std::min(size, c.data.train_limit);
     spdlog::warn("{}; assuming the standard {} training images of {}", e.what(), size,
