@@ -325,6 +325,15 @@ TEST(ImageFolder, BatchesKeepImagesWithTheirLabelsAndRepeatPerSeed) {
   EXPECT_TRUE(splits.train.files->transform.random);
   EXPECT_FALSE(splits.val.files->transform.random);
   EXPECT_FALSE(splits.test.files->transform.random);
+  // "Only N images" of a folder sorted by class: N spread over every class, not the first ones.
+  const data::Dataset sampled = data::sample(splits.test, 3);
+  EXPECT_TRUE(torch::equal(sampled.labels, torch::tensor({0, 1, 2}, torch::kLong)))
+      << sampled.labels;
+  config::DataConfig limited = cfg;
+  limited.train_limit = 6;
+  const torch::Tensor few = data::load_splits(limited).train.labels;
+  EXPECT_EQ(few.numel(), 6);
+  EXPECT_EQ(few.bincount().gt(0).sum().item<int64_t>(), 3) << few;
   EXPECT_EQ(data::resolve_placement("auto", splits.train, torch::kCPU), data::Placement::kHost);
   try {
     data::resolve_placement("device", splits.train, torch::kCPU);
@@ -490,8 +499,19 @@ TEST(ImageFolder, BenchTimesTheInputBesideTheModel) {
 
 #else
 
-TEST(ImageFolder, NeedsTheJpegBuildToBeTested) {
-  GTEST_SKIP() << "built without libjpeg-turbo: install libturbojpeg0-dev and rebuild";
+// A build without libjpeg-turbo (a GPU image may lack it) still builds and runs; asked to read
+// a JPEG, it says how to get one that can.
+TEST(Jpeg, ABuildWithoutLibjpegTurboSaysHowToGetOne) {
+  EXPECT_FALSE(advft::data::jpeg_supported());
+  try {
+    advft::data::decode_jpeg({0xff, 0xd8, 0xff}, "x/cat.JPEG");
+    ADD_FAILURE() << "decoded without a decoder";
+  } catch (const advft::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("x/cat.JPEG: this advft was built without libjpeg-turbo"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("install libturbojpeg0-dev"), std::string::npos);
+  }
 }
 
 #endif

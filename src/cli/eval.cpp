@@ -215,7 +215,10 @@ void setup_eval(CLI::App& app) {
                       "(default: the config's cuda_graphs, else auto: on for CUDA)");
   command->add_option("--batch-size", o->batch_size, "Images per batch (default 500)")
       ->check(at_least(1));
-  command->add_option("--limit", o->limit, "Evaluate only the first N test images")
+  command
+      ->add_option("--limit", o->limit,
+                   "Evaluate only the first N test images (of an image folder, sorted by class: N "
+                   "spread evenly over it)")
       ->check(at_least(1));
   command->add_option("--seed", o->seed, "Seed of the attacks' random starts");
   command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));

@@ -126,7 +126,16 @@ DataSplits load_splits(const config::DataConfig& cfg, bool need_train) {
   std::sort(val.begin(), val.end());
   std::sort(train.begin(), train.end());
   if (cfg.train_limit > 0 && cfg.train_limit < static_cast<int64_t>(train.size())) {
-    train.resize(static_cast<size_t>(cfg.train_limit));
+    if (is_image_folder(cfg.dataset)) {
+      // Files are sorted by class: the first N would be the first few classes.
+      std::vector<int64_t> kept;
+      for (const int64_t position :
+           spread_positions(static_cast<int64_t>(train.size()), cfg.train_limit))
+        kept.push_back(train[static_cast<size_t>(position)]);
+      train = std::move(kept);
+    } else {
+      train.resize(static_cast<size_t>(cfg.train_limit));
+    }
   }
   splits.train = subset(full, to_index_tensor(train));
   splits.val = subset(full, to_index_tensor(val));

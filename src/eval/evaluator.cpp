@@ -74,7 +74,7 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
                     torch::Device device, const ProgressFn& progress) {
   const auto start = Clock::now();
   data::Dataset data = options.limit > 0 && options.limit < full_data.size()
-                           ? data::head(full_data, options.limit)
+                           ? data::sample(full_data, options.limit)
                            : full_data;
   const runtime::StreamScope stream(device);
   EvalModeGuard mode_guard(model);

@@ -36,7 +36,8 @@ struct DataConfig {
   int64_t image_size = 224;
   int64_t resize_size = 256;
   double min_crop_scale = 0.08;
-  int64_t train_limit = 0;  ///< use only the first N training images (0 = all)
+  /// use only the first N training images (0 = all; an image folder: N spread over its classes)
+  int64_t train_limit = 0;
   /// auto | device | host: where the uint8 images live while training on a GPU. device: the whole
   /// set on the GPU, batches gathered there; host: in host memory, a background thread fills
   /// page-locked batch buffers that are copied asynchronously; auto: device when the set takes

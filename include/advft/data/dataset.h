@@ -81,6 +81,24 @@ inline Dataset head(const Dataset& data, int64_t n) {
   return out;
 }
 
+/// `n` of `size` positions spread evenly (floor(i * size / n)), in order: a subset of an image
+/// folder, whose files are sorted by class, that still holds every class. All when n >= size.
+inline std::vector<int64_t> spread_positions(int64_t size, int64_t n) {
+  std::vector<int64_t> picks;
+  const int64_t keep = std::min(std::max<int64_t>(n, 0), size);
+  picks.reserve(static_cast<size_t>(keep));
+  for (int64_t i = 0; i < keep; ++i)
+    picks.push_back(i * size / keep);
+  return picks;
+}
+
+/// The first `n` examples, or for an image folder (sorted by class) `n` spread evenly over it:
+/// what "only N images" means to someone who wants a smaller but fair sample.
+inline Dataset sample(const Dataset& data, int64_t n) {
+  if (data.in_memory() || n >= data.size()) return head(data, n);
+  return subset(data, torch::tensor(spread_positions(data.size(), n), torch::kLong));
+}
+
 /// SplitMix64: turns related seeds (seed, seed+1, ...) into unrelated generator seeds.
 inline uint64_t mix_seed(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;

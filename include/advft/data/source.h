@@ -17,7 +17,8 @@ struct DataSplits {
 /// Reads cfg.dataset from cfg.dir (an image folder: the file list of cfg.dir/train and
 /// cfg.dir/val, the training split with the random crops) and splits off the validation set: a
 /// hold-out of cfg.val_size training images chosen by cfg.split_seed (identical on every platform),
-/// then the first cfg.train_limit (if > 0) of the rest. With need_train false only the test set is
+/// then the first cfg.train_limit (if > 0) of the rest (of an image folder, that many spread
+/// evenly over it, so that every class stays). With need_train false only the test set is
 /// read and train/val are empty (0 examples, same image shape). Throws ConfigError for an unknown
 /// data set and DataError for missing/malformed files or a val_size that leaves nothing to train
 /// on.

@@ -41,7 +41,7 @@ struct EvalReport {
 
 struct EvalOptions {
   int64_t batch_size = 500;
-  int64_t limit = 0;  ///< only the first N examples (0 = all)
+  int64_t limit = 0;  ///< only N examples, data::sample's (0 = all)
   uint64_t seed = 0;  ///< seeds the attacks' random starts, so a re-run gives the same numbers
   /// Autocast of every forward pass (attacks included); predictions are compared in fp32.
   runtime::Precision precision = runtime::Precision::kFp32;
