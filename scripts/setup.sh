@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(g++ cmake ninja-build libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
           libgtest-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist clang-format
           clang libclang-rt-14-dev  # clang + its sanitizer/libFuzzer runtime: scripts/fuzz.sh
-          python3-torch python3-torchvision)  # python3-*: only to write the tests' PyTorch fixtures
+          python3-torch python3-torchvision python3-pil python3-numpy)  # python3-*: only to
+                                      # write the tests' PyTorch and Pillow/torchvision fixtures
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
