@@ -11,6 +11,9 @@
 #           bench's fastest variant of its step, warm-up included (fmnist_settings below)
 #   profile GPU kernel time against wall time of the peer's AT step (scripts/peer_kernel_time.py;
 #           the machine has no nsys); not a default stage
+#   input   scripts/input_vs_step.sh: whether 16 cores decode ImageNet-like JPEGs as fast as
+#           ResNet-50's PGD-3 AT step eats them; needs a build with libjpeg-turbo; not a default
+#           stage
 #   compile  scripts/bench_vs_compile.sh: advft's PreActResNet-18 batch-128 step against the
 #           torch.compile peer in the same call (minutes of compilation; COMPILE_ALL=1 adds the
 #           peer's other configurations)
@@ -180,7 +183,7 @@ for name in "${stages[@]}"; do
     # they pass.
     tests)
       stage tests 30 ctest --test-dir build-cuda -V --timeout 300 \
-        -R '_CUDA$|^(CrashReport|TempDirFixture|LinkOrder|AtomicFile|Directory|BatchNormRelu|Sgd)\.'
+        -R '_CUDA$|^(CrashReport|TempDirFixture|LinkOrder|AtomicFile|Directory|BatchNormRelu|Sgd|Jpeg|ImageFile)\.'
       crash_backtrace
       ;;
     bench)
@@ -195,13 +198,16 @@ for name in "${stages[@]}"; do
     profile)
       stage profile 30 python3 scripts/peer_kernel_time.py "$PEER_DIR/peer_bench_defs.py"
       ;;
+    input)
+      stage input 90 bash scripts/input_vs_step.sh "$out/input"
+      ;;
     # The peer prints each compiled figure as soon as it has it (reduce-overhead at batch 128
     # first), so a stage cut by the budget after about 100 s still has the one the target needs.
     compile)
       stage compile 100 bash scripts/bench_vs_compile.sh "$out/compile"
       ;;
     *)
-      summary+=("$name: unknown stage (build tests bench fmnist profile compile)")
+      summary+=("$name: unknown stage (build tests bench fmnist profile compile input)")
       failures=$((failures + 1))
       ;;
   esac
@@ -219,6 +225,7 @@ fi
 [ -f "$out/fmnist.log" ] && sed -n '/^3-epoch fine-tune/,$p' "$out/fmnist.log"
 [ -f "$out/compile.log" ] && sed -n '/^PreActResNet-18 bs128 PGD-10 AT step/,$p' "$out/compile.log"
 [ -f "$out/profile.log" ] && cat "$out/profile.log"
+[ -f "$out/input.log" ] && sed -n '/^loop/,$p' "$out/input.log"
 wait_for_pretrain
 # Pack the logs, JSON and tables (not the checkpoints) into one file, and keep only the top level.
 (cd "$out" && find . -mindepth 2 -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.txt' \
