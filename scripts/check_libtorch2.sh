@@ -120,7 +120,7 @@ settings() {
   if [ "$major" -gt 2 ] || [ "$minor" -ge 13 ]; then std=c++20; fi  # as CMakeLists.txt decides
   flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
     -isystem "$tree/torch/csrc/api/include" -isystem "$cuda_include" -isystem "$work/stub"
-    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_HAVE_JPEG=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
+    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_HAVE_JPEG=1 -DADVFT_HAVE_PNG=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
     -DADVFT_BINARY='"advft"' -DADVFT_SOURCE_DIR='"."' -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
     -DSPDLOG_SHARED_LIB -DFMT_SHARED)
 }

@@ -13,9 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "advft/config/config.h"
+#include "advft/data/image_file.h"
 #include "advft/data/image_folder.h"
 #include "advft/data/jpeg.h"
 #include "advft/data/loader.h"
+#include "advft/data/png.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
 #include "advft/io/metrics.h"
@@ -101,17 +103,21 @@ TEST(Jpeg, ConvertsPhotoshopCmykAsPillowDoes) {
   EXPECT_LE((rgb.to(torch::kInt) - expected).abs().max().item<int>(), 2) << rgb.select(2, 0);
 }
 
-TEST(Jpeg, RefusesOtherFormatsAndDamagedFilesNamingThem) {
-  const std::string png = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-  std::string message = data_error_of([&] { data::decode_jpeg(as_vector(png), "x/cat.JPEG"); });
-  EXPECT_NE(message.find("x/cat.JPEG: not a JPEG image"), std::string::npos) << message;
+TEST(ImageFile, RefusesOtherFormatsAndDamagedFilesNamingThem) {
+  const std::string gif = "GIF89a\x01\0\x01\0";
+  std::string message = data_error_of([&] { data::decode_image(as_vector(gif), "x/cat.JPEG"); });
+  EXPECT_NE(message.find("x/cat.JPEG: neither a JPEG nor a PNG image"), std::string::npos)
+      << message;
+  const std::string png_start = std::string("\x89PNG\r\n\x1a\n", 8) + "\0\0\0\rIHDR";
+  message = data_error_of([&] { data::decode_image(as_vector(png_start), "x/dog.png"); });
+  EXPECT_NE(message.find("x/dog.png: damaged PNG"), std::string::npos) << message;
 
   const std::string whole = encode_jpeg(solid(32, 32, 10, 20, 30), TJPF_RGB);
   message =
-      data_error_of([&] { data::decode_jpeg(as_vector(whole.substr(0, 20)), "x/short.jpg"); });
+      data_error_of([&] { data::decode_image(as_vector(whole.substr(0, 20)), "x/short.jpg"); });
   EXPECT_NE(message.find("x/short.jpg"), std::string::npos) << message;
 
-  message = data_error_of([&] { data::read_jpeg("/nonexistent/dog.jpg"); });
+  message = data_error_of([&] { data::read_image("/nonexistent/dog.jpg"); });
   EXPECT_NE(message.find("/nonexistent/dog.jpg: cannot open"), std::string::npos) << message;
 }
 
@@ -197,22 +203,32 @@ torch::Tensor read_pixels(const std::string& path, const std::vector<int64_t>& s
 }
 
 // The pixels the Python peers train on: Pillow's decoding, torchvision's Resize + CenterCrop and
-// resized_crop, on JPEGs Pillow wrote (RGB, grayscale, Photoshop-style CMYK, both orientations).
+// resized_crop, on files Pillow wrote: JPEG (RGB, grayscale, Photoshop-style CMYK, both
+// orientations) and PNG (RGB, RGBA, grayscale, palette, and one named .JPEG, like ImageNet's).
 TEST(ImageFolder, GivesThePixelsPillowAndTorchvisionGive) {
   const FixtureFiles& fixtures = python_fixtures("make_image_fixtures.py");
   ASSERT_EQ(fixtures.status, 0) << fixtures.command;
   const std::string dir = fixtures.dir.string();
   const json index = json::parse(read_bytes(dir + "/index.json"));
-  ASSERT_EQ(index.size(), 5u);
+  ASSERT_EQ(index.size(), 10u);
   data::ImageTransform eval;  // torchvision's defaults: Resize(256), CenterCrop(224)
   for (const json& entry : index) {
     const std::string name = entry["name"];
     const int64_t h = entry["height"];
     const int64_t w = entry["width"];
-    const torch::Tensor ours = data::read_jpeg(dir + "/" + name + ".jpg");
+    const std::string file = dir + "/" + entry["file"].get<std::string>();
+    if (entry["file"].get<std::string>().find(".png") != std::string::npos || name == "disguised") {
+      if (!data::png_supported()) {  // a build without libpng says so, naming the file
+        const std::string message = data_error_of([&] { data::read_image(file); });
+        EXPECT_NE(message.find(file + ": this advft was built without libpng"), std::string::npos)
+            << message;
+        continue;
+      }
+    }
+    const torch::Tensor ours = data::read_image(file);
     const torch::Tensor pillow =
         read_pixels(dir + "/" + name + ".decoded", {h, w, 3}).permute({2, 0, 1});
-    // Both are libjpeg-turbo with the accurate DCT: the same bytes.
+    // JPEG: both are libjpeg-turbo with the accurate DCT; PNG is lossless: the same bytes.
     EXPECT_TRUE(torch::equal(ours, pillow))
         << name << ": decoded pixels differ by up to "
         << (ours.to(torch::kInt) - pillow.to(torch::kInt)).abs().max().item<int>();
@@ -278,11 +294,12 @@ TEST(ImageFolder, RefusesWhatItCannotReadNamingTheFileOrFolder) {
   EXPECT_NE(message.find(root + "/train: no such folder"), std::string::npos) << message;
 
   write_bytes(root + "/train/cat/1.jpg", jpeg);
-  write_bytes(root + "/train/dog/1.png", "\x89PNG");
+  write_bytes(root + "/train/dog/1.bmp", "BM");
   message = data_error_of([&] {
     data::read_image_folder(root + "/train", {"cat", "dog"}, data::ImageTransform(), "imagenet");
   });
-  EXPECT_NE(message.find("dog/1.png: only JPEG images are read"), std::string::npos) << message;
+  EXPECT_NE(message.find("dog/1.bmp: only JPEG and PNG images are read"), std::string::npos)
+      << message;
 
   write_bytes(root + "/val/cat/2.jpg", jpeg);
   write_bytes(root + "/val/cow/2.jpg", jpeg);
@@ -296,8 +313,7 @@ TEST(ImageFolder, RefusesWhatItCannotReadNamingTheFileOrFolder) {
   message = data_error_of([&] {
     data::read_image_folder(root + "/empty", {"cat"}, data::ImageTransform(), "imagenet");
   });
-  EXPECT_NE(message.find("empty/cat: class folder without JPEG images"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("empty/cat: class folder without images"), std::string::npos) << message;
 
   write_bytes(root + "/broken/cat/1.jpg", "\xff\xd8\xff garbage");
   const data::Dataset broken =
@@ -431,7 +447,7 @@ TEST(ImageFolder, FinetunesAndEvaluatesEndToEnd) {
   RunResult r = run_advft("train --config " + config_path + " --out " + pre +
                           " --set train.adversarial=false --epochs 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("32 images of imagenet are decoded from JPEG"), std::string::npos)
+  EXPECT_NE(r.output.find("32 images of imagenet are decoded from their files"), std::string::npos)
       << r.output;
   const std::string run = tmp.file("run");
   r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
@@ -473,7 +489,7 @@ TEST(ImageFolder, BenchTimesTheInputBesideTheModel) {
       "--iterations 3 --loops at,input --device cpu --threads 2 --data " +
       tmp.path().string());
   ASSERT_EQ(b.run.exit_code, 0) << b.run.output;
-  EXPECT_NE(b.run.output.find("input: JPEG decode + crop, 2 threads"), std::string::npos)
+  EXPECT_NE(b.run.output.find("input: decode + crop, 2 threads"), std::string::npos)
       << b.run.output;
   EXPECT_NE(b.run.output.find("the AT step"), std::string::npos) << b.run.output;  // the verdict
   const json& input = b.json["input"];

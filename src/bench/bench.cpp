@@ -216,7 +216,7 @@ std::string format_bench(const BenchResult& r) {
         r.eval_tflops, r.eval_warmup_seconds);
   }
   if (r.input_timed) {
-    const std::string loop = "input: JPEG decode + crop, " + std::to_string(r.input_threads) +
+    const std::string loop = "input: decode + crop, " + std::to_string(r.input_threads) +
                              " thread" + (r.input_threads == 1 ? "" : "s");
     std::snprintf(line, sizeof line, "%-44s %12.1f %14s %10s %11.2f\n", loop.c_str(),
                   r.input_images_per_s, "-", "-", r.input_warmup_seconds);

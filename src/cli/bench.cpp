@@ -175,7 +175,7 @@ void setup_bench(CLI::App& app) {
                       "input with --data");
   command->add_option("--data", o->data,
                       "Also time this image folder's training input (DIR/train/<class>/*.jpg or "
-                      "DIR/<class>/*.jpg): JPEG decoding and cropping on --threads cores");
+                      "DIR/<class>/*.jpg): decoding and cropping on --threads cores");
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->callback([o]() { run_bench_command(*o); });
 }

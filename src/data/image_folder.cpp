@@ -8,7 +8,7 @@
 #include <system_error>
 #include <utility>
 
-#include "advft/data/jpeg.h"
+#include "advft/data/image_file.h"
 #include "advft/error.h"
 #include "advft/io/directory.h"
 
@@ -24,14 +24,15 @@ std::string lower_extension(const std::string& name) {
   return ext;
 }
 
-bool is_jpeg_name(const std::string& name) {
+/// The images torchvision's ImageFolder takes that we read: JPEG and PNG (decoded by content).
+bool is_image_name(const std::string& name) {
   const std::string ext = lower_extension(name);
-  return ext == ".jpg" || ext == ".jpeg";
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
 /// torchvision's other IMG_EXTENSIONS: images it would read and we cannot.
 bool is_other_image_name(const std::string& name) {
-  static const char* const kOthers[] = {".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"};
+  static const char* const kOthers[] = {".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"};
   const std::string ext = lower_extension(name);
   return std::find(std::begin(kOthers), std::end(kOthers), ext) != std::end(kOthers);
 }
@@ -58,7 +59,7 @@ void walk(const std::string& dir, int depth,
   for (const std::string& name : list_or_throw(dir)) {
     // Image names are taken for files without asking the disk: ImageNet's 1.28 million stat
     // calls would cost seconds, on a network file system minutes.
-    if (!is_jpeg_name(name) && !is_other_image_name(name) && is_directory(dir + "/" + name)) {
+    if (!is_image_name(name) && !is_other_image_name(name) && is_directory(dir + "/" + name)) {
       walk(dir + "/" + name, depth + 1, folders);
     } else {
       folders[mine].second.push_back(name);
@@ -66,7 +67,7 @@ void walk(const std::string& dir, int depth,
   }
 }
 
-/// Appends the JPEGs under `dir` in torchvision's order: folders sorted by path (its
+/// Appends the images under `dir` in torchvision's order: folders sorted by path (its
 /// sorted(os.walk(...)); "a/b-c" comes before "a/b/c"), and each folder's files by name.
 void collect_images(const std::string& dir, std::vector<std::string>& paths) {
   std::vector<std::pair<std::string, std::vector<std::string>>> folders;
@@ -75,13 +76,13 @@ void collect_images(const std::string& dir, std::vector<std::string>& paths) {
   for (const auto& [folder, names] : folders) {
     for (const std::string& name : names) {  // directory_names sorted them
       const std::string path = folder + "/" + name;
-      if (is_jpeg_name(name)) {
+      if (is_image_name(name)) {
         paths.push_back(path);
       } else if (is_other_image_name(name)) {
         throw DataError(path +
-                        ": only JPEG images are read from image folders; convert it "
+                        ": only JPEG and PNG images are read from image folders; convert it "
                         "(e.g. `convert " +
-                        name + " " + name.substr(0, name.rfind('.')) + ".jpg`) or move it out");
+                        name + " " + name.substr(0, name.rfind('.')) + ".png`) or move it out");
       }
     }
   }
@@ -93,7 +94,7 @@ std::vector<std::string> image_folder_classes(const std::string& split_dir) {
   if (!is_directory(split_dir)) {
     throw DataError(split_dir +
                     ": no such folder; an image folder holds one folder per class "
-                    "with its JPEG images (torchvision's ImageFolder layout)");
+                    "with its JPEG or PNG images (torchvision's ImageFolder layout)");
   }
   std::vector<std::string> classes;
   for (const std::string& name : list_or_throw(split_dir)) {
@@ -102,7 +103,7 @@ std::vector<std::string> image_folder_classes(const std::string& split_dir) {
   if (classes.empty()) {
     throw DataError(split_dir +
                     ": holds no class folders; an image folder holds one folder per "
-                    "class with its JPEG images (torchvision's ImageFolder layout)");
+                    "class with its JPEG or PNG images (torchvision's ImageFolder layout)");
   }
   return classes;
 }
@@ -134,7 +135,7 @@ Dataset read_image_folder(const std::string& split_dir, const std::vector<std::s
     collect_images(class_dir, files->paths);
     if (files->paths.size() == before) {
       throw DataError(class_dir +
-                      ": class folder without JPEG images (.jpg, .jpeg); every class "
+                      ": class folder without images (.jpg, .jpeg, .png); every class "
                       "needs at least one");
     }
     labels.resize(files->paths.size(), static_cast<int64_t>(label));
@@ -152,12 +153,12 @@ void decode_examples(const ImageFiles& files, const std::vector<int64_t>& indice
   const auto count = static_cast<int64_t>(indices.size());
   TORCH_CHECK(images.dim() == 4 && images.size(0) >= count,
               "decode_examples: images must be [K, 3, S, S] with K >= ", count);
-  // One image per task: decoding a JPEG (milliseconds) dwarfs the scheduling.
+  // One image per task: decoding one (milliseconds) dwarfs the scheduling.
   at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       const int64_t index = indices[static_cast<size_t>(k)];
       const std::string& path = files.paths.at(static_cast<size_t>(index));
-      transform_image(read_jpeg(path), files.transform,
+      transform_image(read_image(path), files.transform,
                       mix_seed(seed + static_cast<uint64_t>(index)), images[k]);
     }
   });

@@ -1,10 +1,5 @@
 #include "advft/data/jpeg.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 
 #include "advft/error.h"
@@ -15,10 +10,6 @@
 
 namespace advft::data {
 namespace {
-
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
-};
 
 #ifdef ADVFT_HAVE_JPEG
 struct HandleCloser {
@@ -66,8 +57,7 @@ torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& 
   auto* data = const_cast<unsigned char*>(bytes.data());  // TurboJPEG 2.x takes non-const
   if (tjDecompressHeader3(handle.get(), data, bytes.size(), &width, &height, &subsampling,
                           &colorspace) != 0) {
-    throw DataError(path + ": not a JPEG image (" + tjGetErrorStr2(handle.get()) +
-                    "); image folders are read as JPEG only: convert other formats first");
+    throw DataError(path + ": damaged JPEG: " + tjGetErrorStr2(handle.get()));
   }
   if (width <= 0 || height <= 0 || int64_t{width} * height > kMaxPixels) {
     throw DataError(path + ": JPEG header says " + std::to_string(width) + "x" +
@@ -92,21 +82,6 @@ torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& 
                   ": this advft was built without libjpeg-turbo, so it cannot read JPEG "
                   "images; install libturbojpeg0-dev (Debian/Ubuntu) and rebuild");
 #endif
-}
-
-torch::Tensor read_jpeg(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw DataError(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(::fileno(file.get()), &st) != 0 || !S_ISREG(st.st_mode))
-    throw DataError(path + ": not a regular file");
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  if (std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size()) {
-    throw DataError(
-        path + ": cannot read: " +
-        (std::ferror(file.get()) ? std::strerror(errno) : "it shrank while being read"));
-  }
-  return decode_jpeg(bytes, path);
 }
 
 }  // namespace advft::data

@@ -19,7 +19,7 @@ Placement resolve_placement(const std::string& setting, const Dataset& data,
                         " is decoded from its image files batch by batch and cannot live on the "
                         "device; use auto or host");
     }
-    spdlog::info("data: {} images of {} are decoded from JPEG on {} threads and prefetched",
+    spdlog::info("data: {} images of {} are decoded from their files on {} threads and prefetched",
                  data.size(), data.name, at::get_num_threads());
     return Placement::kHost;
   }

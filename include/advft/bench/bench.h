@@ -34,7 +34,7 @@ struct BenchOptions {
   bool time_at_step = true;  ///< time the AT step (GPU time is scarce: skip what is not compared)
   bool time_eval = true;     ///< time the PGD evaluation
   /// An image folder (DIR/train/<class>/*.jpg, or DIR/<class>/*.jpg) whose training input is
-  /// timed too: JPEG decoding, random crop, flip and the copy to the device, on `threads` cores
+  /// timed too: decoding, random crop, flip and the copy to the device, on `threads` cores
   /// as training runs it (empty: not timed).
   std::string input_dir;
   torch::Device device = torch::kCPU;

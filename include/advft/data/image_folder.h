@@ -1,6 +1,7 @@
 #pragma once
 // Data sets laid out as torchvision's ImageFolder reads them, ImageNet's usual layout:
-// <split>/<class>/<image>.JPEG, classes numbered in the sorted order of their folder names.
+// <split>/<class>/<image>.JPEG (or .png), classes numbered in the sorted order of their folder
+// names.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,11 +15,11 @@ namespace advft::data {
 /// Throws DataError when `split_dir` is missing or holds no folders.
 std::vector<std::string> image_folder_classes(const std::string& split_dir);
 
-/// One split: every JPEG under each class folder (subfolders included, sorted by path as
+/// One split: every JPEG and PNG under each class folder (subfolders included, sorted by path as
 /// torchvision sorts them) with the class's label. `classes` are the ones the labels count
 /// (another split's list, so that both number alike); they must equal this split's folders.
 /// Files that are not images are passed over, as torchvision does; images in other formats
-/// (PNG, BMP, ...) and classes without images are a DataError naming the file or folder.
+/// (BMP, TIFF, ...) and classes without images are a DataError naming the file or folder.
 Dataset read_image_folder(const std::string& split_dir, const std::vector<std::string>& classes,
                           const ImageTransform& transform, const std::string& name);
 

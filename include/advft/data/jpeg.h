@@ -18,7 +18,4 @@ bool jpeg_supported();
 /// Throws DataError naming `path` when the bytes are not a JPEG or are damaged.
 torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& path);
 
-/// Reads `path` whole and decodes it (DataError when it cannot be read).
-torch::Tensor read_jpeg(const std::string& path);
-
 }  // namespace advft::data

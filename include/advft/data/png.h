@@ -1,0 +1,21 @@
+#pragma once
+// PNG files to RGB pixels through libpng's simplified API: image folders of one's own data are
+// often PNG, and ImageNet's training set holds one PNG named .JPEG. The build links libpng when it
+// finds it; without it, decoding throws a DataError that says how to rebuild.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace advft::data {
+
+/// Whether this build can decode PNG (it found libpng).
+bool png_supported();
+
+/// The image in `bytes` (a whole PNG file read from `path`) as uint8 [3, H, W] RGB, as Pillow's
+/// convert("RGB") gives it: grayscale repeated, palettes expanded, alpha dropped (not blended).
+/// Throws DataError naming `path` when the bytes are not a PNG or are damaged.
+torch::Tensor decode_png(const std::vector<uint8_t>& bytes, const std::string& path);
+
+}  // namespace advft::data
