@@ -4,7 +4,7 @@
 # 90, like ImageNet's) with Pillow, then `advft bench --data` times the decoding, cropping and
 # copying on all cores beside the AT step, with CUDA graphs and bf16 where there is a GPU.
 #
-#   bash scripts/input_vs_step.sh OUT_DIR [ADVFT_BINARY]     # needs $PYTHON (python3) with numpy, Pillow
+#   bash scripts/input_vs_step.sh OUT_DIR [ADVFT_BINARY]   # $PYTHON (python3) with numpy, Pillow
 #   MODEL=preact_resnet BATCH=16 bash scripts/input_vs_step.sh out/   # a quick look on a CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +34,5 @@ for c in range(8):
 PY
 echo "input_vs_step: $(find "$folder" -name '*.JPEG' | wc -l) JPEGs, $(du -sh "$folder" | cut -f1)"
 "$advft" bench --model "${MODEL:-resnet50}" --input-size 224 --batch "${BATCH:-256}" \
-  --attack pgd:steps=3,eps=4/255,step_size=2/255 --loops at,input --warmup 2 --iterations 6 --data "$folder" --json "$out/input_vs_step.json" | tee "$out/input_vs_step.txt"
+  --attack pgd:steps=3,eps=4/255,step_size=2/255 --loops at,input --warmup 2 --iterations 6 \
+  --data "$folder" --json "$out/input_vs_step.json" | tee "$out/input_vs_step.txt"
