@@ -5,7 +5,7 @@
 # copying on all cores beside the AT step, with CUDA graphs and bf16 where there is a GPU.
 #
 #   bash scripts/input_vs_step.sh OUT_DIR [ADVFT_BINARY]   # $PYTHON (python3) with numpy, Pillow
-#   MODEL=preact_resnet BATCH=16 bash scripts/input_vs_step.sh out/   # a quick look on a CPU
+#   PYTHON=/usr/bin/python3 MODEL=resnet18 BATCH=4 bash scripts/input_vs_step.sh out/  # on a CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: input_vs_step.sh OUT_DIR [ADVFT_BINARY]}
