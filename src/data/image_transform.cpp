@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <random>
+
+#include "advft/data/dataset.h"
 
 namespace advft::data {
 namespace {
@@ -12,17 +13,6 @@ namespace {
 /// std::uniform_real_distribution does not promise.
 double uniform01(std::mt19937_64& rng) {
   return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/// Uniform integer in [0, bound), unbiased, the same on every platform.
-int64_t uniform_below(std::mt19937_64& rng, int64_t bound) {
-  const auto b = static_cast<uint64_t>(bound);
-  const uint64_t limit =
-      std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % b;
-  uint64_t r = rng();
-  while (r >= limit)
-    r = rng();
-  return static_cast<int64_t>(r % b);
 }
 
 /// Bilinear resize with antialiasing of uint8 [C, h, w] to [C, out_h, out_w], rounded back.
@@ -52,8 +42,10 @@ CropBox random_resized_crop_box(int64_t height, int64_t width, double min_crop_s
     const auto w = static_cast<int64_t>(std::nearbyint(std::sqrt(target_area * ratio)));
     const auto h = static_cast<int64_t>(std::nearbyint(std::sqrt(target_area / ratio)));
     if (w > 0 && w <= width && h > 0 && h <= height) {
-      const int64_t top = uniform_below(rng, height - h + 1);
-      const int64_t left = uniform_below(rng, width - w + 1);
+      const auto top =
+          static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(height - h + 1)));
+      const auto left =
+          static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(width - w + 1)));
       return {top, left, h, w};
     }
   }

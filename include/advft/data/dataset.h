@@ -107,25 +107,30 @@ inline uint64_t mix_seed(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+/// Uniform in [0, bound) (bound >= 1) from `rng`, unbiased and the same on every platform:
+/// std::uniform_int_distribution is implementation-defined and differs between libstdc++, libc++
+/// and MSVC. Rejects the top partial bucket of the 64-bit range.
+inline uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
+  const uint64_t limit =
+      std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
+  uint64_t r = rng();
+  while (r >= limit) {
+    r = rng();
+  }
+  return r % bound;
+}
+
 /// A uniformly random permutation of 0..n-1 that depends only on `seed`.
 ///
-/// Fisher-Yates over std::mt19937_64 with our own bounded draw: std::shuffle and
-/// std::uniform_int_distribution are implementation-defined and differ between libstdc++, libc++
-/// and MSVC, which would change the validation split and the epoch order across platforms.
+/// Fisher-Yates over std::mt19937_64 with our own bounded draw: std::shuffle is
+/// implementation-defined too, which would change the validation split and the epoch order
+/// across platforms.
 inline std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
   std::vector<int64_t> perm(static_cast<size_t>(std::max<int64_t>(n, 0)));
   std::iota(perm.begin(), perm.end(), int64_t{0});
   std::mt19937_64 rng(seed);
   for (size_t i = perm.size(); i > 1; --i) {
-    // Unbiased draw in [0, i): reject the top partial bucket of the 64-bit range.
-    const uint64_t bound = static_cast<uint64_t>(i);
-    const uint64_t limit =
-        std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
-    uint64_t r = rng();
-    while (r >= limit) {
-      r = rng();
-    }
-    std::swap(perm[i - 1], perm[static_cast<size_t>(r % bound)]);
+    std::swap(perm[i - 1], perm[static_cast<size_t>(uniform_below(rng, i))]);
   }
   return perm;
 }
