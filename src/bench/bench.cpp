@@ -1,6 +1,5 @@
 #include "advft/bench/bench.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -13,7 +12,6 @@
 #include "advft/data/loader.h"
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
-#include "advft/io/directory.h"
 #include "advft/models/batch_norm_relu.h"
 #include "advft/models/factory.h"
 #include "advft/runtime/device.h"
@@ -76,10 +74,7 @@ std::string cudnn_limit_note(int64_t limit) {
 // An image folder's training input at the model's size: decoded, cropped, flipped and copied
 // to the device batch after batch through the prefetcher, as training reads it.
 void time_input(const BenchOptions& o, BenchResult& r) {
-  std::error_code error;
-  const auto names = io::directory_names(o.input_dir, error);
-  const bool has_train = std::find(names.begin(), names.end(), "train") != names.end();
-  r.input_dir = has_train ? o.input_dir + "/train" : o.input_dir;
+  r.input_dir = data::has_split(o.input_dir, "train") ? o.input_dir + "/train" : o.input_dir;
   data::ImageTransform transform;
   transform.image_size = o.spec.input_size;
   transform.random = true;

@@ -90,6 +90,10 @@ void collect_images(const std::string& dir, std::vector<std::string>& paths) {
 
 }  // namespace
 
+bool has_split(const std::string& dir, const std::string& split) {
+  return is_directory(dir + "/" + split);
+}
+
 std::vector<std::string> image_folder_classes(const std::string& split_dir) {
   if (!is_directory(split_dir)) {
     throw DataError(split_dir +

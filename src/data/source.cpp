@@ -8,7 +8,6 @@
 #include "advft/data/idx.h"
 #include "advft/data/image_folder.h"
 #include "advft/error.h"
-#include "advft/io/directory.h"
 
 namespace advft::data {
 namespace {
@@ -30,13 +29,8 @@ std::string train_folder(const config::DataConfig& cfg) {
 /// ImageNet's official validation set is everyone's test set: val/. A folder of one's own data
 /// may call it test/ instead.
 std::string test_folder(const config::DataConfig& cfg) {
-  if (cfg.dataset == "image_folder") {
-    std::error_code error;
-    const auto names = io::directory_names(cfg.dir, error);
-    if (std::find(names.begin(), names.end(), "val") == names.end() &&
-        std::find(names.begin(), names.end(), "test") != names.end())
-      return cfg.dir + "/test";
-  }
+  if (cfg.dataset == "image_folder" && !has_split(cfg.dir, "val") && has_split(cfg.dir, "test"))
+    return cfg.dir + "/test";
   return cfg.dir + "/val";
 }
 
@@ -61,10 +55,8 @@ void use_random_transform(Dataset& data) {
 /// evaluation too, so that a label means what it meant in training; only a folder without
 /// train/ numbers the test split's own folders.
 std::vector<std::string> class_list(const config::DataConfig& cfg, bool need_train) {
-  std::error_code error;
-  const auto names = io::directory_names(cfg.dir, error);
-  const bool has_train = std::find(names.begin(), names.end(), "train") != names.end();
-  return image_folder_classes(need_train || has_train ? train_folder(cfg) : test_folder(cfg));
+  return image_folder_classes(need_train || has_split(cfg.dir, "train") ? train_folder(cfg)
+                                                                        : test_folder(cfg));
 }
 
 Dataset read_split(const config::DataConfig& cfg, bool train) {
@@ -109,10 +101,10 @@ DataSplits load_splits(const config::DataConfig& cfg, bool need_train) {
     splits.val = head(splits.test, 0);
     return splits;
   }
-  const Dataset full =
-      is_image_folder(cfg.dataset)
-          ? read_image_folder(train_folder(cfg), classes, image_transform(cfg, false), cfg.dataset)
-          : read_split(cfg, /*train=*/true);
+  const Dataset full = is_image_folder(cfg.dataset)
+                           ? read_image_folder(train_folder(cfg), classes,
+                                               image_transform(cfg, /*random=*/true), cfg.dataset)
+                           : read_split(cfg, /*train=*/true);
   const int64_t n = full.size();
   if (cfg.val_size >= n) {
     throw DataError(cfg.dir + ": data.val_size = " + std::to_string(cfg.val_size) +

@@ -11,6 +11,9 @@
 
 namespace advft::data {
 
+/// Whether `dir` holds a folder `split` (train, val, test): which layout a folder has.
+bool has_split(const std::string& dir, const std::string& split);
+
 /// The class folders of `split_dir`, sorted by name (their labels are their positions).
 /// Throws DataError when `split_dir` is missing or holds no folders.
 std::vector<std::string> image_folder_classes(const std::string& split_dir);
