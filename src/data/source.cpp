@@ -44,10 +44,12 @@ ImageTransform image_transform(const config::DataConfig& cfg, bool random) {
   return t;
 }
 
-/// The same files through the training pipeline (random crop and flip).
-void use_random_transform(Dataset& data) {
+/// The same files through another pipeline: the validation images, held out of a training set
+/// read with the training pipeline, are seen as evaluation sees them (a copy of their paths
+/// only, not of the training set's).
+void use_transform(Dataset& data, const ImageTransform& transform) {
   auto files = std::make_shared<ImageFiles>(*data.files);
-  files->transform.random = true;
+  files->transform = transform;
   data.files = std::move(files);
 }
 
@@ -131,7 +133,7 @@ DataSplits load_splits(const config::DataConfig& cfg, bool need_train) {
   }
   splits.train = subset(full, to_index_tensor(train));
   splits.val = subset(full, to_index_tensor(val));
-  if (splits.train.files) use_random_transform(splits.train);
+  if (splits.val.files) use_transform(splits.val, image_transform(cfg, /*random=*/false));
   return splits;
 }
 

@@ -72,9 +72,9 @@ inline Dataset head(const Dataset& data, int64_t n) {
   const int64_t keep = std::min(n, data.size());
   out.labels = data.labels.narrow(0, 0, keep);
   if (data.files) {
-    auto files = std::make_shared<ImageFiles>(*data.files);
-    files->paths.resize(static_cast<size_t>(keep));
-    out.files = std::move(files);
+    const auto& paths = data.files->paths;
+    out.files = std::make_shared<ImageFiles>(ImageFiles{
+        std::vector<std::string>(paths.begin(), paths.begin() + keep), data.files->transform});
   } else {
     out.images = data.images.narrow(0, 0, keep);
   }
