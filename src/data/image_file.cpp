@@ -1,30 +1,25 @@
 #include "advft/data/image_file.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <memory>
+#include <algorithm>
+#include <cstdint>
 
 #include "advft/data/jpeg.h"
 #include "advft/data/png.h"
 #include "advft/error.h"
+#include "advft/io/atomic_file.h"
 
 namespace advft::data {
 namespace {
 
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
-};
-
-bool starts_with(const std::vector<uint8_t>& bytes, std::initializer_list<uint8_t> magic) {
-  return bytes.size() >= magic.size() && std::equal(magic.begin(), magic.end(), bytes.begin());
+bool starts_with(const std::string& bytes, std::initializer_list<uint8_t> magic) {
+  return bytes.size() >= magic.size() &&
+         std::equal(magic.begin(), magic.end(), bytes.begin(),
+                    [](uint8_t m, char b) { return m == static_cast<uint8_t>(b); });
 }
 
 }  // namespace
 
-torch::Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& path) {
+torch::Tensor decode_image(const std::string& bytes, const std::string& path) {
   if (starts_with(bytes, {0xFF, 0xD8, 0xFF})) return decode_jpeg(bytes, path);
   if (starts_with(bytes, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}))
     return decode_png(bytes, path);
@@ -33,16 +28,11 @@ torch::Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string&
 }
 
 torch::Tensor read_image(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw DataError(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(::fileno(file.get()), &st) != 0 || !S_ISREG(st.st_mode))
-    throw DataError(path + ": not a regular file");
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  if (std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size()) {
-    throw DataError(
-        path + ": cannot read: " +
-        (std::ferror(file.get()) ? std::strerror(errno) : "it shrank while being read"));
+  std::string bytes;
+  try {
+    bytes = io::read_file_bytes(path);
+  } catch (const Error& e) {
+    throw DataError(e.what());  // "cannot read <path>: <reason>", a data error here
   }
   return decode_image(bytes, path);
 }

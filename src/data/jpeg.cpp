@@ -45,7 +45,7 @@ bool jpeg_supported() {
 #endif
 }
 
-torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& path) {
+torch::Tensor decode_jpeg(const std::string& bytes, const std::string& path) {
 #ifdef ADVFT_HAVE_JPEG
   Decompressor handle(tjInitDecompress());
   if (!handle)
@@ -54,7 +54,8 @@ torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& 
   int height = 0;
   int subsampling = 0;
   int colorspace = 0;
-  auto* data = const_cast<unsigned char*>(bytes.data());  // TurboJPEG 2.x takes non-const
+  // TurboJPEG 2.x takes a non-const unsigned char*; it only reads.
+  auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(bytes.data()));
   if (tjDecompressHeader3(handle.get(), data, bytes.size(), &width, &height, &subsampling,
                           &colorspace) != 0) {
     throw DataError(path + ": damaged JPEG: " + tjGetErrorStr2(handle.get()));

@@ -16,7 +16,7 @@ bool png_supported() {
 #endif
 }
 
-torch::Tensor decode_png(const std::vector<uint8_t>& bytes, const std::string& path) {
+torch::Tensor decode_png(const std::string& bytes, const std::string& path) {
 #ifdef ADVFT_HAVE_PNG
   png_image image{};
   image.version = PNG_IMAGE_VERSION;

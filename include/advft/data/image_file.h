@@ -11,7 +11,7 @@ namespace advft::data {
 
 /// `bytes` (the whole file at `path`) decoded as uint8 [3, H, W] RGB: JPEG (data/jpeg.h) or PNG
 /// (data/png.h). Throws DataError naming `path` for anything else.
-torch::Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& path);
+torch::Tensor decode_image(const std::string& bytes, const std::string& path);
 
 /// Reads `path` whole and decodes it (DataError when it cannot be read).
 torch::Tensor read_image(const std::string& path);

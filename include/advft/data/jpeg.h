@@ -16,6 +16,6 @@ bool jpeg_supported();
 /// The image in `bytes` (a whole JPEG file read from `path`) as uint8 [3, H, W] RGB. Grayscale
 /// images are repeated over the three channels, CMYK ones converted as Pillow converts them.
 /// Throws DataError naming `path` when the bytes are not a JPEG or are damaged.
-torch::Tensor decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& path);
+torch::Tensor decode_jpeg(const std::string& bytes, const std::string& path);
 
 }  // namespace advft::data

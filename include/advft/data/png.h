@@ -16,6 +16,6 @@ bool png_supported();
 /// The image in `bytes` (a whole PNG file read from `path`) as uint8 [3, H, W] RGB, as Pillow's
 /// convert("RGB") gives it: grayscale repeated, palettes expanded, alpha dropped (not blended).
 /// Throws DataError naming `path` when the bytes are not a PNG or are damaged.
-torch::Tensor decode_png(const std::vector<uint8_t>& bytes, const std::string& path);
+torch::Tensor decode_png(const std::string& bytes, const std::string& path);
 
 }  // namespace advft::data
