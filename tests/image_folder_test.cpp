@@ -317,16 +317,23 @@ TEST(ImageFolder, RefusesWhatItCannotReadNamingTheFileOrFolder) {
   EXPECT_NE(message.find("broken/cat/1.jpg"), std::string::npos) << message;
 }
 
+/// The data settings of a small image folder at `dir`: 16x16 inputs out of 18-pixel resizes.
+config::DataConfig folder_config(const std::string& dir, const std::string& dataset,
+                                 int64_t val_size) {
+  config::DataConfig cfg;
+  cfg.dataset = dataset;
+  cfg.dir = dir;
+  cfg.val_size = val_size;
+  cfg.image_size = 16;
+  cfg.resize_size = 18;
+  return cfg;
+}
+
 TEST(ImageFolder, BatchesKeepImagesWithTheirLabelsAndRepeatPerSeed) {
   TempDir tmp;
   write_image_folder(tmp.path().string(), "train", 3, 12, 20);
   write_image_folder(tmp.path().string(), "val", 3, 2, 20);
-  config::DataConfig cfg;
-  cfg.dataset = "imagenet";
-  cfg.dir = tmp.path().string();
-  cfg.val_size = 6;
-  cfg.image_size = 16;
-  cfg.resize_size = 18;
+  const config::DataConfig cfg = folder_config(tmp.path().string(), "imagenet", 6);
   const data::DataSplits splits = data::load_splits(cfg);
   EXPECT_EQ(splits.train.size(), 30);
   EXPECT_EQ(splits.val.size(), 6);
@@ -398,12 +405,7 @@ TEST(ImageFolder, PrefetchesTheSameBatchesOntoTheGpu_CUDA) {
   TempDir tmp;
   write_image_folder(tmp.path().string(), "train", 2, 10, 20);
   write_image_folder(tmp.path().string(), "val", 2, 1, 20);
-  config::DataConfig cfg;
-  cfg.dataset = "image_folder";
-  cfg.dir = tmp.path().string();
-  cfg.val_size = 0;
-  cfg.image_size = 16;
-  cfg.resize_size = 18;
+  const config::DataConfig cfg = folder_config(tmp.path().string(), "image_folder", 0);
   const data::DataSplits splits = data::load_splits(cfg);
   data::BatchLoader on_cpu(splits.train, 4, true, true, 3, torch::kCPU, data::Placement::kHost);
   data::BatchLoader on_gpu(splits.train, 4, true, true, 3, torch::kCUDA, data::Placement::kHost);
