@@ -198,6 +198,21 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ev = json::parse(read_bytes(json_out));
   EXPECT_EQ(ev["attacks"][0]["correct"], ev["clean"]["correct"]);
+
+  // AutoAttack's gradient attacks, by name in the table and with their options in the JSON.
+  r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
+                " --attack apgd:steps=10 --attack apgd_t:steps=5,targets=3 --limit 100");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("APGD-CE-10 Linf eps=8/255"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("APGD-T-5 Linf eps=8/255 targets=3"), std::string::npos) << r.output;
+  ev = json::parse(read_bytes(json_out));
+  ASSERT_EQ(ev["attacks"].size(), 2u);
+  EXPECT_EQ(ev["attacks"][0]["kind"], "apgd");
+  EXPECT_EQ(ev["attacks"][0]["loss"], "ce");
+  EXPECT_EQ(ev["attacks"][1]["kind"], "apgd_t");
+  EXPECT_EQ(ev["attacks"][1]["targets"], 3);
+  for (const auto& a : ev["attacks"])
+    EXPECT_LE(a["correct"].get<int64_t>(), ev["clean"]["correct"].get<int64_t>());
 }
 
 // An L2 model's eps (1.5) is out of range for the default "pgd:steps=20" (Linf): --attack replaces

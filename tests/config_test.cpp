@@ -55,6 +55,14 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             std::string::npos);
   EXPECT_NE(config_error(json::parse(R"({"attack": {"eps": 8}})")).find("attack.eps = 8"),
             std::string::npos);
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"loss": "hinge"}})")),
+            "config: attack.loss = \"hinge\": must be \"ce\", \"cw\" or \"dlr\"");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd_t", "targets": 0}})")),
+            "config: attack.targets = 0: must be in [1, 1000]");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"val_attack": {"kind": "autoattack"}}})")),
+            "config: train.val_attack.kind = \"autoattack\": must be \"pgd\", \"fgsm\", "
+            "\"apgd\" or \"apgd_t\"");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "loss": "dlr"}})")), "");
   EXPECT_NE(config_error(json::parse(R"({"schedule": {"warmup": 1.5}})")).find("schedule.warmup"),
             std::string::npos);
   EXPECT_NE(config_error(json::parse(R"({"schedule": {"kind": "step"}})")).find("schedule.kind"),

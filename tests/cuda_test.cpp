@@ -371,7 +371,9 @@ TEST(CudaGraphs, CapturedEvaluationCountsLikeTheEagerOne_CUDA) {
   data.num_classes = 10;
   const std::vector<attacks::NamedAttack> attacks = {
       attacks::parse_attack_spec("fgsm", {}, "test"),
-      attacks::parse_attack_spec("pgd:steps=5", {}, "test")};
+      attacks::parse_attack_spec("pgd:steps=5", {}, "test"),
+      attacks::parse_attack_spec("apgd:steps=10", {}, "test"),
+      attacks::parse_attack_spec("apgd_t:steps=5,targets=3", {}, "test")};
   eval::EvalOptions options;
   options.batch_size = 128;  // 8 batches: 2 eager, 5 replays, the partial last one eager
   options.precision = runtime::Precision::kBf16;

@@ -1,5 +1,6 @@
 #include "advft/attacks/attack_spec.h"
 
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
@@ -21,20 +22,17 @@ std::string format_pixels(double value) {
   return out.str();
 }
 
-std::string describe_attack(const AttackOptions& o) {
-  std::ostringstream out;
-  if (o.kind == "fgsm") {
-    out << (o.random_start ? "FGSM-RS" : "FGSM");
-  } else {
-    out << "PGD-" << o.steps;
-    if (o.restarts > 1) out << "x" << o.restarts;
-  }
-  out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
-  if (o.kind != "fgsm" || o.random_start) out << " step=" << format_pixels(o.step_size);
-  return out.str();
+namespace {
+
+std::string upper(std::string text) {
+  for (char& c : text)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
 }
 
-namespace {
+bool is_apgd(const std::string& kind) {
+  return kind == "apgd" || kind == "apgd_t";
+}
 
 bool parse_bool(const std::string& text, const std::string& context) {
   if (text == "true" || text == "1" || text == "on") return true;
@@ -58,12 +56,33 @@ int64_t parse_int(const std::string& text, const std::string& context) {
 
 }  // namespace
 
+std::string describe_attack(const AttackOptions& o) {
+  std::ostringstream out;
+  const bool apgd = is_apgd(o.kind);
+  if (o.kind == "fgsm") {
+    out << (o.random_start ? "FGSM-RS" : "FGSM");
+  } else if (o.kind == "apgd_t") {
+    out << "APGD-T-" << o.steps;
+  } else if (apgd) {
+    out << "APGD-" << upper(o.loss) << "-" << o.steps;
+  } else {
+    out << "PGD-" << o.steps;
+  }
+  if (o.kind != "fgsm" && o.restarts > 1) out << "x" << o.restarts;
+  if (!apgd && o.loss != "ce") out << " " << upper(o.loss);
+  out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
+  if (o.kind == "apgd_t") out << " targets=" << o.targets;
+  if (!apgd && (o.kind != "fgsm" || o.random_start)) out << " step=" << format_pixels(o.step_size);
+  return out.str();
+}
+
 NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
                               const std::string& where) {
   const std::string context = where + " \"" + spec + "\"";
   auto colon = spec.find(':');
   std::string kind = spec.substr(0, colon);
   AttackOptions o = base;
+  o.loss = "ce";  // not the training attack's: evaluations compare on the standard loss
   if (kind == "fgsm") {
     o.kind = "fgsm";
     o.steps = 1;
@@ -76,8 +95,19 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   } else if (kind == "pgd_l2" || kind == "pgd-l2") {
     o.kind = "pgd";
     o.norm = "l2";
+  } else if (kind == "apgd" || kind == "apgd_ce" || kind == "apgd-ce" || kind == "apgd_dlr" ||
+             kind == "apgd-dlr" || kind == "apgd_t" || kind == "apgd-t") {
+    // AutoAttack's standard settings: 100 iterations, one restart, nine target classes.
+    const bool targeted = kind == "apgd_t" || kind == "apgd-t";
+    o.kind = targeted ? "apgd_t" : "apgd";
+    if (targeted || kind == "apgd_dlr" || kind == "apgd-dlr") o.loss = "dlr";
+    o.steps = 100;
+    o.restarts = 1;
+    o.targets = 9;
+    o.random_start = true;
   } else {
-    throw ConfigError(context + ": unknown attack \"" + kind + "\" (known: fgsm, pgd, pgd_l2)");
+    throw ConfigError(context + ": unknown attack \"" + kind +
+                      "\" (known: fgsm, pgd, pgd_l2, apgd, apgd_dlr, apgd_t)");
   }
   bool eps_given = false;
   bool step_given = false;
@@ -92,6 +122,11 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
       std::string key = item.substr(0, eq);
       std::string value = item.substr(eq + 1);
       std::string key_context = context + " " + key;
+      if (is_apgd(o.kind) && (key == "step_size" || key == "alpha" || key == "step" ||
+                              key == "random_start" || key == "rs")) {
+        throw ConfigError(key_context + ": APGD chooses its own step size (2 eps, halved as it " +
+                          "goes) and always starts at a random point; drop " + key);
+      }
       if (key == "eps") {
         o.eps = config::parse_number(value, key_context);
         eps_given = true;
@@ -106,13 +141,26 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
         o.norm = value;
       } else if (key == "random_start" || key == "rs") {
         o.random_start = parse_bool(value, key_context);
+      } else if (key == "loss" && o.kind != "apgd_t") {
+        o.loss = value;
+      } else if (key == "loss") {
+        throw ConfigError(key_context +
+                          ": apgd_t always ascends the targeted DLR loss; drop loss " +
+                          "or use apgd:loss=" + value);
+      } else if (key == "targets" && o.kind == "apgd_t") {
+        o.targets = parse_int(value, key_context);
+      } else if (key == "targets") {
+        throw ConfigError(key_context + ": only apgd_t has target classes");
       } else {
         throw ConfigError(context + ": unknown option \"" + key +
-                          "\" (known: eps, step_size, steps, restarts, norm, random_start)");
+                          "\" (known: eps, step_size, steps, restarts, norm, random_start, " +
+                          "loss, targets)");
       }
     }
   }
-  if (eps_given && !step_given) {
+  if (is_apgd(o.kind)) {
+    o.step_size = 2.0 * o.eps;  // recorded as APGD's first step
+  } else if (eps_given && !step_given) {
     // Keep the step/eps ratio of the base attack (2/255 for 8/255): the usual way step sizes
     // are chosen, and it keeps "pgd:eps=4/255" meaningful without spelling out the step.
     if (o.kind == "fgsm" && !o.random_start) {
@@ -127,14 +175,17 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   if (o.norm != "linf" && o.norm != "l2") {
     throw ConfigError(context + ": norm must be linf or l2, got \"" + o.norm + "\"");
   }
+  if (o.loss != "ce" && o.loss != "cw" && o.loss != "dlr") {
+    throw ConfigError(context + ": loss must be ce, cw or dlr, got \"" + o.loss + "\"");
+  }
   if (!(o.eps >= 0.0) || !std::isfinite(o.eps) || (o.norm == "linf" && o.eps > 1.0)) {
     throw ConfigError(context + ": eps must be in [0, 1] in pixel units (write 8/255, not 8)");
   }
   if (!(o.step_size >= 0.0) || !std::isfinite(o.step_size)) {
     throw ConfigError(context + ": step_size must be >= 0");
   }
-  if (o.steps < 1 || o.restarts < 1) {
-    throw ConfigError(context + ": steps and restarts must be >= 1");
+  if (o.steps < 1 || o.restarts < 1 || o.targets < 1) {
+    throw ConfigError(context + ": steps, restarts and targets must be >= 1");
   }
   return NamedAttack{describe_attack(o), o};
 }

@@ -123,7 +123,7 @@ BenchResult run_bench(const BenchOptions& o) {
   r.train_attack = attacks::describe_attack(o.train_attack);
   r.eval_steps = o.eval_steps;
   r.forward_flops = forward_flops(*model, spec.in_channels, spec.input_size);
-  r.at_step_flops = at_step_flops(r.forward_flops, o.train_attack.steps);
+  r.at_step_flops = at_step_flops(r.forward_flops, attacks::gradient_passes(o.train_attack));
   r.eval_flops = eval_flops(r.forward_flops, o.eval_steps);
 
   const runtime::StreamScope stream(o.device);
@@ -153,6 +153,7 @@ BenchResult run_bench(const BenchOptions& o) {
 
   attacks::AttackOptions eval_attack = o.train_attack;
   eval_attack.kind = "pgd";
+  eval_attack.loss = "ce";
   eval_attack.steps = o.eval_steps;
   eval_attack.restarts = 1;
   eval::EvalOptions eval_options;  // the evaluator's warm-up

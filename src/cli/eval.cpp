@@ -194,7 +194,8 @@ void setup_eval(CLI::App& app) {
                       "cifar10 | cifar100 | mnist | fashion_mnist (default: the checkpoint's)");
   command->add_option("-a,--attack", o->attacks,
                       "Attack spec, repeatable: fgsm, pgd:steps=20,eps=8/255,step_size=2/255, "
-                      "pgd:restarts=5, pgd_l2:eps=0.5 (default: fgsm and PGD-20 at the "
+                      "pgd:restarts=5, pgd_l2:eps=0.5, pgd:loss=cw, apgd (APGD-CE-100), apgd_dlr, "
+                      "apgd_t (AutoAttack's targeted APGD) (default: fgsm and PGD-20 at the "
                       "checkpoint's training eps)");
   command->add_option("-c,--config", o->config,
                       "Take data and eval settings from this config instead of the checkpoint (and "

@@ -201,6 +201,8 @@ void read_attack(JsonReader& parent, const std::string& key, AttackConfig& attac
   r.read("steps", attack.steps);
   r.read("restarts", attack.restarts);
   r.read("random_start", attack.random_start);
+  r.read("loss", attack.loss);
+  r.read("targets", attack.targets);
   r.finish();
 }
 
@@ -308,8 +310,13 @@ std::string num(double v) {
 }
 
 void validate_attack(const AttackConfig& a, const std::string& path) {
-  require(a.kind == "pgd" || a.kind == "fgsm", path + ".kind", "\"" + a.kind + "\"",
-          "must be \"pgd\" or \"fgsm\"");
+  require(a.kind == "pgd" || a.kind == "fgsm" || a.kind == "apgd" || a.kind == "apgd_t",
+          path + ".kind", "\"" + a.kind + "\"",
+          "must be \"pgd\", \"fgsm\", \"apgd\" or \"apgd_t\"");
+  require(a.loss == "ce" || a.loss == "cw" || a.loss == "dlr", path + ".loss", "\"" + a.loss + "\"",
+          "must be \"ce\", \"cw\" or \"dlr\"");
+  require(a.targets >= 1 && a.targets <= 1000, path + ".targets", std::to_string(a.targets),
+          "must be in [1, 1000]");
   require(a.norm == "linf" || a.norm == "l2", path + ".norm", "\"" + a.norm + "\"",
           "must be \"linf\" or \"l2\"");
   require(std::isfinite(a.eps) && a.eps >= 0.0 && (a.norm == "l2" || a.eps <= 1.0), path + ".eps",
@@ -454,7 +461,9 @@ json attack_to_json(const AttackConfig& a) {
           {"step_size", a.step_size},
           {"steps", a.steps},
           {"restarts", a.restarts},
-          {"random_start", a.random_start}};
+          {"random_start", a.random_start},
+          {"loss", a.loss},
+          {"targets", a.targets}};
 }
 
 json to_json(const RunConfig& c) {

@@ -1,5 +1,6 @@
 #pragma once
-// Attack specs as users write them: "fgsm", "pgd:steps=20,eps=8/255", "pgd:norm=l2,eps=0.5".
+// Attack specs as users write them: "fgsm", "pgd:steps=20,eps=8/255", "pgd:norm=l2,eps=0.5",
+// "apgd", "apgd_t:targets=3".
 #include <string>
 
 #include "advft/config/config.h"
@@ -16,9 +17,10 @@ struct NamedAttack {
 };
 
 /// Parses `kind[:key=value,...]` over `base` (the run's training attack): keys not given keep
-/// base's values, except that a new eps without a step_size scales the step size with it and
-/// "fgsm" defaults to one step of size eps without random start. `where` names the source
-/// (a flag or config key) in ConfigError messages.
+/// base's values, except that a new eps without a step_size scales the step size with it,
+/// "fgsm" defaults to one step of size eps without random start, the loss is "ce" unless given
+/// (apgd_dlr and apgd_t: "dlr"), and the apgd kinds take AutoAttack's 100 steps, 1 restart and
+/// 9 targets. `where` names the source (a flag or config key) in ConfigError messages.
 NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
                               const std::string& where);
 

@@ -14,13 +14,18 @@ namespace advft::attacks {
 torch::Tensor fgsm(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                    const AttackOptions& options);
 
-/// PGD in the Linf or L2 ball, with random start, `steps` steps and `restarts` restarts; per
-/// example the restart that fools the model (else the one with the highest loss) is kept.
+/// PGD in the Linf or L2 ball on options.loss, with random start, `steps` steps and `restarts`
+/// restarts; per example the restart that fools the model (else the one with the highest loss)
+/// is kept.
 torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                   const AttackOptions& options);
 
-/// Dispatches on options.kind ("fgsm" or "pgd").
+/// Dispatches on options.kind ("fgsm", "pgd", "apgd" or "apgd_t"; the APGD ones in apgd.h).
 torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
                          const torch::Tensor& y, const AttackOptions& options);
+
+/// How many input gradients (forward plus backward passes) the attack takes per batch: what
+/// its cost scales with, for FLOP counts.
+int64_t gradient_passes(const AttackOptions& options);
 
 }  // namespace advft::attacks

@@ -14,11 +14,11 @@ namespace advft::bench {
 /// peers' counts leave it out.
 int64_t forward_flops(models::ClassifierImpl& model, int64_t in_channels, int64_t size);
 
-/// FLOPs per image of one PGD-k adversarial-training step: k attack iterations of a forward and
-/// an input-gradient backward (2 forwards' worth each), then the training forward and backward
-/// (3 forwards' worth): (2k + 3) x forward.
-inline int64_t at_step_flops(int64_t forward, int64_t attack_steps) {
-  return forward * (2 * attack_steps + 3);
+/// FLOPs per image of one adversarial-training step whose attack takes k input gradients (PGD-k:
+/// k; attacks::gradient_passes): k forwards and input-gradient backwards (2 forwards' worth
+/// each), then the training forward and backward (3 forwards' worth): (2k + 3) x forward.
+inline int64_t at_step_flops(int64_t forward, int64_t attack_gradients) {
+  return forward * (2 * attack_gradients + 3);
 }
 
 /// FLOPs per image of a PGD-k evaluation: k attack iterations and the final forward.

@@ -11,13 +11,18 @@ namespace advft::config {
 
 /// One attack, as in configs and `--attack pgd:steps=20,eps=8/255`.
 struct AttackConfig {
-  std::string kind = "pgd";   ///< "fgsm" or "pgd"
-  std::string norm = "linf";  ///< "linf" or "l2"
-  double eps = 8.0 / 255.0;   ///< radius in pixel units ([0,1] images)
-  double step_size = 2.0 / 255.0;
+  /// "fgsm", "pgd", "apgd" (Croce & Hein's Auto-PGD) or "apgd_t" (its targeted version)
+  std::string kind = "pgd";
+  std::string norm = "linf";       ///< "linf" or "l2"
+  double eps = 8.0 / 255.0;        ///< radius in pixel units ([0,1] images)
+  double step_size = 2.0 / 255.0;  ///< fgsm, pgd (apgd starts at 2 eps and halves its own)
   int64_t steps = 10;
-  int64_t restarts = 1;      ///< PGD: random restarts, per-example worst case kept
+  int64_t restarts = 1;      ///< random restarts, per-example worst case kept
   bool random_start = true;  ///< PGD: uniform start in the ball; FGSM: the "fast" random init
+  /// What the attack ascends: "ce" (cross-entropy), "cw" (Carlini-Wagner margin) or "dlr"
+  /// (difference of logits ratio). apgd_t always ascends the targeted DLR.
+  std::string loss = "ce";
+  int64_t targets = 9;  ///< apgd_t: the most likely wrong classes, attacked one after another
 };
 
 /// Where the images come from and how they are augmented.

@@ -1,0 +1,68 @@
+#include "shared.h"
+
+#include "advft/attacks/losses.h"
+#include "advft/error.h"
+
+namespace advft::attacks::detail {
+
+torch::Tensor per_example_norm(const torch::Tensor& t) {
+  return t.flatten(1).norm(2, {1}).clamp_min(1e-12).view({-1, 1, 1, 1});
+}
+
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& delta, const AttackOptions& o) {
+  torch::Tensor d;
+  if (o.norm == "l2") {
+    d = delta * (o.eps / per_example_norm(delta)).clamp_max(1.0);
+  } else {
+    d = delta.clamp(-o.eps, o.eps);
+  }
+  return (x + d).clamp(0.0, 1.0) - x;
+}
+
+torch::Tensor ascent_direction(const torch::Tensor& grad, const AttackOptions& o) {
+  if (o.norm == "l2") return grad / per_example_norm(grad);
+  return grad.sign();
+}
+
+void check_inputs(const torch::Tensor& x, const torch::Tensor& y) {
+  TORCH_CHECK(x.dim() == 4, "attacks expect NCHW images, got ", x.sizes());
+  TORCH_CHECK(y.dim() == 1 && y.size(0) == x.size(0), "attacks expect one label per image");
+}
+
+void check_classes(const AttackOptions& o, int64_t classes) {
+  const bool targeted = o.kind == "apgd_t";
+  const int64_t needed = targeted ? 4 : o.loss == "dlr" ? 3 : 2;
+  if (classes >= needed) return;
+  throw ConfigError("attack " + describe_attack(o) + ": the " +
+                    (targeted ? "targeted DLR" : o.loss) + " loss needs at least " +
+                    std::to_string(needed) + " classes, the model has " + std::to_string(classes) +
+                    "; use pgd or apgd with loss=ce");
+}
+
+LossFn untargeted_loss(const AttackOptions& o, const torch::Tensor& y) {
+  return [o, y](const torch::Tensor& logits) {
+    check_classes(o, logits.size(1));
+    return attack_loss(o.loss, logits, y);
+  };
+}
+
+LossAndGradient loss_and_gradient(models::ClassifierImpl& model, const torch::Tensor& x_adv,
+                                  const LossFn& loss_fn) {
+  torch::AutoGradMode enable_grad(true);  // callers may evaluate under NoGradGuard
+  const torch::Tensor input = x_adv.detach().requires_grad_(true);
+  const torch::Tensor logits = model.forward(input);
+  const torch::Tensor loss = loss_fn(logits);
+  // A sum, not a mean: each example's gradient does not depend on the batch size.
+  torch::Tensor grad = torch::autograd::grad({loss.sum()}, {input})[0].detach();
+  return {loss.detach(), grad, logits.detach()};
+}
+
+void keep_worst(Candidate& best, const Candidate& next) {
+  const torch::Tensor better =
+      (next.fooled & ~best.fooled) | ((next.fooled == best.fooled) & (next.loss > best.loss));
+  best.x_adv = torch::where(better.view({-1, 1, 1, 1}), next.x_adv, best.x_adv);
+  best.fooled = best.fooled | next.fooled;
+  best.loss = torch::where(better, next.loss, best.loss);
+}
+
+}  // namespace advft::attacks::detail
