@@ -3,6 +3,7 @@
 #include "advft/attacks/apgd.h"
 #include "advft/attacks/attacks.h"
 #include "advft/attacks/losses.h"
+#include "advft/attacks/trades.h"
 #include "advft/error.h"
 #include "tiny_model.h"
 
@@ -135,6 +136,58 @@ TEST_F(AttackFixture, RestartsKeepThePerExampleWorstCase) {
   torch::Tensor same_fooling = fooled_a.eq(fooled_b);
   EXPECT_TRUE(
       (per_example_loss(b).ge(per_example_loss(a) - 1e-5) | ~same_fooling).all().item<bool>());
+}
+
+TEST_F(AttackFixture, TradesExamplesMoveTheOutputAwayFromTheCleanOneInsideTheBall) {
+  for (const char* norm : {"linf", "l2"}) {
+    AttackOptions o = linf(8.0 / 255.0, 5);
+    o.norm = norm;
+    if (o.norm == "l2") {
+      o.eps = 0.5;
+      o.step_size = 0.1;
+    }
+    for (bool train_mode : {true, false}) {
+      model->train(train_mode);
+      for (auto& p : model->parameters())
+        p.mutable_grad() = torch::ones_like(p);
+      const torch::Tensor x_adv = trades_examples(*model, x, o);
+      const torch::Tensor delta = x_adv - x;
+      const double size = o.norm == "l2" ? delta.flatten(1).norm(2, {1}).max().item<double>()
+                                         : delta.abs().max().item<double>();
+      EXPECT_LE(size, o.eps + 1e-5) << norm;
+      EXPECT_GE(x_adv.min().item<double>(), 0.0);
+      EXPECT_LE(x_adv.max().item<double>(), 1.0);
+      EXPECT_EQ(model->is_training(), train_mode);
+      for (auto& p : model->parameters())
+        EXPECT_TRUE(p.grad().equal(torch::ones_like(p)));
+    }
+    model->eval();
+    torch::manual_seed(2);
+    const torch::Tensor x_adv = trades_examples(*model, x, o);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor clean_probs = torch::softmax(model->forward(x), 1);
+    const torch::Tensor kl_start =
+        kl_from(clean_probs, model->forward((x + 0.001 * torch::randn_like(x)).clamp(0.0, 1.0)));
+    EXPECT_GT(kl_from(clean_probs, model->forward(x_adv)).sum().item<double>(),
+              100.0 * kl_start.sum().item<double>())
+        << norm;
+  }
+  AttackOptions zero = linf(0.0, 3);
+  EXPECT_TRUE(trades_examples(*model, x, zero).equal(x));
+}
+
+TEST(AttackLosses, KlIsZeroForTheSameOutputAndMatchesTorchKlDiv) {
+  torch::manual_seed(0);
+  const torch::Tensor logits = torch::randn({5, 7});
+  const torch::Tensor p = torch::softmax(torch::randn({5, 7}), 1);
+  EXPECT_LT(kl_from(torch::softmax(logits, 1), logits).abs().max().item<double>(), 1e-6);
+  const torch::Tensor reference = torch::nn::functional::kl_div(
+      torch::log_softmax(logits, 1), p,
+      torch::nn::functional::KLDivFuncOptions().reduction(torch::kNone));
+  EXPECT_TRUE(kl_from(p, logits).allclose(reference.sum(1), 1e-5, 1e-6));
+  // A zero target probability contributes nothing (0 log 0 = 0), not NaN.
+  const torch::Tensor one_hot = torch::zeros({1, 7}).index_fill_(1, torch::tensor({2}), 1.0);
+  EXPECT_TRUE(std::isfinite(kl_from(one_hot, logits.slice(0, 0, 1)).item<double>()));
 }
 
 TEST(AttackSpec, ParsesKindsOptionsAndDefaults) {

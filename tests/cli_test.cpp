@@ -215,6 +215,30 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
     EXPECT_LE(a["correct"].get<int64_t>(), ev["clean"]["correct"].get<int64_t>());
 }
 
+// TRADES fine-tuning end to end: the objective is recorded, validated and resumable.
+TEST_F(CliTest, FinetunesWithTrades) {
+  const std::string pre = pretrain();
+  const std::string ft = tmp.file("trades");
+  RunResult r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
+                          "/last.safetensors --out " + ft +
+                          " --set train.objective=trades --set train.trades_beta=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json resolved = json::parse(read_bytes(ft + "/config.json"));
+  EXPECT_EQ(resolved["train"]["objective"], "trades");
+  EXPECT_EQ(resolved["train"]["trades_beta"], 3.0);
+  const json results = json::parse(read_bytes(ft + "/results.json"));
+  EXPECT_EQ(results["command"], "finetune");
+  for (const auto& rec : io::read_jsonl(ft + "/metrics.jsonl")) {
+    if (rec["type"] == "step") EXPECT_TRUE(std::isfinite(rec["loss"].get<double>()));
+  }
+  r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
+                "/last.safetensors --out " + tmp.file("bad") +
+                " --set train.objective=trades --set train.clean_weight=0.2");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("train.clean_weight = 0.2: train.objective = trades"), std::string::npos)
+      << r.output;
+}
+
 // An L2 model's eps (1.5) is out of range for the default "pgd:steps=20" (Linf): --attack replaces
 // that list unchecked, and --set goes over the checkpoint's record, not over the defaults.
 TEST_F(CliTest, EvalOfAnL2ModelTakesItsRecordAndTheOverrides) {

@@ -63,6 +63,22 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             "config: train.val_attack.kind = \"autoattack\": must be \"pgd\", \"fgsm\", "
             "\"apgd\" or \"apgd_t\"");
   EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "loss": "dlr"}})")), "");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "mart"}})")),
+            "config: train.objective = \"mart\": must be \"pgd_at\" or \"trades\"");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades", "clean_weight": 0.2}})")),
+            "config: train.clean_weight = 0.2: train.objective = trades has its own clean term "
+            "(weighted by train.trades_beta); set 0");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades"}, "attack": {"kind":
+            "fgsm"}})")),
+            "config: attack.kind = \"fgsm\": train.objective = trades builds its examples with "
+            "PGD on the KL divergence; use \"pgd\"");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades", "trades_beta": -1}})")),
+            "config: train.trades_beta = -1: must be >= 0");
+  // A clean pre-training run ignores the objective.
+  EXPECT_EQ(
+      config_error(json::parse(
+          R"({"train": {"objective": "trades", "adversarial": false, "clean_weight": 0.5}})")),
+      "");
   EXPECT_NE(config_error(json::parse(R"({"schedule": {"warmup": 1.5}})")).find("schedule.warmup"),
             std::string::npos);
   EXPECT_NE(config_error(json::parse(R"({"schedule": {"kind": "step"}})")).find("schedule.kind"),

@@ -430,6 +430,18 @@ TEST(Training, TrainsAndEvaluatesOnTheGpuInBf16_CUDA) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("eval.json")));
   EXPECT_EQ(j["total"], 128);
+  // TRADES (eval-mode attack, train-mode loss) through the captured step, and APGD evaluation
+  // through the captured attack.
+  r = run_advft(
+      "finetune --config cifar10 --set model.arch=preact_resnet --set model.blocks=[1,1] "
+      "--set model.width=16 --set data.val_size=64 --set train.val_batch_size=64 "
+      "--set precision=bf16 --set train.objective=trades --epochs 1 --batch-size 32 "
+      "--checkpoint " +
+      dir.file("run/best.safetensors") + " --out " + dir.file("trades") + common);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_advft("eval --checkpoint " + dir.file("trades/best.safetensors") + common +
+                " --precision bf16 --attack apgd:steps=10 --attack apgd_t:steps=5,targets=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
 TEST(BenchCli, MeasuresOnTheGpu_CUDA) {

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "advft/attacks/trades.h"
 #include "advft/config/load.h"
 #include "advft/error.h"
 #include "advft/io/run_dir.h"
@@ -83,14 +84,16 @@ TEST(Sgd, StateRoundTripsByParameterName) {
 }
 
 // Trains a TinyNet for `steps` PGD steps with a changing lr; returns its parameters.
-std::vector<torch::Tensor> train_tiny(runtime::GraphMode graphs, int64_t steps) {
+std::vector<torch::Tensor> train_tiny(runtime::GraphMode graphs, int64_t steps,
+                                      const std::string& objective = "pgd_at") {
   torch::manual_seed(0);
   testing::TinyNet net(3, 4);
   Sgd sgd(*net, config::OptimizerConfig{});
   LossScaler scaler(false);
   StepOptions options;
   options.attack.steps = 2;
-  options.clean_weight = 0.2;
+  options.clean_weight = objective == "pgd_at" ? 0.2 : 0.0;
+  options.objective = objective;
   options.graphs = graphs;
   TrainStep step(*net, sgd, scaler, options);
   for (int64_t i = 0; i < steps; ++i) {
@@ -120,6 +123,63 @@ TEST(TrainStep, GraphedStepTrainsLikeTheEagerStep) {
   ASSERT_EQ(eager.size(), graphed.size());
   for (std::size_t i = 0; i < eager.size(); ++i)
     EXPECT_TRUE(eager[i].equal(graphed[i])) << "tensor " << i;
+}
+
+TEST(TrainStep, GraphedTradesStepTrainsLikeTheEagerStep) {
+  const auto eager = train_tiny(runtime::GraphMode::kOff, 6, "trades");
+  const auto graphed = train_tiny(runtime::GraphMode::kEmulated, 6, "trades");
+  ASSERT_EQ(eager.size(), graphed.size());
+  for (std::size_t i = 0; i < eager.size(); ++i)
+    EXPECT_TRUE(eager[i].equal(graphed[i])) << "tensor " << i;
+  // And TRADES is not PGD-AT under another name.
+  EXPECT_FALSE(eager[0].equal(train_tiny(runtime::GraphMode::kOff, 6)[0]));
+}
+
+// The TRADES step's loss, recomputed the way the reference code writes it: examples from the
+// model in eval mode, then in train mode cross_entropy(f(x), y) + beta / B x
+// KLDivLoss(sum)(log_softmax(f(x_adv)), softmax(f(x))).
+TEST(TrainStep, TradesLossIsCleanCrossEntropyPlusBetaTimesKl) {
+  for (double eps : {8.0 / 255.0, 0.0}) {
+    torch::manual_seed(0);
+    testing::TinyNet net(3, 4);
+    testing::TinyNet copy(3, 4);
+    {
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < net->parameters().size(); ++i)
+        copy->parameters()[i].copy_(net->parameters()[i]);
+    }
+    const torch::Tensor x = torch::rand({8, 3, 6, 6});
+    const torch::Tensor y = torch::randint(0, 4, {8}, torch::kLong);
+    Sgd sgd(*net, config::OptimizerConfig{});
+    LossScaler scaler(false);
+    StepOptions options;
+    options.objective = "trades";
+    options.trades_beta = 6.0;
+    options.attack.eps = eps;
+    options.attack.step_size = 2.0 / 255.0;
+    options.attack.steps = 3;
+    TrainStep step(*net, sgd, scaler, options);
+    torch::manual_seed(7);
+    const double loss = step.run(x, y, 0.01).loss.item<double>();
+    EXPECT_TRUE(net->is_training());
+
+    copy->eval();
+    torch::manual_seed(7);
+    const torch::Tensor x_adv = attacks::trades_examples(*copy, x, options.attack);
+    copy->train();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor clean = copy->forward(x);
+    const torch::Tensor kl = torch::nn::functional::kl_div(
+        torch::log_softmax(copy->forward(x_adv), 1), torch::softmax(clean, 1),
+        torch::nn::functional::KLDivFuncOptions().reduction(torch::kSum));
+    const torch::Tensor ce = torch::nn::functional::cross_entropy(clean, y);
+    EXPECT_NEAR(loss, (ce + 6.0 * kl / 8.0).item<double>(), 1e-5) << "eps " << eps;
+    if (eps == 0.0) {
+      EXPECT_NEAR(loss, ce.item<double>(), 1e-6);  // no room to move: the KL term is zero
+    } else {
+      EXPECT_GT(kl.item<double>(), 1e-6);
+    }
+  }
 }
 
 TEST(Sgd, ReadsTheLrSetBeforeEachStep) {

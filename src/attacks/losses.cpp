@@ -48,6 +48,12 @@ torch::Tensor targeted_dlr_loss(const torch::Tensor& logits, const torch::Tensor
   return -(true_logit(z, y) - true_logit(z, target)) / spread;
 }
 
+torch::Tensor kl_from(const torch::Tensor& target_probs, const torch::Tensor& logits) {
+  const torch::Tensor p = target_probs.to(torch::kFloat);
+  const torch::Tensor log_q = torch::log_softmax(logits.to(torch::kFloat), 1);
+  return (torch::xlogy(p, p) - p * log_q).sum(1);
+}
+
 torch::Tensor attack_loss(const std::string& loss, const torch::Tensor& logits,
                           const torch::Tensor& y) {
   if (loss == "ce") return ce_loss(logits, y);

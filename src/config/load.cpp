@@ -279,6 +279,8 @@ void read_train(JsonReader& root, TrainConfig& t) {
   r.read("seed", t.seed);
   r.read("adversarial", t.adversarial);
   r.read("clean_weight", t.clean_weight);
+  r.read("objective", t.objective);
+  r.read("trades_beta", t.trades_beta);
   r.read("init_checkpoint", t.init_checkpoint);
   r.read("init_key", t.init_key);
   r.read("init_strict", t.init_strict);
@@ -392,6 +394,18 @@ void validate(const RunConfig& c) {
           std::to_string(c.train.val_batch_size), "must be >= 1");
   require(c.train.clean_weight >= 0.0 && c.train.clean_weight <= 1.0, "train.clean_weight",
           num(c.train.clean_weight), "must be in [0, 1]");
+  require(c.train.objective == "pgd_at" || c.train.objective == "trades", "train.objective",
+          "\"" + c.train.objective + "\"", "must be \"pgd_at\" or \"trades\"");
+  require(std::isfinite(c.train.trades_beta) && c.train.trades_beta >= 0.0, "train.trades_beta",
+          num(c.train.trades_beta), "must be >= 0");
+  if (c.train.objective == "trades" && c.train.adversarial) {
+    require(c.attack.kind == "pgd", "attack.kind", "\"" + c.attack.kind + "\"",
+            "train.objective = trades builds its examples with PGD on the KL divergence; use "
+            "\"pgd\"");
+    require(c.train.clean_weight == 0.0, "train.clean_weight", num(c.train.clean_weight),
+            "train.objective = trades has its own clean term (weighted by train.trades_beta); "
+            "set 0");
+  }
   require(c.train.log_every >= 1, "train.log_every", std::to_string(c.train.log_every),
           "must be >= 1");
   require(c.data.val_size >= 0, "data.val_size", std::to_string(c.data.val_size), "must be >= 0");
@@ -502,6 +516,8 @@ json to_json(const RunConfig& c) {
         {"seed", c.train.seed},
         {"adversarial", c.train.adversarial},
         {"clean_weight", c.train.clean_weight},
+        {"objective", c.train.objective},
+        {"trades_beta", c.train.trades_beta},
         {"init_checkpoint", c.train.init_checkpoint},
         {"init_key", c.train.init_key},
         {"init_strict", c.train.init_strict},

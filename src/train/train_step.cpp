@@ -1,8 +1,12 @@
 #include "advft/train/train_step.h"
 
+#include <tuple>
+
 #include <spdlog/spdlog.h>
 
 #include "advft/attacks/attacks.h"
+#include "advft/attacks/losses.h"
+#include "advft/attacks/trades.h"
 #include "advft/eval/evaluator.h"
 
 namespace advft::train {
@@ -33,23 +37,49 @@ StepResult TrainStep::run(const torch::Tensor& x, const torch::Tensor& y, double
   return {out[0], out[1]};
 }
 
+std::pair<torch::Tensor, torch::Tensor> TrainStep::pgd_at_loss(const torch::Tensor& x,
+                                                               const torch::Tensor& y) {
+  // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
+  const torch::Tensor x_train =
+      options_.adversarial ? attacks::run_attack(model_, x, y, options_.attack) : x;
+  torch::Tensor logits = model_.forward(x_train);
+  torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);  // autocast: in fp32
+  if (options_.adversarial && options_.clean_weight > 0.0) {
+    const torch::Tensor clean_loss = torch::nn::functional::cross_entropy(model_.forward(x), y);
+    loss = (1.0 - options_.clean_weight) * loss + options_.clean_weight * clean_loss;
+  }
+  return {loss, logits};
+}
+
+std::pair<torch::Tensor, torch::Tensor> TrainStep::trades_loss(const torch::Tensor& x,
+                                                               const torch::Tensor& y) {
+  // As the TRADES reference code: examples built in eval mode, the loss in train mode, and the
+  // gradient flows through the clean output in both terms. The clean forward is shared by the
+  // two terms (the reference runs it twice, which only updates BatchNorm's running statistics
+  // twice).
+  model_.eval();
+  const torch::Tensor x_adv = attacks::trades_examples(model_, x, options_.attack);
+  model_.train();
+  const torch::Tensor clean_logits = model_.forward(x);
+  torch::Tensor adv_logits = model_.forward(x_adv);
+  const torch::Tensor clean_probs = torch::softmax(clean_logits.to(torch::kFloat), 1);
+  const torch::Tensor loss =
+      torch::nn::functional::cross_entropy(clean_logits.to(torch::kFloat), y) +
+      options_.trades_beta * attacks::kl_from(clean_probs, adv_logits).mean();
+  return {loss, adv_logits};
+}
+
 std::vector<torch::Tensor> TrainStep::body(const std::vector<torch::Tensor>& inputs) {
   const torch::Tensor& x = inputs[0];
   const torch::Tensor& y = inputs[1];
-  // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
   model_.train();
   torch::Tensor logits;
   torch::Tensor loss;
   {
     const runtime::AutocastGuard autocast(options_.precision, options_.device);
-    const torch::Tensor x_train =
-        options_.adversarial ? attacks::run_attack(model_, x, y, options_.attack) : x;
-    logits = model_.forward(x_train);
-    loss = torch::nn::functional::cross_entropy(logits, y);  // autocast computes it in fp32
-    if (options_.adversarial && options_.clean_weight > 0.0) {
-      const torch::Tensor clean_loss = torch::nn::functional::cross_entropy(model_.forward(x), y);
-      loss = (1.0 - options_.clean_weight) * loss + options_.clean_weight * clean_loss;
-    }
+    std::tie(loss, logits) = options_.adversarial && options_.objective == "trades"
+                                 ? trades_loss(x, y)
+                                 : pgd_at_loss(x, y);
   }
   optimizer_.zero_grad();
   scaler_.scale_loss(loss).backward();

@@ -73,6 +73,21 @@ void check_pretrained_matches(const models::ModelSpec& wanted, const io::LoadedC
   }
 }
 
+// What the run minimizes, for the start-up log line: "PGD-AT on PGD-10 Linf eps=8/255 ...".
+std::string describe_objective(const config::RunConfig& c) {
+  if (!c.train.adversarial) return "clean training";
+  std::ostringstream out;
+  if (c.train.objective == "trades") {
+    out << "TRADES (beta " << c.train.trades_beta << ") on ";
+  } else {
+    out << "PGD-AT on ";
+  }
+  out << attacks::describe_attack(c.attack);
+  if (c.train.objective != "trades" && c.train.clean_weight > 0.0)
+    out << " + " << c.train.clean_weight << " clean";
+  return out.str();
+}
+
 struct TrainState {
   int64_t next_step = 0;
   double best_val_score = -1.0;
@@ -239,6 +254,8 @@ void Trainer::build_step() {
   options.adversarial = config_.train.adversarial;
   options.attack = config_.attack;
   options.clean_weight = config_.train.clean_weight;
+  options.objective = config_.train.objective;
+  options.trades_beta = config_.train.trades_beta;
   options.precision = precision_;
   options.device = device_;
   const std::string eval_hazard = eval::eval_not_capturable(config_.model.kind);
@@ -469,10 +486,11 @@ nlohmann::json Trainer::run() {
   const runtime::StreamScope stream(device_);
   build();
   spdlog::info(
-      "{} {} on {}: {} training / {} validation images, {} epochs x {} steps, device {}, {}{}",
+      "{} {} on {}: {} training / {} validation images, {} epochs x {} steps, {}, device {}, "
+      "{}{}",
       request_.command, models::describe(config_.model), config_.data.dataset, data_.train.size(),
-      data_.val.size(), config_.train.epochs, steps_per_epoch_, device_.str(),
-      runtime::precision_name(precision_),
+      data_.val.size(), config_.train.epochs, steps_per_epoch_, describe_objective(config_),
+      device_.str(), runtime::precision_name(precision_),
       graphs_ == runtime::GraphMode::kCuda ? ", CUDA graphs" : "");
   if (request_.resume) spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
 

@@ -25,6 +25,10 @@ torch::Tensor dlr_loss(const torch::Tensor& logits, const torch::Tensor& y);
 torch::Tensor targeted_dlr_loss(const torch::Tensor& logits, const torch::Tensor& y,
                                 const torch::Tensor& target);
 
+/// KL(p || softmax(logits)) per example, for target probabilities p (TRADES): how far the
+/// attacked output has moved from the clean one. Zero where p is zero, as torch's kl_div.
+torch::Tensor kl_from(const torch::Tensor& target_probs, const torch::Tensor& logits);
+
 /// The loss named by an attack's `loss` option ("ce", "cw" or "dlr").
 torch::Tensor attack_loss(const std::string& loss, const torch::Tensor& logits,
                           const torch::Tensor& y);

@@ -75,8 +75,13 @@ struct TrainConfig {
   int64_t epochs = 3;
   int64_t batch_size = 128;
   uint64_t seed = 0;
-  bool adversarial = true;       ///< train on PGD examples (false: clean training)
-  double clean_weight = 0.0;     ///< loss = (1-w)*adv + w*clean
+  bool adversarial = true;    ///< train on PGD examples (false: clean training)
+  double clean_weight = 0.0;  ///< pgd_at: loss = (1-w)*adv + w*clean
+  /// What adversarial training minimizes: "pgd_at" (Madry et al.: cross-entropy on the attack's
+  /// examples) or "trades" (Zhang et al. 2019: clean cross-entropy + trades_beta x the KL
+  /// divergence between the clean and the attacked outputs, the attack ascending that KL).
+  std::string objective = "pgd_at";
+  double trades_beta = 6.0;
   std::string init_checkpoint;   ///< pretrained weights (finetune --checkpoint)
   std::string init_key;          ///< torch.save init_checkpoint: key of the state_dict (--key)
   bool init_strict = true;       ///< every init_checkpoint name must fit (false: --non-strict)

@@ -1,5 +1,5 @@
 #pragma once
-// One optimization step — PGD examples of the batch, the loss, backward and the SGD update — as
+// One optimization step — attack examples of the batch, the loss, backward and the SGD update — as
 // one unit that runs eagerly or as a replayed CUDA graph. The trainer and `advft bench` both run
 // it, so the benchmark measures the training loop itself.
 #include <cstdint>
@@ -19,7 +19,10 @@ namespace advft::train {
 struct StepOptions {
   bool adversarial = true;  ///< train on attack examples (false: clean training)
   attacks::AttackOptions attack;
-  double clean_weight = 0.0;  ///< loss = (1-w)*adversarial + w*clean
+  double clean_weight = 0.0;  ///< pgd_at: loss = (1-w)*adversarial + w*clean
+  /// "pgd_at" or "trades" (config::TrainConfig::objective); TRADES's weight of its KL term.
+  std::string objective = "pgd_at";
+  double trades_beta = 6.0;
   runtime::Precision precision = runtime::Precision::kFp32;
   torch::Device device = torch::kCPU;
   runtime::GraphMode graphs = runtime::GraphMode::kOff;
@@ -53,6 +56,11 @@ class TrainStep {
 
  private:
   std::vector<torch::Tensor> body(const std::vector<torch::Tensor>& inputs);
+  /// The training loss and the logits whose accuracy is reported, under autocast.
+  std::pair<torch::Tensor, torch::Tensor> pgd_at_loss(const torch::Tensor& x,
+                                                      const torch::Tensor& y);
+  std::pair<torch::Tensor, torch::Tensor> trades_loss(const torch::Tensor& x,
+                                                      const torch::Tensor& y);
 
   models::ClassifierImpl& model_;
   Sgd& optimizer_;
