@@ -245,6 +245,11 @@ TEST(AttackSpec, ApgdTakesAutoAttacksSettingsAndItsOwnStep) {
   EXPECT_EQ(t.name, "APGD-T-50 L2 eps=0.5 targets=3");
   NamedAttack cw = parse_attack_spec("pgd:steps=30,loss=cw", base, "--attack");
   EXPECT_EQ(cw.name, "PGD-30 CW Linf eps=8/255 step=2/255");
+  // PGD over an APGD training attack takes eps / 4, not APGD's first step of 2 eps.
+  EXPECT_DOUBLE_EQ(parse_attack_spec("pgd:steps=20", ce.options, "--attack").options.step_size,
+                   2.0 / 255.0);
+  EXPECT_DOUBLE_EQ(parse_attack_spec("pgd:eps=4/255", ce.options, "--attack").options.step_size,
+                   1.0 / 255.0);
   // The loss is not taken from the training attack: evaluations use the standard one.
   EXPECT_EQ(parse_attack_spec("pgd", cw.options, "--attack").options.loss, "ce");
 }

@@ -34,10 +34,11 @@ torch::Tensor random_point(const torch::Tensor& x, const AttackOptions& o) {
   return (x + o.eps * t).clamp(0.0, 1.0);
 }
 
-// x + the projection of (point - x): the point moved into the ball around x and the box.
+// x + the projection of (point - x): the point moved into the ball around x and the box (the
+// clamp again because x + (p - x) may round one ulp past 1).
 torch::Tensor into_ball(const torch::Tensor& x, const torch::Tensor& point,
                         const AttackOptions& o) {
-  return x + detail::project(x, point - x, o);
+  return (x + detail::project(x, point - x, o)).clamp(0.0, 1.0);
 }
 
 // One APGD run from a random start.

@@ -83,6 +83,10 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   std::string kind = spec.substr(0, colon);
   AttackOptions o = base;
   o.loss = "ce";  // not the training attack's: evaluations compare on the standard loss
+  // An APGD training attack's step_size records its first step, 2 eps, no PGD step: PGD over
+  // it takes the usual eps / 4.
+  const double base_step = is_apgd(base.kind) ? base.eps / 4.0 : base.step_size;
+  o.step_size = base_step;
   if (kind == "fgsm") {
     o.kind = "fgsm";
     o.steps = 1;
@@ -166,7 +170,7 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
     if (o.kind == "fgsm" && !o.random_start) {
       o.step_size = o.eps;
     } else {
-      o.step_size = base.eps > 0.0 ? base.step_size * o.eps / base.eps : o.eps / 4.0;
+      o.step_size = base.eps > 0.0 ? base_step * o.eps / base.eps : o.eps / 4.0;
     }
   }
   if (o.kind == "fgsm" && o.random_start && !step_given && !eps_given) {
