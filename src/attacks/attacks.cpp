@@ -8,17 +8,7 @@
 namespace advft::attacks {
 namespace {
 
-using detail::ascent_direction;
 using detail::project;
-
-// Gradient of the attack's summed loss with respect to the perturbation only.
-torch::Tensor input_gradient(models::ClassifierImpl& model, const torch::Tensor& x,
-                             const torch::Tensor& delta, const torch::Tensor& y,
-                             const AttackOptions& o) {
-  return detail::loss_and_gradient(model, (x + delta).clamp(0.0, 1.0),
-                                   detail::untargeted_loss(o, y))
-      .grad;
-}
 
 torch::Tensor random_start(const torch::Tensor& x, const AttackOptions& o) {
   if (o.norm == "l2") {
@@ -34,11 +24,7 @@ torch::Tensor random_start(const torch::Tensor& x, const AttackOptions& o) {
 torch::Tensor pgd_once(models::ClassifierImpl& model, const torch::Tensor& x,
                        const torch::Tensor& y, const AttackOptions& o) {
   torch::Tensor delta = o.random_start ? random_start(x, o) : torch::zeros_like(x);
-  for (int64_t step = 0; step < o.steps; ++step) {
-    torch::Tensor grad = input_gradient(model, x, delta, y, o);
-    delta = project(x, delta + o.step_size * ascent_direction(grad, o), o);
-  }
-  return (x + delta).clamp(0.0, 1.0);
+  return detail::ascend(model, x, delta, detail::untargeted_loss(o, y), o);
 }
 
 // Scores a PGD restart by the loss it ascended, for the worst case over restarts.
@@ -55,11 +41,8 @@ torch::Tensor fgsm(models::ClassifierImpl& model, const torch::Tensor& x, const 
                    const AttackOptions& options) {
   detail::check_inputs(x, y);
   AttackOptions o = options;
-  o.steps = 1;
-  torch::Tensor delta = o.random_start ? random_start(x, o) : torch::zeros_like(x);
-  torch::Tensor grad = input_gradient(model, x, delta, y, o);
-  delta = project(x, delta + o.step_size * ascent_direction(grad, o), o);
-  return (x + delta).clamp(0.0, 1.0).detach();
+  o.steps = 1;  // one step from the (optional) random start: PGD-1
+  return pgd_once(model, x, y, o).detach();
 }
 
 torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,

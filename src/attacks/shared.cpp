@@ -24,8 +24,12 @@ torch::Tensor ascent_direction(const torch::Tensor& grad, const AttackOptions& o
   return grad.sign();
 }
 
-void check_inputs(const torch::Tensor& x, const torch::Tensor& y) {
+void check_images(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4, "attacks expect NCHW images, got ", x.sizes());
+}
+
+void check_inputs(const torch::Tensor& x, const torch::Tensor& y) {
+  check_images(x);
   TORCH_CHECK(y.dim() == 1 && y.size(0) == x.size(0), "attacks expect one label per image");
 }
 
@@ -55,6 +59,15 @@ LossAndGradient loss_and_gradient(models::ClassifierImpl& model, const torch::Te
   // A sum, not a mean: each example's gradient does not depend on the batch size.
   torch::Tensor grad = torch::autograd::grad({loss.sum()}, {input})[0].detach();
   return {loss.detach(), grad, logits.detach()};
+}
+
+torch::Tensor ascend(models::ClassifierImpl& model, const torch::Tensor& x, torch::Tensor delta,
+                     const LossFn& loss_fn, const AttackOptions& o) {
+  for (int64_t step = 0; step < o.steps; ++step) {
+    const torch::Tensor grad = loss_and_gradient(model, (x + delta).clamp(0.0, 1.0), loss_fn).grad;
+    delta = project(x, delta + o.step_size * ascent_direction(grad, o), o);
+  }
+  return (x + delta).clamp(0.0, 1.0);
 }
 
 void keep_worst(Candidate& best, const Candidate& next) {

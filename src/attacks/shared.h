@@ -23,6 +23,9 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& delta, const 
 /// g / ||g||_2 for L2.
 torch::Tensor ascent_direction(const torch::Tensor& grad, const AttackOptions& o);
 
+/// Throws unless x is NCHW images.
+void check_images(const torch::Tensor& x);
+
 /// Throws unless x is NCHW and y holds one label per image.
 void check_inputs(const torch::Tensor& x, const torch::Tensor& y);
 
@@ -42,6 +45,13 @@ struct LossAndGradient {
 };
 LossAndGradient loss_and_gradient(models::ClassifierImpl& model, const torch::Tensor& x_adv,
                                   const LossFn& loss_fn);
+
+/// Fixed-step ascent from x + delta (a perturbation already in the ball): o.steps steps of
+/// o.step_size along ascent_direction of loss_fn's gradient, each projected onto the ball and
+/// the box. Returns the final images, in [0, 1]. FGSM, PGD and TRADES's examples are this loop
+/// with their own start and loss.
+torch::Tensor ascend(models::ClassifierImpl& model, const torch::Tensor& x, torch::Tensor delta,
+                     const LossFn& loss_fn, const AttackOptions& o);
 
 /// One restart's answer: the adversarial images, which of them fool the model, and their loss.
 struct Candidate {
