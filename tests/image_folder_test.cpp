@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <zlib.h>
 #include <nlohmann/json.hpp>
 
 #include "advft/config/config.h"
@@ -113,6 +114,38 @@ TEST(ImageFile, RefusesOtherFormatsAndDamagedFilesNamingThem) {
 
   message = data_error_of([&] { data::read_image("/nonexistent/dog.jpg"); });
   EXPECT_NE(message.find("cannot read /nonexistent/dog.jpg: "), std::string::npos) << message;
+}
+
+// A PNG chunk: big-endian length, type, data, CRC-32 of type and data.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  const auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const std::string body = type + data;
+  const auto crc =
+      ::crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()));
+  return be32(static_cast<uint32_t>(data.size())) + body + be32(static_cast<uint32_t>(crc));
+}
+
+TEST(ImageFile, RefusesHeadersAnnouncingImpossibleSizesBeforeAllocating) {
+  // 20000 x 20000 = 4e8 pixels, over the 2^28 bound: 1.2 GB that a damaged header must not get.
+  std::string jpeg = encode_jpeg(solid(32, 32, 10, 20, 30), TJPF_RGB);
+  const std::size_t sof = jpeg.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  jpeg.replace(sof + 5, 4, std::string("\x4E\x20\x4E\x20", 4));  // height, width: 20000
+  std::string message = data_error_of([&] { data::decode_image(jpeg, "x/huge.jpg"); });
+  EXPECT_NE(message.find("x/huge.jpg: JPEG header says 20000x20000 pixels; the file is damaged"),
+            std::string::npos)
+      << message;
+
+  const std::string ihdr = std::string("\0\0\x4E\x20\0\0\x4E\x20\x08\x02\0\0\0", 13);
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
+                          png_chunk("IDAT", "x") + png_chunk("IEND", "");
+  message = data_error_of([&] { data::decode_image(png, "x/huge.png"); });
+  EXPECT_NE(message.find("x/huge.png: PNG header says 20000x20000 pixels; the file is damaged"),
+            std::string::npos)
+      << message;
 }
 
 TEST(ImageTransform, EvaluationResizesTheShorterSideAndTakesTheCentre) {

@@ -27,6 +27,14 @@ torch::Tensor decode_image(const std::string& bytes, const std::string& path) {
                   " bytes); image folders are read as JPEG or PNG: convert it or move it out");
 }
 
+void check_header_size(int64_t width, int64_t height, const std::string& format,
+                       const std::string& path) {
+  if (width <= 0 || height <= 0 || width * height > (int64_t{1} << 28)) {
+    throw DataError(path + ": " + format + " header says " + std::to_string(width) + "x" +
+                    std::to_string(height) + " pixels; the file is damaged");
+  }
+}
+
 torch::Tensor read_image(const std::string& path) {
   std::string bytes;
   try {

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "advft/data/image_file.h"
 #include "advft/error.h"
 
 #ifdef ADVFT_HAVE_JPEG
@@ -16,10 +17,6 @@ struct HandleCloser {
   void operator()(void* handle) const { tjDestroy(handle); }
 };
 using Decompressor = std::unique_ptr<void, HandleCloser>;
-
-// Far above any photograph a classifier is trained on (ImageNet's largest is about 5,000
-// pixels a side); a corrupt header announcing more fails here instead of in the allocator.
-constexpr int64_t kMaxPixels = int64_t{1} << 28;
 
 /// A CMYK JPEG from Photoshop (the only kind seen in practice, ImageNet's 22 among them) stores
 /// inverted inks. Pillow, which the Python peers decode with, turns them back into inks and
@@ -60,10 +57,7 @@ torch::Tensor decode_jpeg(const std::string& bytes, const std::string& path) {
                           &colorspace) != 0) {
     throw DataError(path + ": damaged JPEG: " + tjGetErrorStr2(handle.get()));
   }
-  if (width <= 0 || height <= 0 || int64_t{width} * height > kMaxPixels) {
-    throw DataError(path + ": JPEG header says " + std::to_string(width) + "x" +
-                    std::to_string(height) + " pixels; the file is damaged");
-  }
+  check_header_size(width, height, "JPEG", path);
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const int channels = cmyk ? 4 : 3;
   torch::Tensor pixels = torch::empty({height, width, channels}, torch::kUInt8);

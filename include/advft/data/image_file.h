@@ -13,6 +13,13 @@ namespace advft::data {
 /// (data/png.h). Throws DataError naming `path` for anything else.
 torch::Tensor decode_image(const std::string& bytes, const std::string& path);
 
+/// Throws DataError naming `path` unless the size a `format` ("JPEG", "PNG") header announces is
+/// positive and at most 2^28 pixels: far above any photograph a classifier is trained on
+/// (ImageNet's largest is about 5,000 pixels a side), so a corrupt header fails here instead of
+/// in the allocator.
+void check_header_size(int64_t width, int64_t height, const std::string& format,
+                       const std::string& path);
+
 /// Reads `path` whole and decodes it (DataError when it cannot be read).
 torch::Tensor read_image(const std::string& path);
 
