@@ -143,15 +143,20 @@ TEST_P(ZooLogitsTest, LogitsEqualPython) {
 }
 
 constexpr const char* kTorchSave = "torch.save zip";
+constexpr const char* kTorchSaveLegacy = "torch.save legacy";
 
 INSTANTIATE_TEST_SUITE_P(
     Zoo, ZooLogitsTest,
     ::testing::Values(
         ZooCase{"preact18.pt", "preact18", preact18_spec(), kTorchSave, "fast-AT PreActResNet-18"},
+        ZooCase{"preact18_legacy.pth", "preact18", preact18_spec(), kTorchSaveLegacy,
+                "fast-AT PreActResNet-18"},
         // Half-precision weights; Python's logits come from the same rounded weights in float32.
         ZooCase{"preact18_half.pth", "preact18_half", preact18_spec(), kTorchSave,
                 "fast-AT PreActResNet-18"},
         ZooCase{"wrn16_2.pt", "wrn16_2", wrn16_2_spec(), kTorchSave,
+                "RobustBench/TRADES WideResNet-16-2"},
+        ZooCase{"wrn16_2_legacy.pt", "wrn16_2", wrn16_2_spec(), kTorchSaveLegacy,
                 "RobustBench/TRADES WideResNet-16-2"},
         ZooCase{"wrn16_2.safetensors", "wrn16_2", wrn16_2_spec(), "safetensors",
                 "RobustBench/TRADES WideResNet-16-2"},
@@ -338,6 +343,14 @@ TEST_F(ForeignTest, InspectDescribesEveryFormat) {
   EXPECT_EQ(torch_info.metadata["chosen_key"], "state_dict");
   EXPECT_EQ(torch_info.metadata["stripped_prefix"], "module.");
   EXPECT_EQ(torch_info.layout, "RobustBench/TRADES WideResNet-16-2");
+
+  const io::FileInfo legacy_info = io::inspect_file(path("wrn16_2_legacy.pt"));
+  EXPECT_EQ(legacy_info.format, io::FileFormat::kTorchSaveLegacy);
+  EXPECT_STREQ(io::format_name(legacy_info.format), "torch.save legacy");
+  EXPECT_EQ(legacy_info.metadata["chosen_key"], "state_dict");
+  EXPECT_EQ(legacy_info.metadata["stripped_prefix"], "module.");
+  EXPECT_EQ(legacy_info.layout, "RobustBench/TRADES WideResNet-16-2");
+  EXPECT_EQ(legacy_info.parameters, torch_info.parameters);
 
   const io::FileInfo st_info = io::inspect_file(path("wrn16_2.safetensors"));
   EXPECT_EQ(st_info.format, io::FileFormat::kSafetensors);

@@ -152,8 +152,8 @@ TEST_F(TorchFileTest, ReadsOrderedDictStateDictOfEveryDtype) {
   }
 }
 
-TEST_F(TorchFileTest, ResolvesOffsetsStridesAndSharedStorages) {
-  const auto t = by_name(read_torch_file(path("views.pt")));
+// The views the fixture script saves in views.pt and legacy_views.pt.
+void expect_views(const std::map<std::string, torch::Tensor>& t) {
   const auto base = torch::arange(30, torch::kFloat32).reshape({5, 6});
   const auto shared = torch::arange(10, torch::kFloat64);
   expect_tensor(t, "base", base);
@@ -166,6 +166,43 @@ TEST_F(TorchFileTest, ResolvesOffsetsStridesAndSharedStorages) {
   // Views of one storage load as separate tensors that own their memory.
   t.at("shared_a").fill_(-1);
   EXPECT_EQ(t.at("shared_b")[0].item<double>(), 4.0);
+}
+
+TEST_F(TorchFileTest, ResolvesOffsetsStridesAndSharedStorages) {
+  expect_views(by_name(read_torch_file(path("views.pt"))));
+}
+
+// torch.save before PyTorch 1.6 (and with _use_new_zipfile_serialization=False since): the
+// format of many released robust checkpoints. The same state_dict loads as from the zip file.
+TEST_F(TorchFileTest, ReadsTheLegacyFormatLikeTheZipOne) {
+  const TorchFileContent zip = read_torch_file(path("conv_state.pt"));
+  EXPECT_FALSE(zip.legacy);
+  for (const char* name : {"legacy.pt", "legacy_p4.pt"}) {
+    SCOPED_TRACE(name);
+    const TorchFileContent legacy = read_torch_file(path(name));
+    EXPECT_TRUE(legacy.legacy);
+    EXPECT_EQ(names(legacy), names(zip));
+    const auto t = by_name(legacy);
+    for (const auto& [key, tensor] : by_name(zip)) {
+      expect_tensor(t, key, tensor);
+    }
+  }
+  expect_views(by_name(read_torch_file(path("legacy_views.pt"))));
+
+  const TorchFileContent epoch = read_torch_file(path("legacy_epoch_dict.pt"));
+  EXPECT_EQ(epoch.chosen_key, "state_dict");
+  EXPECT_EQ(epoch.stripped_prefix, "module.");
+  EXPECT_EQ(names(epoch), kConvNames);
+  expect_small_conv_net(by_name(epoch));
+}
+
+// PyTorch before 0.4 pickled tensors with _rebuild_tensor over storage views (view key, offset,
+// size) into a root storage; the fixture writes that layout by hand (torch.load reads it too).
+TEST_F(TorchFileTest, ReadsTheLegacyFormatsStorageViews) {
+  const auto t = by_name(read_torch_file(path("legacy_old_views.pt")));
+  ASSERT_EQ(t.size(), 2u);
+  expect_tensor(t, "through_view", torch::tensor({3.f, 4.f, 5.f, 6.f}).reshape({2, 2}));
+  expect_tensor(t, "whole", torch::arange(10, torch::kFloat32));
 }
 
 TEST_F(TorchFileTest, FindsStateDictUnderCommonKey) {
@@ -234,7 +271,8 @@ TEST_F(TorchFileTest, RefusesEveryGlobalThatCouldRunCode) {
       {"hostile_os_system.pt", "os.system"},
       {"hostile_eval.pt", "builtins.eval"},
       {"hostile_stack_global.pt", "posix.system"},
-      {"hostile_nested.pt", "subprocess.Popen"}};
+      {"hostile_nested.pt", "subprocess.Popen"},
+      {"legacy_hostile.pt", "subprocess.Popen"}};
   for (const auto& [name, global] : cases) {
     const std::string file = path(name);
     expect_checkpoint_error([&] { read_torch_file(file); },
@@ -250,9 +288,11 @@ TEST_F(TorchFileTest, BrokenAndForeignFilesGiveClearErrors) {
       {"missing_storage.pt", "data/1' is missing"},
       {"compressed.pt", "is compressed (method 8)"},
       {"big_endian.pt", "big-endian"},
-      {"legacy.pt",
-       "legacy torch.save format (before PyTorch 1.6): re-save it with torch.save(obj, path, "
-       "_use_new_zipfile_serialization=True)"},
+      {"legacy_truncated.pt", "truncated: the record of storage '"},
+      // Which record comes first depends on the storage keys (ids in the saving process).
+      {"legacy_wrong_count.pt", "elements, but the pickle claims "},
+      {"legacy_missing_record.pt", "storage 'root' that the pickle names has no record"},
+      {"legacy_big_endian.pt", "saved on a big-endian machine"},
       {"torchscript.pt", "TorchScript archive"},
       {"notes.txt", "not a torch.save file"},
       {"plain_p2.pkl", "plain Python pickle"},
@@ -265,8 +305,7 @@ TEST_F(TorchFileTest, BrokenAndForeignFilesGiveClearErrors) {
 
 // Every strict prefix of a valid file, and random byte changes, end in CheckpointError or a
 // successful load: never another exception, never a crash (the ASan build runs this too).
-TEST_F(TorchFileTest, CutsAndMutationsOnlyEverThrowCheckpointError) {
-  const std::string bytes = read_bytes(path("conv_state.pt"));
+void expect_cuts_and_mutations_only_throw_checkpoint_error(const std::string& bytes) {
   ASSERT_GT(bytes.size(), 1000u);
   auto check = [&](const std::string& variant, const std::string& what) {
     try {
@@ -278,7 +317,7 @@ TEST_F(TorchFileTest, CutsAndMutationsOnlyEverThrowCheckpointError) {
     }
   };
   int cuts = 0;
-  for (size_t length = 0; length < bytes.size(); length += length < 64 ? 1 : 37) {
+  for (size_t length = 0; length < bytes.size(); length += length < 64 ? 1 : 17) {
     EXPECT_THROW(decode_torch_file(bytes.substr(0, length), "variant.pt"), CheckpointError)
         << length;
     ++cuts;
@@ -292,6 +331,14 @@ TEST_F(TorchFileTest, CutsAndMutationsOnlyEverThrowCheckpointError) {
       variant[rng() % variant.size()] = static_cast<char>(rng());
     }
     check(variant, "mutation " + std::to_string(i));
+  }
+}
+
+// A zip archive and a legacy file (which has no CRCs: changed storage bytes load as they are).
+TEST_F(TorchFileTest, CutsAndMutationsOnlyEverThrowCheckpointError) {
+  for (const char* name : {"conv_state.pt", "legacy.pt"}) {
+    SCOPED_TRACE(name);
+    expect_cuts_and_mutations_only_throw_checkpoint_error(read_bytes(path(name)));
   }
 }
 
@@ -539,6 +586,34 @@ TEST(PickleTensorTest, RebuildsViewsAndChecksThemAgainstTheirStorage) {
 // Found with the conversion check of fuzz/unpickle_fuzzer.cpp: a zero size made the element
 // count 0 and hid that the other sizes multiply past int64, which torch::empty then overflowed
 // computing strides; safetensors (what `advft convert` writes) could not hold the shape either.
+// A legacy file's pickle comes before its storages: scanning it finds its length and what it
+// names, with the view checks of unpickling, and never asks for storage bytes.
+TEST(PickleTensorTest, ScanningFindsTheLengthAndTheStoragesWithoutLoadingThem) {
+  const std::string pickle = tensor_pickle(1, {2, 3}, {4, 2}, 12);
+  const advft::io::PickleScan scan = advft::io::scan_pickle(pickle + "trailing bytes", "t.pt");
+  EXPECT_EQ(scan.length, pickle.size());
+  ASSERT_EQ(scan.storages.size(), 1u);
+  EXPECT_EQ(scan.storages[0].key, "0");
+  EXPECT_EQ(scan.storages[0].type, torch::kFloat32);
+  EXPECT_EQ(scan.storages[0].numel, 12);
+  size_t length = 0;
+  const std::string storage(48, '\0');
+  unpickle(
+      pickle + "more", "t.pt", [&](const std::string&) { return std::string_view(storage); },
+      &length);
+  EXPECT_EQ(length, pickle.size());
+
+  expect_checkpoint_error(
+      [] {
+        advft::io::scan_pickle(tensor_pickle(1, {2, 3}, {6, 3}, 12), "t.pt");
+      },
+      {"t.pt: tensor view", "reaching element 13", "of 12 elements"});
+  // No storage can be larger than the bytes it would follow: 2^30 floats after a 100-byte pickle.
+  expect_checkpoint_error(
+      [] { advft::io::scan_pickle(tensor_pickle(0, {2}, {1}, 1 << 30), "t.pt"); },
+      {"t.pt: storage '0' claims 1073741824 elements of 4 bytes, more than the file holds"});
+}
+
 TEST(PickleTensorTest, RefusesEmptyTensorsWhoseShapeOverflows) {
   const std::string storage(48, '\0');
   const StorageLoader loader = [&](const std::string&) { return std::string_view(storage); };

@@ -89,7 +89,7 @@ void print_text(const io::FileInfo& info) {
     out << "model_spec: " << dump(m.at("model_spec")) << "\n";
     const std::string summary = train_state_summary(m.at("train_state"));
     if (!summary.empty()) out << "training:   " << summary << "\n";
-  } else if (info.format == io::FileFormat::kTorchSave) {
+  } else if (io::is_torch_save(info.format)) {
     const std::string chosen = m.value("chosen_key", "");
     out << "state_dict: "
         << (chosen.empty() ? std::string("the file itself") : "under key '" + chosen + "'") << "\n";

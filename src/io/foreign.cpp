@@ -349,6 +349,8 @@ const char* format_name(FileFormat format) {
       return "safetensors";
     case FileFormat::kTorchSave:
       return "torch.save zip";
+    case FileFormat::kTorchSaveLegacy:
+      return "torch.save legacy";
     case FileFormat::kTorchScript:
       return "TorchScript";
     case FileFormat::kUnknown:
@@ -440,6 +442,7 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
   } else {
     // Everything else goes to the torch.save reader, whose errors say what a file is instead.
     TorchFileContent content = decode_torch_file(std::move(bytes), path, options.key);
+    if (content.legacy) format = FileFormat::kTorchSaveLegacy;
     if (!content.stripped_prefix.empty())
       spdlog::info("{}: removed the prefix '{}' of every name", path, content.stripped_prefix);
     out.tensors = std::move(content.tensors);
@@ -548,13 +551,13 @@ FileInfo inspect_file(const std::string& path, const std::string& key) {
     info.tensors = models::torchscript_state(models::load_torchscript(path));
   } else {
     TorchFileContent content = decode_torch_file(std::move(bytes), path, key);
-    info.format = FileFormat::kTorchSave;
+    info.format = content.legacy ? FileFormat::kTorchSaveLegacy : FileFormat::kTorchSave;
     info.tensors = std::move(content.tensors);
     info.metadata["chosen_key"] = content.chosen_key;
     info.metadata["candidate_keys"] = content.candidate_keys;
     info.metadata["stripped_prefix"] = content.stripped_prefix;
   }
-  if (info.format == FileFormat::kTorchSave || info.format == FileFormat::kSafetensors) {
+  if (is_torch_save(info.format) || info.format == FileFormat::kSafetensors) {
     if (unwrap_robustness(info.tensors, path)) info.metadata["wrapper"] = "MadryLab robustness";
   }
   for (const auto& t : info.tensors) {

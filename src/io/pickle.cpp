@@ -78,13 +78,13 @@ enum class NodeKind {
 struct Node {
   NodeKind kind = NodeKind::kNone;
   bool boolean = false;
-  int64_t integer = 0;  // kInt; kGlobal: Global; kStorage: index into kStorageTypes
+  int64_t integer = 0;  // kInt; kGlobal: Global; kStorage: its number of elements
   double real = 0.0;
   std::string text;  // kString, kBytes; kGlobal: qualified name; kStorage: record key
   std::vector<size_t> items;
   std::vector<std::pair<size_t, size_t>> entries;
-  torch::Tensor tensor;  // kTensor; kStorage: 1-D over the record
-  int64_t storage_index = 0;
+  torch::Tensor tensor;       // kTensor; kStorage: 1-D over the record (undefined when scanning)
+  int64_t storage_index = 0;  // kGlobal of a storage type, kStorage: index into kStorageTypes
 };
 
 namespace op = detail::op;
@@ -121,21 +121,32 @@ const char* node_kind_name(NodeKind kind) {
 
 class Unpickler {
  public:
-  Unpickler(std::string_view bytes, const std::string& source, const StorageLoader& load_storage)
-      : bytes_(bytes), source_(source), load_storage_(load_storage) {}
+  /// `scan_only`: run the machine for its checks, the pickle's length and the storages it
+  /// names, but load no storage and build no tensor (see scan_pickle).
+  Unpickler(std::string_view bytes, const std::string& source, const StorageLoader& load_storage,
+            bool scan_only = false)
+      : bytes_(bytes), source_(source), load_storage_(load_storage), scan_only_(scan_only) {}
 
+  /// The value (an empty one when scanning), once the machine has reached STOP.
   PickleValue run() {
     while (true) {
       op_pos_ = pos_;
       const uint8_t code = next_byte();
       if (code == op::kStop) {
         const size_t result = pop();
+        length_ = pos_;
+        if (scan_only_) return {};
         budget_ = 8 * bytes_.size() + 4096;
         return convert(result, 0);
       }
       step(code);
     }
   }
+
+  /// After run(): the bytes through STOP.
+  size_t length() const { return length_; }
+  /// After run(): the storages the persistent ids named, first-named first.
+  std::vector<StorageRef>& storage_refs() { return refs_; }
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
@@ -683,7 +694,7 @@ class Unpickler {
     if (offset < 0) {
       fail("negative storage offset");
     }
-    const int64_t storage_numel = storage.tensor.numel();
+    const int64_t storage_numel = storage.integer;
     int64_t numel = 1;
     int64_t last = offset;  // index of the last element the view reaches
     for (size_t d = 0; d < sizes.size(); ++d) {
@@ -726,17 +737,24 @@ class Unpickler {
     tensor_bytes_ += nbytes;
     Node out;
     out.kind = NodeKind::kTensor;
+    if (scan_only_) return make(std::move(out));
     out.tensor = torch::empty(sizes, storage.tensor.options());
     if (numel > 0) {
-      out.tensor.copy_(storage.tensor.as_strided(sizes, strides, offset));
+      // as_strided's offset counts from the start of the memory, where a view's tensor
+      // (legacy storage views) does not begin.
+      out.tensor.copy_(
+          storage.tensor.as_strided(sizes, strides, storage.tensor.storage_offset() + offset));
     }
     return make(std::move(out));
   }
 
-  // ('storage', torch.<Type>Storage, key, location, numel): the zip format's persistent id.
+  // ('storage', torch.<Type>Storage, key, location, numel): the zip format's persistent id. The
+  // legacy format adds a sixth item: None, or (view_key, offset, numel) when the pickle holds a
+  // view into the storage (PyTorch before 0.4 saved those; its tensors then rebuild from views).
   size_t persistent_load(size_t pid) {
-    const auto& items = expect(pid, NodeKind::kTuple, "persistent id").items;
-    if (items.size() != 5 || node(items[0]).kind != NodeKind::kString ||
+    // A copy: making nodes below may move the arena the items live in.
+    const std::vector<size_t> items = expect(pid, NodeKind::kTuple, "persistent id").items;
+    if ((items.size() != 5 && items.size() != 6) || node(items[0]).kind != NodeKind::kString ||
         node(items[0]).text != "storage") {
       fail("unsupported persistent id (expected ('storage', type, key, location, numel))");
     }
@@ -744,22 +762,53 @@ class Unpickler {
       fail("persistent id names " + printable(node(items[1]).text) + ", not a storage type");
     }
     const auto type_index = node(items[1]).storage_index;
-    const StorageType& type = kStorageTypes[type_index];
     const std::string key = expect(items[2], NodeKind::kString, "storage key").text;
     expect(items[3], NodeKind::kString, "storage location");  // cpu, cuda:0...: all load on CPU
     const int64_t numel = int_arg(items[4], "storage size");
     if (numel < 0) {
       fail("storage '" + printable(key) + "' has a negative size");
     }
+    const size_t storage = root_storage(type_index, key, numel);
+    if (items.size() == 5 || node(items[5]).kind == NodeKind::kNone) {
+      return storage;
+    }
+    return storage_view(storage, items[5]);
+  }
 
+  size_t root_storage(int64_t type_index, const std::string& key, int64_t numel) {
+    const StorageType& type = kStorageTypes[type_index];
     const auto cached = storages_.find(key);
     if (cached != storages_.end()) {
       const Node& known = node(cached->second);
-      if (known.storage_index != type_index || known.tensor.numel() != numel) {
+      if (known.storage_index != type_index || known.integer != numel) {
         fail("storage '" + printable(key) + "' is referenced with two different types or sizes");
       }
       return cached->second;
     }
+    Node n;
+    n.kind = NodeKind::kStorage;
+    n.text = key;
+    n.storage_index = type_index;
+    n.integer = numel;
+    const uint64_t nbytes = static_cast<uint64_t>(numel) * type.itemsize;
+    if (scan_only_) {
+      // The bytes come after the pickle, so they cannot be counted yet; no storage can be larger
+      // than the file, which also keeps the byte counts below from overflowing.
+      if (static_cast<uint64_t>(numel) > bytes_.size() / type.itemsize) {
+        fail("storage '" + printable(key) + "' claims " + std::to_string(numel) + " elements of " +
+             std::to_string(type.itemsize) + " bytes, more than the file holds");
+      }
+      refs_.push_back({key, type.type, numel});
+    } else {
+      n.tensor = load_storage_bytes(type, key, numel);
+    }
+    storage_bytes_ += nbytes;
+    const size_t id = make(std::move(n));
+    storages_.emplace(key, id);
+    return id;
+  }
+
+  torch::Tensor load_storage_bytes(const StorageType& type, const std::string& key, int64_t numel) {
     if (!load_storage_) {
       fail("pickle refers to storage '" + printable(key) + "' but no archive holds storages");
     }
@@ -777,23 +826,44 @@ class Unpickler {
         }
       }
     }
-    Node n;
-    n.kind = NodeKind::kStorage;
-    n.text = key;
-    n.storage_index = type_index;
     const auto options = torch::TensorOptions().dtype(type.type);
-    // torch.save aligns records to 64 bytes, so this normally views the file without a copy;
-    // only an unaligned record (another writer, or a crafted file) is copied first.
+    // torch.save aligns zip records to 64 bytes, so this normally views the file without a copy;
+    // only an unaligned record (a legacy file, another writer, a crafted file) is copied first.
     if (reinterpret_cast<uintptr_t>(data.data()) % type.itemsize == 0) {
-      n.tensor = torch::from_blob(const_cast<char*>(data.data()), {numel}, options);
-    } else {
-      n.tensor = torch::empty({numel}, options);
-      // An empty tensor has no buffer (data_ptr() is null): memcpy must not see it.
-      if (nbytes > 0) std::memcpy(n.tensor.data_ptr(), data.data(), nbytes);
+      return torch::from_blob(const_cast<char*>(data.data()), {numel}, options);
     }
-    storage_bytes_ += nbytes;
+    torch::Tensor out = torch::empty({numel}, options);
+    // An empty tensor has no buffer (data_ptr() is null): memcpy must not see it.
+    if (nbytes > 0) std::memcpy(out.data_ptr(), data.data(), nbytes);
+    return out;
+  }
+
+  // (view_key, offset, numel): elements [offset, offset + numel) of `storage`, one storage of
+  // its own to the pickle (a view key named again is the same view, as in torch.load).
+  size_t storage_view(size_t storage, size_t view_id) {
+    const std::vector<size_t> view = expect(view_id, NodeKind::kTuple, "storage view").items;
+    if (view.size() != 3) {
+      fail("storage view must be (key, offset, size), got " + std::to_string(view.size()) +
+           " items");
+    }
+    const std::string key = expect(view[0], NodeKind::kString, "storage view key").text;
+    const int64_t offset = int_arg(view[1], "storage view offset");
+    const int64_t numel = int_arg(view[2], "storage view size");
+    const auto cached = views_.find(key);
+    if (cached != views_.end()) {
+      return cached->second;
+    }
+    Node n = node(storage);  // its type and key; the elements are narrowed below
+    if (offset < 0 || numel < 0 || offset > n.integer - numel) {
+      fail("storage view '" + printable(key) + "' (offset " + std::to_string(offset) + ", " +
+           std::to_string(numel) + " elements) lies outside its storage '" + printable(n.text) +
+           "' of " + std::to_string(n.integer) + " elements");
+    }
+    n.text = key;
+    n.integer = numel;
+    if (n.tensor.defined()) n.tensor = n.tensor.narrow(0, offset, numel);
     const size_t id = make(std::move(n));
-    storages_.emplace(key, id);
+    views_.emplace(key, id);
     return id;
   }
 
@@ -878,13 +948,17 @@ class Unpickler {
   std::string_view bytes_;
   const std::string& source_;
   const StorageLoader& load_storage_;
+  const bool scan_only_;
   size_t pos_ = 0;
+  size_t length_ = 0;
   size_t op_pos_ = 0;
   std::vector<Node> nodes_;
   std::vector<size_t> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, size_t> memo_;
   std::unordered_map<std::string, size_t> storages_;
+  std::unordered_map<std::string, size_t> views_;
+  std::vector<StorageRef> refs_;
   uint64_t storage_bytes_ = 0;
   uint64_t tensor_bytes_ = 0;
   uint64_t budget_ = 0;
@@ -938,8 +1012,18 @@ const char* PickleValue::kind_name() const {
 }
 
 PickleValue unpickle(std::string_view bytes, const std::string& source,
-                     const StorageLoader& load_storage) {
-  return Unpickler(bytes, source, load_storage).run();
+                     const StorageLoader& load_storage, size_t* length) {
+  Unpickler unpickler(bytes, source, load_storage);
+  PickleValue value = unpickler.run();
+  if (length != nullptr) *length = unpickler.length();
+  return value;
+}
+
+PickleScan scan_pickle(std::string_view bytes, const std::string& source) {
+  const StorageLoader none;  // never called when scanning
+  Unpickler unpickler(bytes, source, none, /*scan_only=*/true);
+  unpickler.run();
+  return {unpickler.length(), std::move(unpickler.storage_refs())};
 }
 
 }  // namespace advft::io

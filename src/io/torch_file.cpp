@@ -7,6 +7,7 @@
 #include "advft/io/atomic_file.h"
 #include "advft/io/zip_reader.h"
 #include "printable.h"
+#include "torch_legacy.h"
 
 namespace advft::io {
 namespace {
@@ -20,9 +21,6 @@ constexpr const char* kKnownKeys[] = {"state_dict", "model_state_dict", "model",
 constexpr const char* kWrapperPrefixes[] = {"module.", "model."};
 constexpr size_t kMaxKeysListed = 20;
 constexpr int kMaxNesting = 32;
-
-// What torch.save wrote before PyTorch 1.6: a pickled magic number (LONG1, 10 bytes) first.
-constexpr char kLegacyMagic[] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 
 // State_dict keys are strings; optimizer state uses ints. Anything else cannot name a tensor.
 bool key_name(const PickleValue& key, std::string& out) {
@@ -100,11 +98,10 @@ std::string describe_keys(const PickleValue& root) {
 
 // Names a file that is not a zip archive as precisely as its first bytes allow.
 [[noreturn]] void fail_not_zip(const std::string& bytes, const std::string& path) {
-  if (bytes.compare(0, sizeof kLegacyMagic - 1, kLegacyMagic) == 0 ||
-      (bytes.size() > 262 && bytes.compare(257, 5, "ustar") == 0)) {
+  if (bytes.size() > 262 && bytes.compare(257, 5, "ustar") == 0) {
     throw CheckpointError(path +
-                          ": legacy torch.save format (before PyTorch 1.6): re-save it with "
-                          "torch.save(obj, path, _use_new_zipfile_serialization=True)");
+                          ": a tar archive: torch.save's format before PyTorch 0.1.10, or not a "
+                          "checkpoint; load it with an old PyTorch and save it again");
   }
   if (bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x80 && bytes[1] >= 1 &&
       bytes[1] <= 5) {
@@ -228,6 +225,12 @@ TorchFileContent find_state_dict(const PickleValue& root, const std::string& sou
 
 TorchFileContent decode_torch_file(std::string bytes, const std::string& source,
                                    const std::string& key) {
+  if (detail::is_legacy_torch_save(bytes)) {
+    TorchFileContent content =
+        find_state_dict(detail::decode_legacy_torch_save(bytes, source), source, key);
+    content.legacy = true;
+    return content;
+  }
   if (bytes.compare(0, 4, "PK\x03\x04", 4) != 0 && bytes.compare(0, 4, "PK\x05\x06", 4) != 0) {
     fail_not_zip(bytes, source);
   }

@@ -56,7 +56,8 @@ struct LoadedCheckpoint {
   std::vector<NamedTensor> tensors;
   std::string path;
   /// Empty for an advft checkpoint; else the format of the foreign file it came from
-  /// ("safetensors", "torch.save zip"), whose spec was given by the caller.
+  /// ("safetensors", "torch.save zip", "torch.save legacy", "TorchScript"; see format_name), whose
+  /// spec was given by the caller.
   std::string foreign_format;
   /// Model names that may be absent from `tensors` even in strict loading, the model keeping its
   /// own values: a foreign file's normalization buffers, a classifier head dropped to be reset.

@@ -24,12 +24,19 @@ enum class FileFormat {
   kAdvftState,
   kSafetensors,
   kTorchSave,
+  kTorchSaveLegacy,  ///< torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization off)
   kTorchScript,
   kUnknown
 };
 
-/// "advft checkpoint", "advft state", "safetensors", "torch.save zip", "TorchScript", "unknown".
+/// "advft checkpoint", "advft state", "safetensors", "torch.save zip", "torch.save legacy",
+/// "TorchScript", "unknown".
 const char* format_name(FileFormat format);
+
+/// Whether `format` is one of torch.save's (a pickled object whose state_dict was looked for).
+inline bool is_torch_save(FileFormat format) {
+  return format == FileFormat::kTorchSave || format == FileFormat::kTorchSaveLegacy;
+}
 
 /// The network a state_dict's names and shapes describe.
 struct Layout {
@@ -75,10 +82,10 @@ Layout analyze_layout(const std::vector<NamedTensor>& tensors);
 std::string detect_layout(const std::vector<NamedTensor>& tensors);
 
 /// Loads an advft checkpoint as load_checkpoint does, or a foreign file (safetensors without
-/// advft metadata, torch.save zip) with its names normalized: a `module.` / `model.` prefix
-/// shared by every name removed, TRADES' unused `sub_block1.*` dropped. A foreign file takes
-/// options.spec, or else spec_for_layout's, as its spec (CheckpointError "<path> has no model
-/// description: ..." without either) and has its layout checked against it; its missing
+/// advft metadata, torch.save zip or legacy file) with its names normalized: a `module.` /
+/// `model.` prefix shared by every name removed, TRADES' unused `sub_block1.*` dropped. A foreign
+/// file takes options.spec, or else spec_for_layout's, as its spec (CheckpointError "<path> has no
+/// model description: ..." without either) and has its layout checked against it; its missing
 /// `normalize.*` buffers are listed in keep_model_names, so the spec's mean/std apply. With
 /// reset_head, a head of another class count is dropped (also from an advft checkpoint, whose spec
 /// then takes spec.num_classes). A TorchScript archive is the whole model when the spec's kind is

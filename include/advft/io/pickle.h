@@ -46,18 +46,41 @@ struct PickleDictEntry {
 /// or nullptr for a dtype outside the ten the unpickler reads.
 const char* storage_type_name(torch::ScalarType type);
 
-/// Returns the raw bytes of the storage record `key` (archive/data/<key> in a torch.save zip);
-/// the view must stay valid until unpickle returns. Throws advft::CheckpointError when missing.
+/// Returns the raw bytes of the storage record `key` (archive/data/<key> in a torch.save zip, the
+/// record after the pickles in a legacy file); the view must stay valid until unpickle returns.
+/// Throws advft::CheckpointError when missing.
 using StorageLoader = std::function<std::string_view(const std::string& key)>;
 
-/// Unpickles `bytes` (protocol 2 as torch.save writes it; the binary opcodes of protocols 1-5
-/// that plain data uses are accepted too). Storages named by persistent ids
-/// ('storage', torch.<Type>Storage, key, location, numel) come from `load_storage` (once per
-/// key: views of one storage share it) and tensors are rebuilt from them with their offset,
+/// Unpickles the pickle at the start of `bytes` (protocol 2 as torch.save writes it; the binary
+/// opcodes of protocols 1-5 that plain data uses are accepted too) up to its STOP opcode, and
+/// stores in `length`, when given, how many bytes that took. Storages named by persistent ids
+/// ('storage', torch.<Type>Storage, key, location, numel; the legacy format adds a sixth item,
+/// None or a view (view_key, offset, numel) into the storage) come from `load_storage` (once
+/// per key: views of one storage share it) and tensors are rebuilt from them with their offset,
 /// size and stride, range-checked. Any other global, opcode or malformed input throws
 /// advft::CheckpointError "<source>: ..."; a refused global reads
 /// "<source>: refuses to load global os.system: loading a checkpoint must never run code".
 PickleValue unpickle(std::string_view bytes, const std::string& source,
-                     const StorageLoader& load_storage);
+                     const StorageLoader& load_storage, size_t* length = nullptr);
+
+/// A storage that a pickle's persistent ids name.
+struct StorageRef {
+  std::string key;
+  torch::ScalarType type = torch::kFloat32;
+  int64_t numel = 0;
+};
+
+/// What the pickle at the start of some bytes refers to, found without building its values.
+struct PickleScan {
+  /// The bytes it takes, through its STOP opcode.
+  size_t length = 0;
+  /// The storages its persistent ids name (for a view, the storage it views), first-named first.
+  std::vector<StorageRef> storages;
+};
+
+/// Runs the pickle at the start of `bytes` with unpickle's checks but no storage bytes and no
+/// tensors built: a legacy torch.save file keeps its storages after the pickle, each sized by the
+/// type only the pickle names. A storage claiming more bytes than `bytes` holds is an error.
+PickleScan scan_pickle(std::string_view bytes, const std::string& source);
 
 }  // namespace advft::io

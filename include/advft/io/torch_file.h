@@ -1,6 +1,7 @@
 #pragma once
-// Reading PyTorch torch.save files (the zip format of PyTorch >= 1.6) without Python and without
-// running anything they name: the state_dict inside, wherever common training code put it.
+// Reading PyTorch torch.save files (the zip format of PyTorch >= 1.6 and the legacy format before
+// it) without Python and without running anything they name: the state_dict inside, wherever
+// common training code put it.
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct TorchFileContent {
   std::string chosen_key;
   /// The prefix removed from every name (e.g. "module."), empty when none.
   std::string stripped_prefix;
+  /// Whether the file is in torch.save's legacy format (before PyTorch 1.6), not a zip archive.
+  bool legacy = false;
 };
 
 /// Removes a `module.` (DataParallel/DDP) or `model.` (RobustBench-style wrapper) prefix that
@@ -36,12 +39,13 @@ std::string strip_wrapper_prefixes(std::vector<NamedTensor>& tensors);
 TorchFileContent find_state_dict(const PickleValue& root, const std::string& source,
                                  const std::string& key = "");
 
-/// Decodes the bytes of a torch.save zip archive and returns its state_dict (see
-/// find_state_dict); `source` (usually the path) is named in every error. Storages of float32,
-/// float16, bfloat16, float64, int64, int32, int16, int8, uint8 and bool, views with offsets and
-/// strides, and shared storages load; every other global refuses to load. A legacy (pre-1.6)
-/// torch.save file, a TorchScript archive, a big-endian archive or any malformed file throws
-/// advft::CheckpointError naming `source`; nothing in the file is executed.
+/// Decodes the bytes of a torch.save file, a zip archive or the legacy format of PyTorch before
+/// 1.6, and returns its state_dict (see find_state_dict); `source` (usually the path) is named
+/// in every error. Storages of float32, float16, bfloat16, float64, int64, int32, int16, int8,
+/// uint8 and bool, views with offsets and strides, and shared storages load; every other global
+/// refuses to load. A TorchScript archive, a file saved on a big-endian machine, the tar format
+/// of PyTorch before 0.1.10 or any malformed file throws advft::CheckpointError naming
+/// `source`; nothing in the file is executed.
 TorchFileContent decode_torch_file(std::string bytes, const std::string& source,
                                    const std::string& key = "");
 
