@@ -2,7 +2,9 @@
 
 #include "advft/attacks/apgd.h"
 #include "advft/attacks/attacks.h"
+#include "advft/attacks/fab.h"
 #include "advft/attacks/losses.h"
+#include "advft/attacks/square.h"
 #include "advft/attacks/trades.h"
 #include "advft/error.h"
 #include "tiny_model.h"
@@ -214,10 +216,30 @@ TEST(AttackSpec, ParsesKindsOptionsAndDefaults) {
 
 TEST(AttackSpec, BadSpecsNameTheProblem) {
   AttackOptions base;
-  for (const char* bad :
-       {"cw", "pgd:steps=x", "pgd:stepz=3", "pgd:eps=8", "pgd:steps=0", "pgd:norm=l1", "pgd:eps",
-        "pgd:loss=hinge", "apgd:step_size=2/255", "apgd:random_start=false", "apgd_t:loss=ce",
-        "apgd_t:targets=0", "apgd:targets=3", "apgd_x"}) {
+  for (const char* bad : {"cw",
+                          "pgd:steps=x",
+                          "pgd:stepz=3",
+                          "pgd:eps=8",
+                          "pgd:steps=0",
+                          "pgd:norm=l1",
+                          "pgd:eps",
+                          "pgd:loss=hinge",
+                          "apgd:step_size=2/255",
+                          "apgd:random_start=false",
+                          "apgd_t:loss=ce",
+                          "apgd_t:targets=0",
+                          "apgd:targets=3",
+                          "apgd_x",
+                          "square:step_size=0.1",
+                          "square:random_start=false",
+                          "square:targets=3",
+                          "square:loss=kl",
+                          "square:steps=0",
+                          "fab_t:step_size=0.1",
+                          "fab_t:rs=false",
+                          "fab_t:loss=ce",
+                          "fab_t:targets=0",
+                          "fab:steps=3"}) {
     try {
       parse_attack_spec(bad, base, "--attack");
       FAIL() << bad;
@@ -289,10 +311,16 @@ AttackOptions apgd_options(const std::string& spec) {
   return parse_attack_spec(spec, AttackOptions{}, "test").options;
 }
 
-TEST_F(AttackFixture, ApgdStaysInTheBallAndLeavesTheModelAlone) {
+// AutoAttack's attacks (and PGD on DLR) keep the contract every attack keeps. FAB-T gets radii
+// that reach the two images the untrained net classifies right (it leaves alone what it cannot
+// fool within eps; the net gets 14 of the 16 wrong already).
+TEST_F(AttackFixture, AutoAttacksAttacksStayInTheBallAndLeaveTheModelAlone) {
   for (const char* spec :
        {"apgd:steps=12,restarts=2", "apgd-dlr:steps=12", "apgd_t:steps=6,targets=3",
-        "apgd:steps=12,norm=l2,eps=0.5", "pgd:steps=4,loss=dlr"}) {
+        "apgd:steps=12,norm=l2,eps=0.5", "pgd:steps=4,loss=dlr", "square:steps=60",
+        "square:steps=40,restarts=2,loss=ce", "square:steps=60,norm=l2,eps=0.5",
+        "square:steps=30,loss=dlr", "fab_t:steps=10,targets=3,eps=0.3",
+        "fab_t:steps=10,norm=l2,eps=3,restarts=2"}) {
     const AttackOptions o = apgd_options(spec);
     for (bool train_mode : {true, false}) {
       model->train(train_mode);
@@ -303,7 +331,8 @@ TEST_F(AttackFixture, ApgdStaysInTheBallAndLeavesTheModelAlone) {
       const double size = o.norm == "l2" ? delta.flatten(1).norm(2, {1}).max().item<double>()
                                          : delta.abs().max().item<double>();
       EXPECT_LE(size, o.eps + 1e-5) << spec;
-      EXPECT_GT(size, o.eps / 4.0) << spec;  // it did move
+      // It did move (FAB-T, a minimum-norm attack, by less than the radius allows).
+      EXPECT_GT(size, o.kind == "fab_t" ? 0.0 : o.eps / 4.0) << spec;
       EXPECT_GE(x_adv.min().item<double>(), 0.0) << spec;
       EXPECT_LE(x_adv.max().item<double>(), 1.0) << spec;
       EXPECT_FALSE(x_adv.requires_grad()) << spec;
@@ -342,11 +371,11 @@ struct Foolability {
   torch::Tensor x, y, surely, never;
 };
 
-Foolability foolability(LinearNet model, const std::string& norm, double eps) {
+Foolability foolability(LinearNet model, const std::string& norm, double eps, int64_t side = 4) {
   torch::manual_seed(4);
   Foolability f;
   // Inside [0.3, 0.7], so the ball (radius at most 0.3 in any pixel) never meets the box.
-  f.x = 0.3 + 0.4 * torch::rand({300, 1, 4, 4});
+  f.x = 0.3 + 0.4 * torch::rand({300, 1, side, side});
   torch::NoGradGuard no_grad;
   f.y = model->forward(f.x).argmax(1);
   const torch::Tensor w = model->fc()->weight;  // [classes, 16]
@@ -394,12 +423,18 @@ TEST(Apgd, FoolsWhatALinearModelCanBeFooledOnAndNothingElse) {
     EXPECT_LE(missed(model, f, "apgd", norm, eps), foolable / 20) << norm;
     EXPECT_LE(missed(model, f, "apgd-dlr", norm, eps), foolable / 20) << norm;
   }
+  // Square too, in Linf: the ball's corners, which its windows set, are where a linear model's
+  // margins are lowest (L2: Square.FoolsALinearModelInL2WhatHalfTheRadiusFools).
+  const Foolability f = foolability(model, "linf", 0.05);
+  EXPECT_LE(missed(model, f, "square:steps=1000", "linf", 0.05),
+            f.surely.sum().item<int64_t>() / 20);
 }
 
-TEST(Apgd, DlrSeesThroughSaturatedLogitsThatStopCrossEntropy) {
+TEST(Apgd, DlrAndSquareSeeThroughSaturatedLogitsThatStopCrossEntropy) {
   // Logits a thousand times too large: the softmax is exactly one-hot in fp32, the
   // cross-entropy gradient exactly zero, and PGD on it does not move; the DLR loss does not
-  // change with the scale (the gradient masking the APGD paper shows in published defences).
+  // change with the scale (the gradient masking the APGD paper shows in published defences),
+  // and Square takes no gradient at all.
   torch::manual_seed(3);
   LinearNet model(16, 10, 1000.0);
   model->eval();
@@ -409,6 +444,7 @@ TEST(Apgd, DlrSeesThroughSaturatedLogitsThatStopCrossEntropy) {
   EXPECT_GT(missed(model, f, "pgd:steps=50,eps=0.05,step_size=0.0125", "linf", 0.05), foolable / 2);
   EXPECT_EQ(missed(model, f, "apgd-dlr", "linf", 0.05), 0);
   EXPECT_EQ(missed(model, f, "apgd_t", "linf", 0.05), 0);
+  EXPECT_LE(missed(model, f, "square:steps=1000", "linf", 0.05), foolable / 20);
 }
 
 // One pixel; the true class's logit is a bowl whose bottom (the highest cross-entropy) lies
@@ -451,6 +487,212 @@ TEST(Apgd, RefusesTooFewClassesForDlrWithOneLine) {
     }
   }
   EXPECT_NO_THROW(run_attack(*two_classes, x, y, apgd_options("apgd:steps=3")));
+}
+
+// ---------------------------------------------------------------- Square
+
+// Linf Square only ever sets pixels to the ball's edge: stripes, then windows of +-eps.
+TEST_F(AttackFixture, SquareLinfPutsEveryPixelOnTheBallsEdge) {
+  const AttackOptions o = apgd_options("square:steps=60");
+  const torch::Tensor x_adv = run_attack(*model, x, y, o);
+  const torch::Tensor on_edge = ((x_adv - x).abs() - o.eps).abs().lt(1e-6);
+  const torch::Tensor clamped = x_adv.eq(0.0) | x_adv.eq(1.0);
+  EXPECT_TRUE((on_edge | clamped).all().item<bool>());
+}
+
+// The L2 optimum against a linear model is a dense direction, which structured windows only
+// approach (measured at eps 0.2 on 4x4 images: 57 of 159 foolable ones missed, PGD 2); every
+// image foolable at half the radius falls.
+TEST(Square, FoolsALinearModelInL2WhatHalfTheRadiusFools) {
+  for (const int64_t side : {4, 16}) {
+    const double eps = side == 4 ? 0.4 : 0.2;  // the dual norms grow with the pixel count
+    torch::manual_seed(5);
+    LinearNet net(side * side, 10, 1.0);
+    net->eval();
+    Foolability at_half = foolability(net, "l2", eps / 2.0, side);
+    at_half.never = foolability(net, "l2", eps, side).never;  // the same images, seeded
+    ASSERT_GT(at_half.surely.sum().item<int64_t>(), 90) << side;
+    ASSERT_GT(at_half.never.sum().item<int64_t>(), 10) << side;
+    EXPECT_EQ(missed(net, at_half, "square:steps=1000", "l2", eps), 0) << side;
+  }
+}
+
+TEST(Square, ShrinksItsWindowOnAutoAttacksSchedule) {
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 0, 5000), 0.8);
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 5, 5000), 0.8);           // 10 of 10,000
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 6, 5000), 0.4);           // 12
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 25, 5000), 0.4);          // 50
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 26, 5000), 0.2);          // 52
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 2500, 5000), 0.8 / 128);  // 5000
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 4999, 5000), 0.8 / 512);
+  EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 1, 100), 0.2);  // 100: past 10 and 50
+}
+
+TEST(Square, L2PatternIsTwoOppositeBumpsOfUnitNorm) {
+  // Side 3: a 1 x 3 bump over a 2 x 3 one. Nested rectangles weighted 1, 1/4: the centre of
+  // each (row // 2, col 1) is in both rings, the rest in the outer one only.
+  const torch::Tensor top = torch::tensor({{0.25, 1.25, 0.25}}, torch::kDouble);
+  const torch::Tensor bottom =
+      torch::tensor({{0.25, 0.25, 0.25}, {0.25, 1.25, 0.25}}, torch::kDouble);
+  torch::Tensor expected = torch::cat({top / top.norm(), -bottom / bottom.norm()}, 0);
+  expected = expected / expected.norm();
+  const torch::Tensor three = square_l2_pattern(3, torch::TensorOptions(torch::kDouble));
+  EXPECT_TRUE(torch::allclose(three, expected)) << three << expected;
+
+  const torch::Tensor nine = square_l2_pattern(9, torch::TensorOptions(torch::kFloat));
+  EXPECT_NEAR(nine.pow(2).sum().item<double>(), 1.0, 1e-6);
+  EXPECT_TRUE(nine.slice(0, 0, 4).gt(0).all().item<bool>());
+  EXPECT_TRUE(nine.slice(0, 4).lt(0).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(nine, nine.flip(1)));  // symmetric left to right
+  // The peak of each bump is at its centre.
+  EXPECT_EQ(nine.slice(0, 0, 4).argmax().item<int64_t>(), 2 * 9 + 4);
+}
+
+TEST(AttackSpec, SquareTakesAutoAttacksSettings) {
+  AttackOptions base;  // PGD-10, eps 8/255, step 2/255
+  NamedAttack sq = parse_attack_spec("square", base, "--attack");
+  EXPECT_EQ(sq.options.kind, "square");
+  EXPECT_EQ(sq.options.loss, "cw");
+  EXPECT_EQ(sq.options.steps, 5000);
+  EXPECT_EQ(sq.options.restarts, 1);
+  EXPECT_EQ(sq.name, "Square-5000 Linf eps=8/255");
+  EXPECT_EQ(parse_attack_spec("square:steps=100,restarts=2,loss=ce", base, "--attack").name,
+            "Square-100x2 CE Linf eps=8/255");
+  EXPECT_EQ(parse_attack_spec("square:norm=l2,eps=0.5", base, "--attack").name,
+            "Square-5000 L2 eps=0.5");
+  EXPECT_EQ(gradient_passes(sq.options), 0);
+}
+
+// ---------------------------------------------------------------- FAB-T
+
+// The projection against what defines it: the smallest move in the norm onto the hyperplane
+// within the box. Here solved independently, by bisection on the move's size t (Linf: each
+// coordinate moves min(t, room); L2: min(t |w_i|, room), the KKT form of the L2 problem).
+torch::Tensor bisected_projection(const torch::Tensor& p, const torch::Tensor& w,
+                                  const torch::Tensor& b, const std::string& norm) {
+  const torch::Tensor gap = (b - (w * p).sum(1)).unsqueeze(1);
+  const torch::Tensor dir = (w * gap.sign()).sign();
+  const torch::Tensor room = torch::where(dir.gt(0), 1.0 - p, torch::where(dir.lt(0), p, 0 * p));
+  const auto move = [&](const torch::Tensor& t) {
+    return dir * (norm == "l2" ? torch::min(t * w.abs(), room) : torch::min(t, room));
+  };
+  torch::Tensor lo = torch::zeros_like(gap), hi = torch::full_like(gap, 1e6);
+  for (int i = 0; i < 200; ++i) {
+    const torch::Tensor mid = (lo + hi) / 2;
+    const torch::Tensor short_of = ((w * move(mid)).sum(1, true)).abs().lt(gap.abs());
+    lo = torch::where(short_of, mid, lo);
+    hi = torch::where(short_of, hi, mid);
+  }
+  return move(hi);
+}
+
+TEST(Fab, ProjectsOntoTheHyperplaneWithTheSmallestMoveInsideTheBox) {
+  torch::manual_seed(11);
+  for (const std::string norm : {"linf", "l2"}) {
+    // Points near the box's faces, so that the box binds for many coordinates.
+    const torch::Tensor p = torch::rand({64, 20}, torch::kDouble).pow(3);
+    const torch::Tensor w = torch::randn({64, 20}, torch::kDouble);
+    // Gaps of growing size: the last rows lie beyond what the box lets them reach.
+    torch::Tensor b = (w * p).sum(1) + torch::randn({64}, torch::kDouble) *
+                                           torch::arange(64, torch::kDouble).div(8).exp();
+    b[0] = (w[0] * p[0]).sum();  // already on the hyperplane: no move
+    const torch::Tensor d = project_onto_hyperplane_in_box(p, w, b, norm);
+    EXPECT_EQ(d[0].abs().max().item<double>(), 0.0) << norm;
+    EXPECT_GE((p + d).min().item<double>(), -1e-12) << norm;
+    EXPECT_LE((p + d).max().item<double>(), 1.0 + 1e-12) << norm;
+    const torch::Tensor want = bisected_projection(p, w, b, norm);
+    EXPECT_TRUE(torch::allclose(d, want, 1e-6, 1e-6)) << norm << (d - want).abs().max();
+    // Rows the box lets reach the hyperplane reach it; the others use all their room.
+    const torch::Tensor reached = ((w * (p + d)).sum(1) - b).abs().lt(1e-9);
+    EXPECT_GT(reached.sum().item<int64_t>(), 10) << norm;
+    EXPECT_LT(reached.sum().item<int64_t>(), 64) << norm;
+  }
+  // Without the box in the way, the closed forms: Linf moves every coordinate by gap / ||w||_1
+  // along sign(w), L2 by gap w / ||w||^2.
+  const torch::Tensor p = torch::full({8, 10}, 0.5, torch::kDouble);
+  const torch::Tensor w = torch::randn({8, 10}, torch::kDouble);
+  const torch::Tensor gap = 0.01 * torch::randn({8, 1}, torch::kDouble);
+  const torch::Tensor b = (w * p).sum(1) + gap.squeeze(1);
+  EXPECT_TRUE(torch::allclose(project_onto_hyperplane_in_box(p, w, b, "linf"),
+                              w.sign() * gap / w.abs().sum(1, true)));
+  EXPECT_TRUE(torch::allclose(project_onto_hyperplane_in_box(p, w, b, "l2"),
+                              w * gap / w.pow(2).sum(1, true)));
+}
+
+TEST(Fab, FindsTheSmallestPerturbationThatFoolsALinearModel) {
+  // The boundary of a linear model is its linearization, so FAB-T lands on it: against every
+  // other class (9 targets of 10), the closest point is the smallest perturbation there is.
+  torch::manual_seed(3);
+  LinearNet model(16, 10, 1.0);
+  model->eval();
+  for (const std::string norm : {"linf", "l2"}) {
+    const Foolability f = foolability(model, norm, norm == "linf" ? 0.05 : 0.2);
+    EXPECT_EQ(missed(model, f, "fab_t:steps=20", norm, norm == "linf" ? 0.05 : 0.2), 0) << norm;
+
+    // With a ball too large to matter, the distances found against the closed form: margin to
+    // the nearest class over the dual norm of the weights' difference.
+    const AttackOptions o =
+        apgd_options("fab_t:steps=20,norm=" + norm + (norm == "linf" ? ",eps=1" : ",eps=10"));
+    const torch::Tensor x_adv = run_attack(*model, f.x, f.y, o);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor w = model->fc()->weight;
+    const torch::Tensor b = model->fc()->bias;
+    const torch::Tensor dw = w.index_select(0, f.y).unsqueeze(1) - w.unsqueeze(0);
+    const torch::Tensor dual = norm == "linf" ? dw.abs().sum(2) : dw.norm(2, {2});
+    const torch::Tensor margin = (dw * f.x.flatten(1).unsqueeze(1)).sum(2) +
+                                 b.index_select(0, f.y).unsqueeze(1) - b.unsqueeze(0);
+    const torch::Tensor smallest = (margin / dual).scatter(1, f.y.view({-1, 1}), 1e9).amin(1);
+    const torch::Tensor delta = (x_adv - f.x).flatten(1);
+    const torch::Tensor found = norm == "linf" ? delta.abs().amax(1) : delta.norm(2, {1});
+    // Where the box cannot interfere (inputs in [0.3, 0.7]); FAB overshoots by 5% and then
+    // closes in again.
+    const torch::Tensor near = smallest.lt(0.25);
+    ASSERT_GT(near.sum().item<int64_t>(), 100) << norm;
+    EXPECT_TRUE(model->forward(x_adv).argmax(1).ne(f.y).masked_select(near).all().item<bool>());
+    const torch::Tensor ratio = (found / smallest).masked_select(near);
+    EXPECT_GE(ratio.min().item<double>(), 1.0 - 1e-4) << norm;
+    EXPECT_LE(ratio.max().item<double>(), 1.02) << norm;
+  }
+}
+
+TEST(AttackSpec, FabTakesAutoAttacksSettings) {
+  NamedAttack fab = parse_attack_spec("fab_t", AttackOptions{}, "--attack");
+  EXPECT_EQ(fab.options.kind, "fab_t");
+  EXPECT_EQ(fab.options.steps, 100);
+  EXPECT_EQ(fab.options.targets, 9);
+  EXPECT_EQ(fab.options.restarts, 1);
+  EXPECT_EQ(fab.name, "FAB-T-100 Linf eps=8/255 targets=9");
+  EXPECT_EQ(parse_attack_spec("fab-t:norm=l2,eps=0.5,targets=3,restarts=2", {}, "t").name,
+            "FAB-T-100x2 L2 eps=0.5 targets=3");
+  EXPECT_EQ(gradient_passes(fab.options), 900);
+}
+
+TEST(AttackSpec, AutoattackIsTheFourOfAutoAttacksStandardVersion) {
+  AttackOptions base;  // the training attack: eps 8/255, Linf
+  std::vector<std::string> names;
+  for (const auto& a : parse_attack_specs("autoattack", base, "--attack"))
+    names.push_back(a.name);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "APGD-CE-100 Linf eps=8/255", "APGD-T-100 Linf eps=8/255 targets=9",
+                       "FAB-T-100 Linf eps=8/255 targets=9", "Square-5000 Linf eps=8/255"}));
+  const auto l2 = parse_attack_specs("autoattack:eps=0.5,norm=l2", base, "--attack");
+  ASSERT_EQ(l2.size(), 4u);
+  for (const auto& a : l2) {
+    EXPECT_EQ(a.options.norm, "l2") << a.name;
+    EXPECT_DOUBLE_EQ(a.options.eps, 0.5) << a.name;
+  }
+  EXPECT_EQ(parse_attack_specs("pgd:steps=7", base, "--attack").at(0).name,
+            "PGD-7 Linf eps=8/255 step=2/255");
+  for (const char* bad : {"autoattack:steps=10", "autoattack:eps=8", "autoattack:norm=l1"}) {
+    try {
+      parse_attack_specs(bad, base, "--attack");
+      FAIL() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("--attack \"") + bad + "\""),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -199,20 +199,52 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   ev = json::parse(read_bytes(json_out));
   EXPECT_EQ(ev["attacks"][0]["correct"], ev["clean"]["correct"]);
 
-  // AutoAttack's gradient attacks, by name in the table and with their options in the JSON.
+  // AutoAttack's attacks, by name in the table and with their options in the JSON.
   r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +
-                " --attack apgd:steps=10 --attack apgd_t:steps=5,targets=3 --limit 100");
+                " --attack apgd:steps=10 --attack apgd_t:steps=5,targets=3 --attack "
+                "square:steps=20 --limit 100");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("APGD-CE-10 Linf eps=8/255"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("APGD-T-5 Linf eps=8/255 targets=3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Square-20 Linf eps=8/255"), std::string::npos) << r.output;
   ev = json::parse(read_bytes(json_out));
-  ASSERT_EQ(ev["attacks"].size(), 2u);
+  ASSERT_EQ(ev["attacks"].size(), 3u);
   EXPECT_EQ(ev["attacks"][0]["kind"], "apgd");
   EXPECT_EQ(ev["attacks"][0]["loss"], "ce");
   EXPECT_EQ(ev["attacks"][1]["kind"], "apgd_t");
   EXPECT_EQ(ev["attacks"][1]["targets"], 3);
+  EXPECT_EQ(ev["attacks"][2]["kind"], "square");
+  EXPECT_EQ(ev["attacks"][2]["loss"], "cw");
+  EXPECT_EQ(ev["attacks"][2]["steps"], 20);
   for (const auto& a : ev["attacks"])
     EXPECT_LE(a["correct"].get<int64_t>(), ev["clean"]["correct"].get<int64_t>());
+
+  for (const auto& a : ev["attacks"])
+    EXPECT_LE(a["correct"].get<int64_t>(), ev["clean"]["correct"].get<int64_t>());
+}
+
+// A minute of attacks on the CPU (labelled long): their parts run under the sanitizers in
+// attacks_test and eval_test.
+TEST_F(CliTest, EvalRunsAutoattackAsACascade) {
+  // `autoattack --cascade`: AutoAttack's standard four as it runs them, each on what the ones
+  // before left robust; the rows count what survives.
+  const std::string json_out = tmp.file("autoattack.json");
+  const RunResult r = run_advft("eval --checkpoint " + pretrain() + "/last.safetensors --json " +
+                                json_out + " --attack autoattack --cascade --limit 10");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* row :
+       {"then APGD-CE-100 Linf eps=8/255", "then APGD-T-100 Linf eps=8/255 targets=9",
+        "then FAB-T-100 Linf eps=8/255 targets=9", "then Square-5000 Linf eps=8/255"}) {
+    EXPECT_NE(r.output.find(row), std::string::npos) << row << "\n" << r.output;
+  }
+  const json ev = json::parse(read_bytes(json_out));
+  ASSERT_EQ(ev["attacks"].size(), 4u);
+  EXPECT_TRUE(ev["cascade"].get<bool>());
+  for (std::size_t a = 1; a < 4; ++a) {
+    EXPECT_LE(ev["attacks"][a]["correct"].get<int64_t>(),
+              ev["attacks"][a - 1]["correct"].get<int64_t>());
+  }
+  EXPECT_EQ(ev["worst_case"]["correct"], ev["attacks"][3]["correct"]);
 }
 
 // TRADES fine-tuning end to end: the objective is recorded, validated and resumable.

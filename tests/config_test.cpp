@@ -90,6 +90,9 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
   EXPECT_NE(config_error(json::parse(R"({"eval": {"attacks": ["pgd:stepz=3"]}})"))
                 .find("eval.attacks[0]"),
             std::string::npos);
+  EXPECT_NE(config_error(json::parse(R"({"eval": {"attacks": ["fgsm", "autoattack:steps=3"]}})"))
+                .find("eval.attacks[1] \"autoattack:steps=3\": autoattack takes eps and norm"),
+            std::string::npos);
   EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 3}})")), "");
   EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": -1})")),
             "config: cudnn_benchmark_limit = -1: must be in [0, 10000] (0: time every "
@@ -134,9 +137,12 @@ TEST(Config, SyntaxErrorGivesLineAndColumn) {
 }
 
 TEST(Config, ResolvedConfigRoundTrips) {
-  RunConfig c = load_run_config(
-      Command::kFinetune, "", {"train.epochs=4", "model.arch=wrn34_10", "cudnn_benchmark_limit=0"});
+  RunConfig c = load_run_config(Command::kFinetune, "",
+                                {"train.epochs=4", "model.arch=wrn34_10", "cudnn_benchmark_limit=0",
+                                 "eval.cascade=true", "eval.attacks=[\"autoattack\"]"});
   EXPECT_EQ(c.cudnn_benchmark_limit, 0);
+  EXPECT_TRUE(c.eval.cascade);
+  EXPECT_EQ(c.eval.attacks, std::vector<std::string>{"autoattack"});
   EXPECT_EQ(default_config(Command::kFinetune).cudnn_benchmark_limit, 10);  // PyTorch's default
   EXPECT_EQ(default_config(Command::kFinetune).cudnn_benchmark_limit,
             runtime::kDefaultCudnnBenchmarkLimit);

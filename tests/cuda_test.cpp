@@ -373,7 +373,9 @@ TEST(CudaGraphs, CapturedEvaluationCountsLikeTheEagerOne_CUDA) {
       attacks::parse_attack_spec("fgsm", {}, "test"),
       attacks::parse_attack_spec("pgd:steps=5", {}, "test"),
       attacks::parse_attack_spec("apgd:steps=10", {}, "test"),
-      attacks::parse_attack_spec("apgd_t:steps=5,targets=3", {}, "test")};
+      attacks::parse_attack_spec("apgd_t:steps=5,targets=3", {}, "test"),
+      attacks::parse_attack_spec("fab_t:steps=10,targets=3", {}, "test"),
+      attacks::parse_attack_spec("square:steps=50", {}, "test")};  // eager in both: no graph
   eval::EvalOptions options;
   options.batch_size = 128;  // 8 batches: 2 eager, 5 replays, the partial last one eager
   options.precision = runtime::Precision::kBf16;
@@ -440,7 +442,9 @@ TEST(Training, TrainsAndEvaluatesOnTheGpuInBf16_CUDA) {
       dir.file("run/best.safetensors") + " --out " + dir.file("trades") + common);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = run_advft("eval --checkpoint " + dir.file("trades/best.safetensors") + common +
-                " --precision bf16 --attack apgd:steps=10 --attack apgd_t:steps=5,targets=3");
+                " --precision bf16 --attack apgd:steps=10 --attack apgd_t:steps=5,targets=3 "
+                "--attack square:steps=50 --attack square:steps=50,norm=l2,eps=0.5 "
+                "--attack fab_t:steps=10,targets=3 --attack fab_t:steps=10,norm=l2,eps=0.5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 

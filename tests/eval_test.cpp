@@ -48,5 +48,41 @@ TEST(Evaluator, CountsCleanAttacksAndWorstCaseAndRestoresTheMode) {
   EXPECT_NE(table.find(strong.name), std::string::npos);
 }
 
+// A cascade attacks only what is still robust, and ends where attacking everything ends: with
+// attacks that are deterministic per image (no random start, eval-mode BatchNorm), exactly.
+TEST(Evaluator, ACascadeCountsWhatSurvivesEachAttackAndTheOnesBefore) {
+  torch::manual_seed(0);
+  testing::TinyNet model(3, 10);
+  data::Dataset d = random_data(60);
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = d.images.to(torch::kFloat) / 255.0;
+    for (int i = 0; i < 30; ++i)
+      model->forward(x);  // BatchNorm's running statistics of these images
+    model->eval();
+    d.labels = model->forward(x).argmax(1);  // labels it gets right, so there is work to do
+  }
+  attacks::AttackOptions base;
+  const auto fgsm = attacks::parse_attack_spec("fgsm:eps=8/255", base, "test");
+  const auto pgd = attacks::parse_attack_spec("pgd:eps=14/255,steps=3,rs=false", base, "test");
+  EvalOptions options;
+  options.batch_size = 16;
+  const EvalReport each = evaluate(*model, d, {fgsm, pgd}, options, torch::kCPU);
+  const EvalReport fgsm_only = evaluate(*model, d, {fgsm}, options, torch::kCPU);
+  options.cascade = true;
+  const EvalReport cascade = evaluate(*model, d, {fgsm, pgd}, options, torch::kCPU);
+  EXPECT_TRUE(cascade.cascade);
+  EXPECT_EQ(cascade.clean_correct, 60);
+  EXPECT_EQ(cascade.attacks[0].correct, fgsm_only.worst_case_correct);
+  EXPECT_EQ(cascade.attacks[1].correct, each.worst_case_correct);
+  EXPECT_EQ(cascade.worst_case_correct, each.worst_case_correct);
+  ASSERT_LT(each.worst_case_correct, fgsm_only.worst_case_correct);  // the second one mattered
+  ASSERT_GT(each.worst_case_correct, 0);
+  ASSERT_LT(fgsm_only.worst_case_correct, 60);
+  EXPECT_NE(format_table(cascade).find("then PGD-3 Linf eps=14/255"), std::string::npos)
+      << format_table(cascade);
+  EXPECT_EQ(to_json(cascade)["cascade"], true);
+}
+
 }  // namespace
 }  // namespace advft::eval

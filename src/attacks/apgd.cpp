@@ -149,19 +149,10 @@ torch::Tensor apgd(models::ClassifierImpl& model, const torch::Tensor& x, const 
 torch::Tensor apgd_targeted(models::ClassifierImpl& model, const torch::Tensor& x,
                             const torch::Tensor& y, const AttackOptions& options) {
   detail::check_inputs(x, y);
-  torch::Tensor clean_logits;
-  {
-    torch::NoGradGuard no_grad;
-    clean_logits = model.forward(x);
-  }
-  const int64_t classes = clean_logits.size(1);
-  detail::check_classes(options, classes);
-  const int64_t targets = std::min(options.targets, classes - 1);
-  // Classes by the clean logits, largest first: rank 0 is (usually) the true class.
-  const torch::Tensor ranked = std::get<1>(clean_logits.topk(targets + 1, 1));
+  const torch::Tensor targets = detail::ranked_targets(model, x, options);
   Candidate worst;
-  for (int64_t rank = 1; rank <= targets; ++rank) {
-    const torch::Tensor target = ranked.select(1, rank);
+  for (int64_t rank = 0; rank < targets.size(1); ++rank) {
+    const torch::Tensor target = targets.select(1, rank);
     const LossFn loss = [y, target](const torch::Tensor& logits) {
       return targeted_dlr_loss(logits, y, target);
     };

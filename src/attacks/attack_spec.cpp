@@ -34,6 +34,29 @@ bool is_apgd(const std::string& kind) {
   return kind == "apgd" || kind == "apgd_t";
 }
 
+// The attacks that choose their own steps (or take none): no step_size, no random_start.
+bool sets_own_steps(const std::string& kind) {
+  return is_apgd(kind) || kind == "square" || kind == "fab_t";
+}
+
+bool is_targeted(const std::string& kind) {
+  return kind == "apgd_t" || kind == "fab_t";
+}
+
+// Why an attack that sets its own steps refuses step_size and random_start.
+std::string own_steps_reason(const std::string& kind) {
+  if (kind == "square") {
+    return "Square has no step size and always starts from its own random pattern (it searches "
+           "over windows of the ball's edge)";
+  }
+  if (kind == "fab_t") {
+    return "FAB-T has no step size (it projects onto the linearized boundary) and starts from the "
+           "clean image, then from random points for later restarts";
+  }
+  return "APGD chooses its own step size (2 eps, halved as it goes) and always starts at a "
+         "random point";
+}
+
 bool parse_bool(const std::string& text, const std::string& context) {
   if (text == "true" || text == "1" || text == "on") return true;
   if (text == "false" || text == "0" || text == "off") return false;
@@ -58,22 +81,49 @@ int64_t parse_int(const std::string& text, const std::string& context) {
 
 std::string describe_attack(const AttackOptions& o) {
   std::ostringstream out;
-  const bool apgd = is_apgd(o.kind);
   if (o.kind == "fgsm") {
     out << (o.random_start ? "FGSM-RS" : "FGSM");
   } else if (o.kind == "apgd_t") {
     out << "APGD-T-" << o.steps;
-  } else if (apgd) {
+  } else if (o.kind == "apgd") {
     out << "APGD-" << upper(o.loss) << "-" << o.steps;
+  } else if (o.kind == "square") {
+    out << "Square-" << o.steps;
+  } else if (o.kind == "fab_t") {
+    out << "FAB-T-" << o.steps;
   } else {
     out << "PGD-" << o.steps;
   }
   if (o.kind != "fgsm" && o.restarts > 1) out << "x" << o.restarts;
-  if (!apgd && o.loss != "ce") out << " " << upper(o.loss);
+  // The loss where it is a choice and not the attack's usual one.
+  const char* usual_loss = o.kind == "square" ? "cw" : "ce";
+  if (!is_apgd(o.kind) && o.kind != "fab_t" && o.loss != usual_loss) out << " " << upper(o.loss);
   out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
-  if (o.kind == "apgd_t") out << " targets=" << o.targets;
-  if (!apgd && (o.kind != "fgsm" || o.random_start)) out << " step=" << format_pixels(o.step_size);
+  if (is_targeted(o.kind)) out << " targets=" << o.targets;
+  if (!sets_own_steps(o.kind) && (o.kind != "fgsm" || o.random_start))
+    out << " step=" << format_pixels(o.step_size);
   return out.str();
+}
+
+std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const AttackOptions& base,
+                                            const std::string& where) {
+  const auto colon = spec.find(':');
+  if (spec.substr(0, colon) != "autoattack") return {parse_attack_spec(spec, base, where)};
+  const std::string options = colon == std::string::npos ? "" : spec.substr(colon);
+  std::stringstream items(options.empty() ? "" : options.substr(1));
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const std::string key = item.substr(0, item.find('='));
+    if (key != "eps" && key != "norm") {
+      throw ConfigError(where + " \"" + spec + "\": autoattack takes eps and norm only (got \"" +
+                        key + "\"); to change an attack's settings, give the four one by one: " +
+                        "apgd, apgd_t, fab_t, square");
+    }
+  }
+  std::vector<NamedAttack> out;
+  for (const char* kind : {"apgd", "apgd_t", "fab_t", "square"})
+    out.push_back(parse_attack_spec(kind + options, base, where + " \"" + spec + "\":"));
+  return out;
 }
 
 NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
@@ -109,9 +159,23 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
     o.restarts = 1;
     o.targets = 9;
     o.random_start = true;
+  } else if (kind == "fab_t" || kind == "fab-t") {
+    // AutoAttack's FAB-T: 100 steps, one restart, nine target classes.
+    o.kind = "fab_t";
+    o.steps = 100;
+    o.restarts = 1;
+    o.targets = 9;
+    o.random_start = true;
+  } else if (kind == "square") {
+    // AutoAttack's: 5000 queries, one restart, the margin loss.
+    o.kind = "square";
+    o.loss = "cw";
+    o.steps = 5000;
+    o.restarts = 1;
+    o.random_start = true;
   } else {
     throw ConfigError(context + ": unknown attack \"" + kind +
-                      "\" (known: fgsm, pgd, pgd_l2, apgd, apgd_dlr, apgd_t)");
+                      "\" (known: fgsm, pgd, pgd_l2, apgd, apgd_dlr, apgd_t, fab_t, square)");
   }
   bool eps_given = false;
   bool step_given = false;
@@ -126,10 +190,9 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
       std::string key = item.substr(0, eq);
       std::string value = item.substr(eq + 1);
       std::string key_context = context + " " + key;
-      if (is_apgd(o.kind) && (key == "step_size" || key == "alpha" || key == "step" ||
-                              key == "random_start" || key == "rs")) {
-        throw ConfigError(key_context + ": APGD chooses its own step size (2 eps, halved as it " +
-                          "goes) and always starts at a random point; drop " + key);
+      if (sets_own_steps(o.kind) && (key == "step_size" || key == "alpha" || key == "step" ||
+                                     key == "random_start" || key == "rs")) {
+        throw ConfigError(key_context + ": " + own_steps_reason(o.kind) + "; drop " + key);
       }
       if (key == "eps") {
         o.eps = config::parse_number(value, key_context);
@@ -145,16 +208,17 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
         o.norm = value;
       } else if (key == "random_start" || key == "rs") {
         o.random_start = parse_bool(value, key_context);
-      } else if (key == "loss" && o.kind != "apgd_t") {
+      } else if (key == "loss" && !is_targeted(o.kind)) {
         o.loss = value;
       } else if (key == "loss") {
-        throw ConfigError(key_context +
-                          ": apgd_t always ascends the targeted DLR loss; drop loss " +
-                          "or use apgd:loss=" + value);
-      } else if (key == "targets" && o.kind == "apgd_t") {
+        throw ConfigError(key_context + ": " + o.kind +
+                          (o.kind == "fab_t" ? " follows the logit difference to its target"
+                                             : " always ascends the targeted DLR loss") +
+                          "; drop loss or use apgd:loss=" + value);
+      } else if (key == "targets" && is_targeted(o.kind)) {
         o.targets = parse_int(value, key_context);
       } else if (key == "targets") {
-        throw ConfigError(key_context + ": only apgd_t has target classes");
+        throw ConfigError(key_context + ": only apgd_t and fab_t have target classes");
       } else {
         throw ConfigError(context + ": unknown option \"" + key +
                           "\" (known: eps, step_size, steps, restarts, norm, random_start, " +
@@ -164,6 +228,8 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   }
   if (is_apgd(o.kind)) {
     o.step_size = 2.0 * o.eps;  // recorded as APGD's first step
+  } else if (o.kind == "square" || o.kind == "fab_t") {
+    o.step_size = 0.0;  // none: Square sets windows to the ball's edge, FAB projects
   } else if (eps_given && !step_given) {
     // Keep the step/eps ratio of the base attack (2/255 for 8/255): the usual way step sizes
     // are chosen, and it keeps "pgd:eps=4/255" meaningful without spelling out the step.

@@ -1,7 +1,9 @@
 #include "advft/attacks/attacks.h"
 
 #include "advft/attacks/apgd.h"
+#include "advft/attacks/fab.h"
 #include "advft/attacks/losses.h"
+#include "advft/attacks/square.h"
 #include "advft/error.h"
 #include "shared.h"
 
@@ -63,12 +65,16 @@ torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
   if (options.kind == "pgd") return pgd(model, x, y, options);
   if (options.kind == "apgd") return apgd(model, x, y, options);
   if (options.kind == "apgd_t") return apgd_targeted(model, x, y, options);
+  if (options.kind == "square") return square(model, x, y, options);
+  if (options.kind == "fab_t") return fab_targeted(model, x, y, options);
   throw Error("unknown attack kind \"" + options.kind + "\"");
 }
 
 int64_t gradient_passes(const AttackOptions& o) {
   if (o.kind == "fgsm") return 1;
   if (o.kind == "pgd") return o.steps * o.restarts;
+  if (o.kind == "square") return 0;  // forwards only: (steps + 1) x restarts queries
+  if (o.kind == "fab_t") return o.steps * o.restarts * o.targets;  // and as many forwards
   // APGD takes one gradient at its random start and one after each step.
   const int64_t apgd_passes = (o.steps + 1) * o.restarts;
   if (o.kind == "apgd_t") return apgd_passes * o.targets;

@@ -1,5 +1,7 @@
 #include "shared.h"
 
+#include <algorithm>
+
 #include "advft/attacks/losses.h"
 #include "advft/error.h"
 
@@ -41,6 +43,17 @@ void check_classes(const AttackOptions& o, int64_t classes) {
                     (targeted ? "targeted DLR" : o.loss) + " loss needs at least " +
                     std::to_string(needed) + " classes, the model has " + std::to_string(classes) +
                     "; use pgd or apgd with loss=ce");
+}
+
+torch::Tensor ranked_targets(models::ClassifierImpl& model, const torch::Tensor& x,
+                             const AttackOptions& o) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = model.forward(x);
+  const int64_t classes = logits.size(1);
+  check_classes(o, classes);
+  const int64_t targets = std::min(o.targets, classes - 1);
+  // By the clean logits, largest first: rank 0 is (usually) the true class.
+  return std::get<1>(logits.topk(targets + 1, 1)).slice(1, 1);
 }
 
 LossFn untargeted_loss(const AttackOptions& o, const torch::Tensor& y) {

@@ -33,6 +33,12 @@ void check_inputs(const torch::Tensor& x, const torch::Tensor& y);
 /// attack's loss (DLR compares the three largest logits, its targeted form four).
 void check_classes(const AttackOptions& o, int64_t classes);
 
+/// The classes a targeted attack aims at, [B, targets]: per image the o.targets classes (at most
+/// classes - 1) the model ranks highest on x after its top one, most likely first. Checks the
+/// class count (check_classes) on the way.
+torch::Tensor ranked_targets(models::ClassifierImpl& model, const torch::Tensor& x,
+                             const AttackOptions& o);
+
 /// The untargeted loss the options name (o.loss), checking the class count on its first call.
 LossFn untargeted_loss(const AttackOptions& o, const torch::Tensor& y);
 

@@ -42,6 +42,7 @@ struct EvalCliOptions {
   std::string graphs;
   int64_t batch_size = 0;
   int64_t limit = 0;
+  bool cascade = false;
   uint64_t seed = 0;
   int64_t threads = 0;
   bool verbose = false;
@@ -112,12 +113,15 @@ void run_eval(const EvalCliOptions& o) {
   std::vector<std::string> specs = o.attacks;
   if (specs.empty()) specs = run->eval.attacks;
   std::vector<attacks::NamedAttack> attacks;
-  for (const auto& spec : specs)
-    attacks.push_back(attacks::parse_attack_spec(spec, base, "--attack"));
+  for (const auto& spec : specs) {
+    for (auto& attack : attacks::parse_attack_specs(spec, base, "--attack"))
+      attacks.push_back(std::move(attack));
+  }
 
   eval::EvalOptions options;
   options.batch_size = o.batch_size > 0 ? o.batch_size : run->eval.batch_size;
   options.limit = o.limit > 0 ? o.limit : run->eval.limit;
+  options.cascade = o.cascade || run->eval.cascade;
   options.seed = o.seed;
 
   const torch::Device device = runtime::resolve_device(o.device);
@@ -195,7 +199,10 @@ void setup_eval(CLI::App& app) {
   command->add_option("-a,--attack", o->attacks,
                       "Attack spec, repeatable: fgsm, pgd:steps=20,eps=8/255,step_size=2/255, "
                       "pgd:restarts=5, pgd_l2:eps=0.5, pgd:loss=cw, apgd (APGD-CE-100), apgd_dlr, "
-                      "apgd_t (AutoAttack's targeted APGD) (default: fgsm and PGD-20 at the "
+                      "apgd_t (AutoAttack's targeted APGD), fab_t (targeted FAB, minimum "
+                      "norm), square (Square Attack, 5000 queries, no gradients), autoattack "
+                      "(the four of AutoAttack's standard version; autoattack:eps=8/255,norm=linf) "
+                      "(default: fgsm and PGD-20 at the "
                       "checkpoint's training eps)");
   command->add_option("-c,--config", o->config,
                       "Take data and eval settings from this config instead of the checkpoint (and "
@@ -221,6 +228,9 @@ void setup_eval(CLI::App& app) {
                    "Evaluate only the first N test images (of an image folder, sorted by class: N "
                    "spread evenly over it)")
       ->check(at_least(1));
+  command->add_flag("--cascade", o->cascade,
+                    "Each attack only on the images the earlier ones left robust, as AutoAttack "
+                    "does (rows then count what survives each attack and those before it)");
   command->add_option("--seed", o->seed, "Seed of the attacks' random starts");
   command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));
   command->add_flag("-v,--verbose", o->verbose, "Debug logging");

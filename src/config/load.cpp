@@ -298,6 +298,7 @@ void read_eval(JsonReader& root, EvalConfig& e) {
   r.read("batch_size", e.batch_size);
   r.read("attacks", e.attacks);
   r.read("limit", e.limit);
+  r.read("cascade", e.cascade);
   r.finish();
 }
 
@@ -425,8 +426,8 @@ void validate(const RunConfig& c) {
   require(c.eval.limit >= 0, "eval.limit", std::to_string(c.eval.limit), "must be >= 0");
   for (std::size_t i = 0; i < c.eval.attacks.size(); ++i) {
     // Parsing is the validation: it throws a ConfigError naming the spec.
-    attacks::parse_attack_spec(c.eval.attacks[i], c.attack,
-                               "eval.attacks[" + std::to_string(i) + "]");
+    attacks::parse_attack_specs(c.eval.attacks[i], c.attack,
+                                "eval.attacks[" + std::to_string(i) + "]");
   }
   require(c.threads >= 0, "threads", std::to_string(c.threads), "must be >= 0");
   const std::vector<std::string> precisions = {"auto", "fp32", "tf32", "bf16", "fp16"};
@@ -526,7 +527,10 @@ json to_json(const RunConfig& c) {
         {"val_attack", attack_to_json(c.train.val_attack)},
         {"val_batch_size", c.train.val_batch_size}}},
       {"eval",
-       {{"batch_size", c.eval.batch_size}, {"attacks", c.eval.attacks}, {"limit", c.eval.limit}}},
+       {{"batch_size", c.eval.batch_size},
+        {"attacks", c.eval.attacks},
+        {"limit", c.eval.limit},
+        {"cascade", c.eval.cascade}}},
       {"device", c.device},
       {"threads", c.threads},
       {"precision", c.precision},

@@ -82,6 +82,7 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
 
   EvalReport report;
   report.total = data.size();
+  report.cascade = options.cascade;
   for (const auto& attack : attacks)
     report.attacks.push_back({attack.name, attack.options, 0, 0.0, 0.0});
 
@@ -91,7 +92,12 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
       graphed_correct_mask(model, nullptr, options, "the clean evaluation");
   std::vector<std::unique_ptr<runtime::GraphedCall>> attack_rows;
   for (const auto& attack : attacks) {
-    attack_rows.push_back(graphed_correct_mask(model, &attack.options, options,
+    // Square's thousands of forwards would make a graph of hundreds of thousands of kernels,
+    // costly to build, for launches that its large forwards hide anyway: it runs eagerly.
+    EvalOptions row_options = options;
+    if (attack.options.kind == "square" || options.cascade)
+      row_options.graphs = runtime::GraphMode::kOff;
+    attack_rows.push_back(graphed_correct_mask(model, &attack.options, row_options,
                                                "the evaluation under " + attack.name));
   }
 
@@ -106,10 +112,20 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
       // Also between attacks: a strong one on a large batch takes a while, longest on the CPU.
       if (a > 0) runtime::throw_if_stopped("evaluation");
       const auto attack_start = Clock::now();
-      const torch::Tensor correct = (*attack_rows[a])({batch.images, batch.labels})[0];
-      report.attacks[a].correct += correct.sum().item<int64_t>();
+      if (options.cascade) {
+        const torch::Tensor still = robust.nonzero().squeeze(1);
+        if (still.numel() > 0) {
+          const torch::Tensor correct = (*attack_rows[a])(
+              {batch.images.index_select(0, still), batch.labels.index_select(0, still)})[0];
+          robust.index_put_({still}, correct);
+        }
+        report.attacks[a].correct += robust.sum().item<int64_t>();
+      } else {
+        const torch::Tensor correct = (*attack_rows[a])({batch.images, batch.labels})[0];
+        report.attacks[a].correct += correct.sum().item<int64_t>();
+        robust = robust & correct;
+      }
       report.attacks[a].seconds += seconds_since(attack_start);
-      robust = robust & correct;
     }
     report.worst_case_correct += robust.sum().item<int64_t>();
     if (progress)
@@ -134,6 +150,7 @@ nlohmann::json to_json(const EvalReport& r) {
     attacks.push_back(entry);
   }
   return {{"total", r.total},
+          {"cascade", r.cascade},
           {"clean", {{"correct", r.clean_correct}, {"accuracy", r.clean_accuracy}}},
           {"attacks", attacks},
           {"worst_case", {{"correct", r.worst_case_correct}, {"accuracy", r.worst_case_accuracy}}},
@@ -143,7 +160,7 @@ nlohmann::json to_json(const EvalReport& r) {
 std::string format_table(const EvalReport& r) {
   std::size_t width = std::string("worst case (all attacks)").size();
   for (const auto& a : r.attacks)
-    width = std::max(width, a.name.size());
+    width = std::max(width, a.name.size() + (r.cascade ? 5 : 0));
   std::ostringstream out;
   out << std::fixed << std::setprecision(2);
   auto row = [&](const std::string& name, int64_t correct, double accuracy) {
@@ -156,8 +173,9 @@ std::string format_table(const EvalReport& r) {
       << "  "
       << "correct\n";
   row("clean", r.clean_correct, r.clean_accuracy);
+  // A cascade's rows are cumulative: what survives this attack and every one before it.
   for (const auto& a : r.attacks)
-    row(a.name, a.correct, a.accuracy);
+    row((r.cascade ? "then " : "") + a.name, a.correct, a.accuracy);
   if (r.attacks.size() > 1)
     row("worst case (all attacks)", r.worst_case_correct, r.worst_case_accuracy);
   return out.str();

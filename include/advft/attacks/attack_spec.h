@@ -2,6 +2,7 @@
 // Attack specs as users write them: "fgsm", "pgd:steps=20,eps=8/255", "pgd:norm=l2,eps=0.5",
 // "apgd", "apgd_t:targets=3".
 #include <string>
+#include <vector>
 
 #include "advft/config/config.h"
 
@@ -23,6 +24,12 @@ struct NamedAttack {
 /// 9 targets. `where` names the source (a flag or config key) in ConfigError messages.
 NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
                               const std::string& where);
+
+/// The attacks one spec names: parse_attack_spec's one, or for "autoattack[:eps=E,norm=N]"
+/// AutoAttack's standard evaluation, APGD-CE, APGD-T, FAB-T and Square at their defaults (over
+/// `base`'s eps and norm unless given), as four attacks.
+std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const AttackOptions& base,
+                                            const std::string& where);
 
 /// Short human name of an attack ("PGD-20 Linf eps=8/255 step=2/255").
 std::string describe_attack(const AttackOptions& options);

@@ -20,12 +20,13 @@ torch::Tensor fgsm(models::ClassifierImpl& model, const torch::Tensor& x, const 
 torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                   const AttackOptions& options);
 
-/// Dispatches on options.kind ("fgsm", "pgd", "apgd" or "apgd_t"; the APGD ones in apgd.h).
+/// Dispatches on options.kind ("fgsm", "pgd", "apgd" or "apgd_t", the APGD ones in apgd.h,
+/// "square", square.h, or "fab_t", fab.h).
 torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
                          const torch::Tensor& y, const AttackOptions& options);
 
 /// How many input gradients (forward plus backward passes) the attack takes per batch: what
-/// its cost scales with, for FLOP counts.
+/// its cost scales with, for FLOP counts. Square takes none (it only queries the outputs).
 int64_t gradient_passes(const AttackOptions& options);
 
 }  // namespace advft::attacks

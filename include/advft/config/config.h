@@ -11,7 +11,8 @@ namespace advft::config {
 
 /// One attack, as in configs and `--attack pgd:steps=20,eps=8/255`.
 struct AttackConfig {
-  /// "fgsm", "pgd", "apgd" (Croce & Hein's Auto-PGD) or "apgd_t" (its targeted version)
+  /// "fgsm", "pgd", "apgd" (Croce & Hein's Auto-PGD) or "apgd_t" (its targeted version); for
+  /// evaluations also "square" (Square Attack, gradient-free) and "fab_t" (targeted FAB)
   std::string kind = "pgd";
   std::string norm = "linf";       ///< "linf" or "l2"
   double eps = 8.0 / 255.0;        ///< radius in pixel units ([0,1] images)
@@ -22,7 +23,7 @@ struct AttackConfig {
   /// What the attack ascends: "ce" (cross-entropy), "cw" (Carlini-Wagner margin) or "dlr"
   /// (difference of logits ratio). apgd_t always ascends the targeted DLR.
   std::string loss = "ce";
-  int64_t targets = 9;  ///< apgd_t: the most likely wrong classes, attacked one after another
+  int64_t targets = 9;  ///< apgd_t, fab_t: the most likely wrong classes, attacked in turn
 };
 
 /// Where the images come from and how they are augmented.
@@ -96,6 +97,9 @@ struct EvalConfig {
   int64_t batch_size = 500;
   std::vector<std::string> attacks = {"fgsm", "pgd:steps=20"};  ///< attack specs
   int64_t limit = 0;  ///< evaluate only the first N test images (0 = all)
+  /// Each attack only on the images every earlier one left robust, as AutoAttack runs its four:
+  /// an attack's row counts what is robust after it and those before.
+  bool cascade = false;
 };
 
 /// A whole run.

@@ -30,6 +30,8 @@ struct AttackAccuracy {
 /// What an evaluation measured.
 struct EvalReport {
   int64_t total = 0;
+  /// The attacks ran as a cascade (EvalOptions::cascade): each row's count is cumulative.
+  bool cascade = false;
   int64_t clean_correct = 0;
   double clean_accuracy = 0.0;  ///< percent
   std::vector<AttackAccuracy> attacks;
@@ -50,6 +52,10 @@ struct EvalOptions {
   runtime::GraphMode graphs = runtime::GraphMode::kOff;
   int64_t graph_warmup = 2;
   data::Placement placement = data::Placement::kDevice;  ///< where the test images wait
+  /// Each attack only on the images still robust after the clean pass and every earlier attack
+  /// (AutoAttack's order: no work on what is already lost); rows then count what survives that
+  /// attack and all before it. The subsets vary in size, so attacks run eagerly.
+  bool cascade = false;
 };
 
 /// Why evaluating a model of `model_kind` cannot be captured as CUDA graphs, or "".

@@ -1,0 +1,167 @@
+#include "advft/attacks/fab.h"
+
+#include "shared.h"
+
+namespace advft::attacks {
+namespace {
+
+using detail::Candidate;
+
+// The paper's (and AutoAttack's) constants: the largest weight of the clean image's projection,
+// the overshoot past the linearized boundary, and how far back towards the clean image a fooling
+// point is pulled.
+constexpr double kAlphaMax = 0.1;
+constexpr double kOvershoot = 1.05;
+constexpr double kBacktrack = 0.9;
+// Stands for "no fooling point yet" among distances in pixel units.
+constexpr double kFar = 1e10;
+
+// The norm of each row of [N, D].
+torch::Tensor row_norm(const torch::Tensor& d, const std::string& norm) {
+  return norm == "l2" ? d.norm(2, {1}) : d.abs().amax(1);
+}
+
+// A random start at half the radius, as AutoAttack's restarts after the first.
+torch::Tensor half_radius_start(const torch::Tensor& x, const AttackOptions& o) {
+  torch::Tensor t;
+  if (o.norm == "l2") {
+    t = torch::randn_like(x);
+    t = t / detail::per_example_norm(t);
+  } else {
+    t = torch::rand_like(x) * 2.0 - 1.0;
+    t = t / t.abs().flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1, 1});
+  }
+  return (x + 0.5 * o.eps * t).clamp(0.0, 1.0);
+}
+
+// The logit difference z_target - z_y (>= 0 once the target wins) at `at`, and its gradient.
+std::pair<torch::Tensor, torch::Tensor> difference_and_gradient(models::ClassifierImpl& model,
+                                                                const torch::Tensor& at,
+                                                                const torch::Tensor& y,
+                                                                const torch::Tensor& target) {
+  torch::AutoGradMode enable_grad(true);
+  const torch::Tensor input = at.detach().requires_grad_(true);
+  const torch::Tensor logits = model.forward(input).to(torch::kFloat);
+  const torch::Tensor difference = logits.gather(1, target.view({-1, 1})).squeeze(1) -
+                                   logits.gather(1, y.view({-1, 1})).squeeze(1);
+  const torch::Tensor grad = torch::autograd::grad({difference.sum()}, {input})[0];
+  return {difference.detach(), grad.detach()};
+}
+
+// One FAB-T run against `target`, from x or from a random point.
+Candidate fab_run(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                  const torch::Tensor& target, const torch::Tensor& misclassified,
+                  const AttackOptions& o, bool from_random_point) {
+  const int64_t batch = x.size(0);
+  const torch::Tensor x_flat = x.flatten(1);
+  torch::Tensor point = from_random_point ? half_radius_start(x, o) : x.clone();
+  torch::Tensor closest = x.clone();
+  // Images the model already gets wrong need no search: distance 0.
+  torch::Tensor closest_distance = torch::where(misclassified, torch::zeros({batch}, x.options()),
+                                                torch::full({batch}, kFar, x.options()));
+  for (int64_t i = 0; i < o.steps; ++i) {
+    const auto [difference, grad] = difference_and_gradient(model, point, y, target);
+    // The boundary linearized at `point`: w . x' = b.
+    const torch::Tensor w = grad.flatten(1).to(x.scalar_type());
+    const torch::Tensor b = (w * point.flatten(1)).sum(1) - difference.to(x.scalar_type());
+    const torch::Tensor moves =
+        project_onto_hyperplane_in_box(torch::cat({point.flatten(1), x_flat}, 0),
+                                       torch::cat({w, w}, 0), torch::cat({b, b}, 0), o.norm);
+    const torch::Tensor from_point = moves.slice(0, 0, batch).view_as(x);
+    const torch::Tensor from_clean = moves.slice(0, batch).view_as(x);
+    const torch::Tensor lengths = row_norm(moves, o.norm).clamp_min(1e-8);
+    const torch::Tensor a1 = lengths.slice(0, 0, batch);
+    const torch::Tensor a2 = lengths.slice(0, batch);
+    // The closer the clean image's projection is compared with the point's, the more of it.
+    const torch::Tensor alpha = (a1 / (a1 + a2)).clamp(0.0, kAlphaMax).view({-1, 1, 1, 1});
+    point =
+        ((point + kOvershoot * from_point) * (1.0 - alpha) + (x + kOvershoot * from_clean) * alpha)
+            .clamp(0.0, 1.0);
+
+    torch::Tensor fools;
+    {
+      torch::NoGradGuard no_grad;
+      fools = model.forward(point).argmax(1).ne(y);
+    }
+    const torch::Tensor distance = row_norm((point - x).flatten(1), o.norm);
+    const torch::Tensor closer = fools & distance.lt(closest_distance);
+    closest = torch::where(closer.view({-1, 1, 1, 1}), point, closest);
+    closest_distance = torch::where(closer, distance, closest_distance);
+    point = torch::where(fools.view({-1, 1, 1, 1}), x + (point - x) * kBacktrack, point);
+  }
+  // Within the ball or not at all: an eps-bounded evaluation counts only those.
+  // (The projection only trims rounding past the radius.)
+  const torch::Tensor fooled = closest_distance.le(o.eps * (1.0 + 1e-6));
+  const torch::Tensor inside = x + detail::project(x, closest - x, o);
+  return {torch::where(fooled.view({-1, 1, 1, 1}), inside, x), fooled, -closest_distance};
+}
+
+}  // namespace
+
+torch::Tensor project_onto_hyperplane_in_box(const torch::Tensor& points, const torch::Tensor& w,
+                                             const torch::Tensor& b, const std::string& norm) {
+  TORCH_CHECK(points.dim() == 2 && w.sizes() == points.sizes() && b.dim() == 1 &&
+                  b.size(0) == points.size(0),
+              "project_onto_hyperplane_in_box: points and w [N, D], b [N]");
+  const int64_t dims = points.size(1);
+  // Move towards the hyperplane: flip w where b lies below w . point, so that the move must
+  // raise w . (point + d) by `need` >= 0.
+  const torch::Tensor gap = b - (w * points).sum(1);
+  const torch::Tensor side = gap.sign().unsqueeze(1);
+  const torch::Tensor ws = w * side;
+  const torch::Tensor need = gap.abs().unsqueeze(1);
+  const torch::Tensor up = ws.gt(0);
+  // How far each coordinate can move in its useful direction before leaving the box.
+  const torch::Tensor room =
+      torch::where(up, 1.0 - points, torch::where(ws.lt(0), points, 0.0 * points));
+  const torch::Tensor a = ws.abs();
+  // Moving coordinate i by min(t, room_i) (Linf: every coordinate by the same t) or by
+  // min(t a_i, room_i) (L2: along w), w . d grows piecewise linearly in t, with a kink where each
+  // coordinate hits the box. Sorted by those kinks, the kink where the growth reaches `need`
+  // brackets the t that solves it.
+  const bool l2 = norm == "l2";
+  const torch::Tensor kink =
+      l2 ? torch::where(a.gt(0), room / a.clamp_min(1e-30), torch::full_like(a, 1e30)) : room;
+  const torch::Tensor slope = l2 ? a * a : a;
+  const torch::Tensor capped = a * room;  // a coordinate's gain once it has hit the box
+  const auto [sorted_kink, order] = kink.sort(1);
+  const torch::Tensor sorted_slope = slope.gather(1, order);
+  const torch::Tensor sorted_capped = capped.gather(1, order);
+  const torch::Tensor capped_before = sorted_capped.cumsum(1) - sorted_capped;
+  const torch::Tensor slope_from = sorted_slope.flip(1).cumsum(1).flip(1);
+  const torch::Tensor gain_at_kink = capped_before + sorted_kink * slope_from;
+  const torch::Tensor first = gain_at_kink.lt(need).sum(1, /*keepdim=*/true);  // [N, 1]
+  const torch::Tensor reachable = first.lt(dims);
+  const torch::Tensor at = first.clamp_max(dims - 1);
+  torch::Tensor t =
+      (need - capped_before.gather(1, at)) / slope_from.gather(1, at).clamp_min(1e-30);
+  t = torch::where(reachable, t, torch::full_like(t, 1e30));  // out of reach: every room used
+  const torch::Tensor magnitude = l2 ? torch::min(t * a, room) : torch::min(t, room);
+  return ws.sign() * magnitude;  // w . d = side * (ws . d) = side * need = gap
+}
+
+torch::Tensor fab_targeted(models::ClassifierImpl& model, const torch::Tensor& x,
+                           const torch::Tensor& y, const AttackOptions& options) {
+  detail::check_inputs(x, y);
+  if (options.eps == 0.0) return x.clone();
+  const torch::Tensor targets = detail::ranked_targets(model, x, options);
+  torch::Tensor misclassified;
+  {
+    torch::NoGradGuard no_grad;
+    misclassified = model.forward(x).argmax(1).ne(y);
+  }
+  Candidate worst;
+  for (int64_t rank = 0; rank < targets.size(1); ++rank) {
+    for (int64_t r = 0; r < options.restarts; ++r) {
+      Candidate next = fab_run(model, x, y, targets.select(1, rank), misclassified, options, r > 0);
+      if (!worst.x_adv.defined()) {
+        worst = std::move(next);
+      } else {
+        detail::keep_worst(worst, next);
+      }
+    }
+  }
+  return worst.x_adv.detach();
+}
+
+}  // namespace advft::attacks
