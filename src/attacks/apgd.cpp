@@ -20,20 +20,6 @@ torch::Tensor as_image_mask(const torch::Tensor& per_example) {
   return per_example.view({-1, 1, 1, 1});
 }
 
-// A random point at distance eps from x (clamped to the box): AutoAttack's start, on the
-// surface of the ball rather than inside it.
-torch::Tensor random_point(const torch::Tensor& x, const AttackOptions& o) {
-  torch::Tensor t;
-  if (o.norm == "l2") {
-    t = torch::randn_like(x);
-    t = t / detail::per_example_norm(t);
-  } else {
-    t = torch::rand_like(x) * 2.0 - 1.0;
-    t = t / as_image_mask(t.abs().flatten(1).amax(1).clamp_min(1e-12));
-  }
-  return (x + o.eps * t).clamp(0.0, 1.0);
-}
-
 // x + the projection of (point - x): the point moved into the ball around x and the box (the
 // clamp again because x + (p - x) may round one ulp past 1).
 torch::Tensor into_ball(const torch::Tensor& x, const torch::Tensor& point,
@@ -45,7 +31,8 @@ torch::Tensor into_ball(const torch::Tensor& x, const torch::Tensor& point,
 Candidate apgd_run(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                    const AttackOptions& o, const LossFn& loss_fn) {
   const std::vector<int64_t> checkpoints = apgd_checkpoints(o.steps);
-  torch::Tensor x_adv = random_point(x, o);
+  // AutoAttack's start: on the surface of the ball rather than inside it.
+  torch::Tensor x_adv = detail::random_point_at(x, o, o.eps);
   detail::LossAndGradient at = detail::loss_and_gradient(model, x_adv, loss_fn);
   torch::Tensor grad = at.grad;
 

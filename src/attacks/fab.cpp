@@ -21,19 +21,6 @@ torch::Tensor row_norm(const torch::Tensor& d, const std::string& norm) {
   return norm == "l2" ? d.norm(2, {1}) : d.abs().amax(1);
 }
 
-// A random start at half the radius, as AutoAttack's restarts after the first.
-torch::Tensor half_radius_start(const torch::Tensor& x, const AttackOptions& o) {
-  torch::Tensor t;
-  if (o.norm == "l2") {
-    t = torch::randn_like(x);
-    t = t / detail::per_example_norm(t);
-  } else {
-    t = torch::rand_like(x) * 2.0 - 1.0;
-    t = t / t.abs().flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1, 1});
-  }
-  return (x + 0.5 * o.eps * t).clamp(0.0, 1.0);
-}
-
 // The logit difference z_target - z_y (>= 0 once the target wins) at `at`, and its gradient.
 std::pair<torch::Tensor, torch::Tensor> difference_and_gradient(models::ClassifierImpl& model,
                                                                 const torch::Tensor& at,
@@ -54,7 +41,8 @@ Candidate fab_run(models::ClassifierImpl& model, const torch::Tensor& x, const t
                   const AttackOptions& o, bool from_random_point) {
   const int64_t batch = x.size(0);
   const torch::Tensor x_flat = x.flatten(1);
-  torch::Tensor point = from_random_point ? half_radius_start(x, o) : x.clone();
+  // Restarts after the first start at half the radius, as AutoAttack's.
+  torch::Tensor point = from_random_point ? detail::random_point_at(x, o, 0.5 * o.eps) : x.clone();
   torch::Tensor closest = x.clone();
   // Images the model already gets wrong need no search: distance 0.
   torch::Tensor closest_distance = torch::where(misclassified, torch::zeros({batch}, x.options()),

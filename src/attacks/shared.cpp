@@ -11,6 +11,18 @@ torch::Tensor per_example_norm(const torch::Tensor& t) {
   return t.flatten(1).norm(2, {1}).clamp_min(1e-12).view({-1, 1, 1, 1});
 }
 
+torch::Tensor random_point_at(const torch::Tensor& x, const AttackOptions& o, double radius) {
+  torch::Tensor t;
+  if (o.norm == "l2") {
+    t = torch::randn_like(x);
+    t = t / per_example_norm(t);
+  } else {
+    t = torch::rand_like(x) * 2.0 - 1.0;
+    t = t / t.abs().flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1, 1});
+  }
+  return (x + radius * t).clamp(0.0, 1.0);
+}
+
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& delta, const AttackOptions& o) {
   torch::Tensor d;
   if (o.norm == "l2") {

@@ -16,6 +16,10 @@ using LossFn = std::function<torch::Tensor(const torch::Tensor& logits)>;
 /// L2 norm of each example, shaped to broadcast over C, H, W.
 torch::Tensor per_example_norm(const torch::Tensor& t);
 
+/// A random point at distance `radius` from x in the attack's norm (uniform signs scaled to Linf
+/// `radius`, or a Gaussian direction for L2), clamped to the box.
+torch::Tensor random_point_at(const torch::Tensor& x, const AttackOptions& o, double radius);
+
 /// Projects a perturbation onto the eps-ball and keeps x + delta inside [0, 1].
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& delta, const AttackOptions& o);
 
