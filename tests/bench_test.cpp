@@ -130,6 +130,12 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_EQ(bad_loops.exit_code, 2);
   EXPECT_NE(bad_loops.output.find("--loops at,train: \"train\" is not a loop"), std::string::npos)
       << bad_loops.output;
+  const RunResult bad_attack = run_advft("bench --attack square --device cpu");
+  EXPECT_EQ(bad_attack.exit_code, 2);
+  EXPECT_NE(bad_attack.output.find("--attack square: bench times a training step; square is an "
+                                   "evaluation attack"),
+            std::string::npos)
+      << bad_attack.output;
   EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
   EXPECT_EQ(run_advft("bench --cudnn-benchmark-limit -1 --device cpu").exit_code, 2);
   // A --json that cannot be written is found before the benchmark, not after it.
