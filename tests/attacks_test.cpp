@@ -517,6 +517,23 @@ TEST(Square, FoolsALinearModelInL2WhatHalfTheRadiusFools) {
   }
 }
 
+TEST(Square, L2OnImagesTooSmallForItsWindowsIsOneLine) {
+  torch::manual_seed(0);
+  LinearNet model(4, 10, 1.0);
+  const torch::Tensor x = torch::rand({2, 1, 2, 2});
+  const torch::Tensor y = torch::zeros({2}, torch::kLong);
+  try {
+    run_attack(*model, x, y, apgd_options("square:norm=l2,eps=0.5,steps=5"));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs images of at least 3x3 pixels, got 2x2"),
+              std::string::npos)
+        << e.what();
+  }
+  // Linf windows shrink to single pixels: it runs.
+  EXPECT_NO_THROW(run_attack(*model, x, y, apgd_options("square:eps=0.1,steps=5")));
+}
+
 TEST(Square, ShrinksItsWindowOnAutoAttacksSchedule) {
   EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 0, 5000), 0.8);
   EXPECT_DOUBLE_EQ(square_window_fraction(0.8, 5, 5000), 0.8);           // 10 of 10,000

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "advft/attacks/losses.h"
+#include "advft/error.h"
 #include "shared.h"
 
 namespace advft::attacks {
@@ -226,6 +227,11 @@ torch::Tensor square(models::ClassifierImpl& model, const torch::Tensor& x, cons
   detail::check_inputs(x, y);
   torch::NoGradGuard no_grad;  // queries only: no gradient is ever taken
   if (options.eps == 0.0) return x.clone();
+  if (options.norm == "l2" && std::min(x.size(2), x.size(3)) < 3) {
+    throw ConfigError("attack " + describe_attack(options) +
+                      ": the L2 Square Attack needs images of at least 3x3 pixels, got " +
+                      std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)));
+  }
   const auto run = [&] {
     return options.norm == "l2" ? l2_run(model, x, y, options) : linf_run(model, x, y, options);
   };
