@@ -27,23 +27,24 @@ int64_t round_half_even(double value) {
   return static_cast<int64_t>(std::nearbyint(value));
 }
 
-// One random side x side window per image: a [B, 1, H, W] mask, and its top-left corner.
+// One random side x side window per image: a [B, 1, H, W] mask, and each pixel's row and column
+// counted from the window's top-left corner.
 struct Window {
   torch::Tensor mask;
-  torch::Tensor top;   // [B, 1, 1, 1]
-  torch::Tensor left;  // [B, 1, 1, 1]
+  torch::Tensor row;     // [B, 1, H, 1]
+  torch::Tensor column;  // [B, 1, 1, W]
 };
 
 Window random_window(const torch::Tensor& x, int64_t side) {
   const int64_t batch = x.size(0), height = x.size(2), width = x.size(3);
   const auto as_long = x.options().dtype(torch::kLong);
   // Every position, the last row and column included (AutoAttack's draw leaves them out).
+  const torch::Tensor top = torch::randint(0, height - side + 1, {batch, 1, 1, 1}, as_long);
+  const torch::Tensor left = torch::randint(0, width - side + 1, {batch, 1, 1, 1}, as_long);
   Window w;
-  w.top = torch::randint(0, height - side + 1, {batch, 1, 1, 1}, as_long);
-  w.left = torch::randint(0, width - side + 1, {batch, 1, 1, 1}, as_long);
-  const torch::Tensor rows = torch::arange(height, as_long).view({1, 1, height, 1});
-  const torch::Tensor cols = torch::arange(width, as_long).view({1, 1, 1, width});
-  w.mask = rows.ge(w.top) & rows.lt(w.top + side) & cols.ge(w.left) & cols.lt(w.left + side);
+  w.row = torch::arange(height, as_long).view({1, 1, height, 1}) - top;
+  w.column = torch::arange(width, as_long).view({1, 1, 1, width}) - left;
+  w.mask = w.row.ge(0) & w.row.lt(side) & w.column.ge(0) & w.column.lt(side);
   return w;
 }
 
@@ -106,13 +107,11 @@ Candidate linf_run(models::ClassifierImpl& model, const torch::Tensor& x, const 
 // random half of the images.
 torch::Tensor placed_pattern(const torch::Tensor& pattern, const Window& window,
                              const torch::Tensor& x) {
-  const int64_t side = pattern.size(0), height = x.size(2), width = x.size(3);
-  const auto as_long = x.options().dtype(torch::kLong);
-  const torch::Tensor rows =
-      (torch::arange(height, as_long).view({1, 1, height, 1}) - window.top).clamp(0, side - 1);
-  const torch::Tensor cols =
-      (torch::arange(width, as_long).view({1, 1, 1, width}) - window.left).clamp(0, side - 1);
-  const torch::Tensor transpose = torch::randint(0, 2, {x.size(0), 1, 1, 1}, as_long).eq(1);
+  const int64_t side = pattern.size(0);
+  const torch::Tensor rows = window.row.clamp(0, side - 1);
+  const torch::Tensor cols = window.column.clamp(0, side - 1);
+  const torch::Tensor transpose =
+      torch::randint(0, 2, {x.size(0), 1, 1, 1}, x.options().dtype(torch::kLong)).eq(1);
   const torch::Tensor index = torch::where(transpose, cols * side + rows, rows * side + cols);
   return torch::take(pattern, index) * window.mask.to(x.scalar_type());
 }

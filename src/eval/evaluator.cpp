@@ -92,8 +92,9 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
       graphed_correct_mask(model, nullptr, options, "the clean evaluation");
   std::vector<std::unique_ptr<runtime::GraphedCall>> attack_rows;
   for (const auto& attack : attacks) {
-    // Square's thousands of forwards would make a graph of hundreds of thousands of kernels,
-    // costly to build, for launches that its large forwards hide anyway: it runs eagerly.
+    // Eagerly: a cascade's subsets change size from batch to batch, and Square's thousands of
+    // forwards would make a graph of hundreds of thousands of kernels, costly to build, for
+    // launches that its large forwards hide anyway.
     EvalOptions row_options = options;
     if (attack.options.kind == "square" || options.cascade)
       row_options.graphs = runtime::GraphMode::kOff;
