@@ -239,12 +239,18 @@ TEST(AttackSpec, BadSpecsNameTheProblem) {
                           "fab_t:rs=false",
                           "fab_t:loss=ce",
                           "fab_t:targets=0",
-                          "fab:steps=3"}) {
+                          "fab:steps=3",
+                          "autoattack:steps=10",
+                          "autoattack:eps=8",
+                          "autoattack:norm=l1"}) {
+    // parse_attack_specs: one spec's attacks, all of AutoAttack's for "autoattack".
     try {
-      parse_attack_spec(bad, base, "--attack");
+      parse_attack_specs(bad, base, "--attack");
       FAIL() << bad;
     } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::string("--attack \"") + bad + "\""),
+                std::string::npos)
+          << e.what();
     }
   }
 }
@@ -700,16 +706,7 @@ TEST(AttackSpec, AutoattackIsTheFourOfAutoAttacksStandardVersion) {
   }
   EXPECT_EQ(parse_attack_specs("pgd:steps=7", base, "--attack").at(0).name,
             "PGD-7 Linf eps=8/255 step=2/255");
-  for (const char* bad : {"autoattack:steps=10", "autoattack:eps=8", "autoattack:norm=l1"}) {
-    try {
-      parse_attack_specs(bad, base, "--attack");
-      FAIL() << bad;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(std::string("--attack \"") + bad + "\""),
-                std::string::npos)
-          << e.what();
-    }
-  }
+  // Bad autoattack specs: AttackSpec.BadSpecsNameTheProblem.
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -119,23 +122,19 @@ TEST(BenchCli, PrintsThroughputAndWritesJson) {
   EXPECT_NE(b.run.output.find("warm-up s"), std::string::npos) << b.run.output;
   EXPECT_EQ(j["at_step"]["flops_per_image"].get<int64_t>(),
             5 * j["forward_flops_per_image"].get<int64_t>());  // PGD-1: (2*1 + 3) forwards
-  const RunResult bad_model = run_advft("bench --model resnet9000");
-  EXPECT_EQ(bad_model.exit_code, 2);
-  // One prefix, the flag's: not "--model resnet9000: config: model.arch = ...".
-  EXPECT_NE(bad_model.output.find("error: --model resnet9000: unknown; known: preact18 or a "
-                                  "model.arch (preact_resnet18, "),
-            std::string::npos)
-      << bad_model.output;
-  const RunResult bad_loops = run_advft("bench --loops at,train --device cpu");
-  EXPECT_EQ(bad_loops.exit_code, 2);
-  EXPECT_NE(bad_loops.output.find("--loops at,train: \"train\" is not a loop"), std::string::npos)
-      << bad_loops.output;
-  const RunResult bad_attack = run_advft("bench --attack square --device cpu");
-  EXPECT_EQ(bad_attack.exit_code, 2);
-  EXPECT_NE(bad_attack.output.find("--attack square: bench times a training step; square is an "
-                                   "evaluation attack"),
-            std::string::npos)
-      << bad_attack.output;
+  // Usage errors (exit 2), each one line naming the flag.
+  const std::vector<std::pair<std::string, std::string>> usage_errors = {
+      // One prefix, the flag's: not "--model resnet9000: config: model.arch = ...".
+      {"bench --model resnet9000",
+       "error: --model resnet9000: unknown; known: preact18 or a model.arch (preact_resnet18, "},
+      {"bench --loops at,train --device cpu", "--loops at,train: \"train\" is not a loop"},
+      {"bench --attack square --device cpu",
+       "--attack square: bench times a training step; square is an evaluation attack"}};
+  for (const auto& [command, message] : usage_errors) {
+    const RunResult bad = run_advft(command);
+    EXPECT_EQ(bad.exit_code, 2) << command;
+    EXPECT_NE(bad.output.find(message), std::string::npos) << command << "\n" << bad.output;
+  }
   EXPECT_EQ(run_advft("bench --precision fp16 --device cpu").exit_code, 3);
   EXPECT_EQ(run_advft("bench --cudnn-benchmark-limit -1 --device cpu").exit_code, 2);
   // A --json that cannot be written is found before the benchmark, not after it.
