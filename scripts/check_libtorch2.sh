@@ -3,7 +3,8 @@
 # that Debian packages, on a machine with neither a GPU nor those releases installed: trixie's
 # libtorch-cuda-dev (2.6, C++17) and sid's libtorch-dev (2.14 in 2026-11, C++20; it ships the
 # CUDA headers too). The packages are downloaded, not installed, into build-libtorch2/ (ADVFT_LIBTORCH2_DIR),
-# and each file is checked with `g++ -fsyntax-only -DADVFT_HAVE_CUDA=1`; advft's own kernels
+# with each suite's Gloo headers (libgloo-dev) for the data-parallel code, and each file is
+# checked with `g++ -fsyntax-only -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_DIST=1`; advft's own kernels
 # (src/*/*.cu) are compiled by the CUDA toolkit's nvcc. This is what keeps the
 # GPU build (a PyTorch wheel's LibTorch 2.x) compiling between sessions that have a GPU.
 # Needs the CUDA toolkit: its runtime headers (CUDA_INCLUDE_DIR, default /usr/local/cuda/include)
@@ -84,6 +85,16 @@ unpack() {
     rm -f "$work/$deb"
     echo "$deb" >"$work/torch-$suite/.unpacked"
   fi
+  # Gloo's headers of the same suite, beside LibTorch's: src/dist includes ProcessGroupGloo.hpp,
+  # which includes them (a PyTorch wheel ships both in torch/include).
+  if [ ! -f "$work/torch-$suite/usr/include/gloo/config.h" ]; then
+    deb=$(apt-get "${apt_opts[@]}" download --print-uris "libgloo-dev/$suite" 2>/dev/null |
+      awk '{print $2}')
+    [ -n "$deb" ] || return 1
+    (cd "$work" && apt-get "${apt_opts[@]}" download "libgloo-dev/$suite") || return 1
+    dpkg-deb -x "$work/$deb" "$work/torch-$suite"
+    rm -f "$work/$deb"
+  fi
 }
 # Each word of ADVFT_LIBTORCH2_SUITES is a suite, or alternatives "a|b": the first that has it.
 suites=()
@@ -120,7 +131,7 @@ settings() {
   if [ "$major" -gt 2 ] || [ "$minor" -ge 13 ]; then std=c++20; fi  # as CMakeLists.txt decides
   flags=(-std="$std" -Wall -Wextra -Wpedantic -Winvalid-pch -isystem "$tree"
     -isystem "$tree/torch/csrc/api/include" -isystem "$cuda_include" -isystem "$work/stub"
-    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_HAVE_JPEG=1 -DADVFT_HAVE_PNG=1 -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
+    -Iinclude -Itests -DADVFT_HAVE_CUDA=1 -DADVFT_HAVE_CUDA_KERNELS=1 -DADVFT_HAVE_JPEG=1 -DADVFT_HAVE_PNG=1 -DADVFT_HAVE_DIST=1 -DUSE_C10D_GLOO -DADVFT_VERSION='"check"' -DADVFT_CONFIG_DIR='"configs"'
     -DADVFT_BINARY='"advft"' -DADVFT_SOURCE_DIR='"."' -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
     -DSPDLOG_SHARED_LIB -DFMT_SHARED)
 }

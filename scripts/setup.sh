@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
           libgtest-dev zlib1g-dev libturbojpeg0-dev libpng-dev dataset-fashion-mnist clang-format
+          libgloo-dev  # Gloo's headers: data-parallel runs (src/dist) over LibTorch's c10d
           clang libclang-rt-14-dev  # clang + its sanitizer/libFuzzer runtime: scripts/fuzz.sh
           python3-torch python3-torchvision python3-pil python3-numpy)  # python3-*: only to
                                       # write the tests' PyTorch and Pillow/torchvision fixtures

@@ -17,6 +17,7 @@ enum ExitCode : int {
   kExitCheckpoint = 5,    ///< checkpoint missing, truncated, foreign or not matching the model
   kExitRunDir = 6,        ///< run directory exists / cannot be written
   kExitDiverged = 7,      ///< loss became NaN/Inf; the last good checkpoint is kept
+  kExitDistributed = 8,   ///< a distributed run could not start, or lost one of its processes
   kExitInterrupted = 130  ///< SIGINT (128 + 2; SIGTERM gives 143): training saves a resumable
                           ///< checkpoint unless no step ran; the other commands write nothing
 };
@@ -62,6 +63,13 @@ class RunDirError : public Error {
 class DivergedError : public Error {
  public:
   explicit DivergedError(const std::string& message) : Error(message, kExitDiverged) {}
+};
+
+/// The processes of a distributed run could not meet, or one of them stopped answering.
+class DistError : public Error {
+ public:
+  explicit DistError(const std::string& message)
+      : Error("distributed: " + message, kExitDistributed) {}
 };
 
 /// The run was stopped by a signal after saving what it could.

@@ -1,0 +1,296 @@
+// Data-parallel runs: the launcher's environment, the process group's collectives (two
+// processes played by two threads of this one), shards of the batches, the averaged training
+// step, and real advft processes training together.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "advft/data/loader.h"
+#include "advft/dist/device.h"
+#include "advft/dist/process_group.h"
+#include "advft/dist/world.h"
+#include "advft/error.h"
+#include "advft/eval/evaluator.h"
+#include "advft/io/checkpoint.h"
+#include "advft/io/metrics.h"
+#include "advft/train/sgd.h"
+#include "advft/train/train_step.h"
+#include "fixtures.h"
+#include "test_util.h"
+
+namespace advft::dist {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Variables = std::map<std::string, std::string>;
+
+// An environment of exactly `vars`.
+EnvironmentFn environment(Variables vars) {
+  return [vars = std::move(vars)](const char* name) -> const char* {
+    const auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+// What `run` threw as a DistError ("" when it did not), checked to be one line.
+std::string dist_error(const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const DistError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    return message;
+  }
+  return "";
+}
+
+#define EXPECT_DIST_ERROR(expression, part)                              \
+  do {                                                                   \
+    const std::string message = dist_error([&] { (void)(expression); }); \
+    EXPECT_NE(message.find(part), std::string::npos)                     \
+        << "'" << (part) << "' not in: '" << message << "'";             \
+  } while (false)
+
+const Variables kTorchrun = {{"WORLD_SIZE", "4"},       {"RANK", "3"},
+                             {"LOCAL_RANK", "1"},       {"LOCAL_WORLD_SIZE", "2"},
+                             {"MASTER_ADDR", "node-a"}, {"MASTER_PORT", "29400"}};
+
+TEST(World, ReadsTorchrunsEnvironment) {
+  const World w = world_from_environment(environment(kTorchrun));
+  EXPECT_TRUE(w.distributed());
+  EXPECT_EQ(w.rank, 3);
+  EXPECT_EQ(w.size, 4);
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.local_size, 2);
+  EXPECT_EQ(w.master_addr, "node-a");
+  EXPECT_EQ(w.master_port, 29400);
+  EXPECT_EQ(describe(w), "rank 3 of 4 (local 1 of 2, torchrun)");
+}
+
+TEST(World, ReadsAnSrunStepButNotTheBatchScriptsOwnShell) {
+  const Variables step = {{"SLURM_STEP_NUM_TASKS", "8"}, {"SLURM_PROCID", "5"},
+                          {"SLURM_LOCALID", "1"},        {"SLURM_STEP_TASKS_PER_NODE", "4(x2)"},
+                          {"SLURM_NTASKS", "8"},         {"MASTER_ADDR", "gpu17"}};
+  const World w = world_from_environment(environment(step));
+  EXPECT_EQ(w.rank, 5);
+  EXPECT_EQ(w.size, 8);
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.local_size, 4);
+  EXPECT_EQ(w.master_port, 29500);
+  EXPECT_EQ(w.launcher, "slurm");
+  // sbatch's shell has the job's task count but is no step of it: one process, not rank 0 of 8
+  // waiting for seven that never come.
+  const World script = world_from_environment(
+      environment({{"SLURM_NTASKS", "8"}, {"SLURM_PROCID", "0"}, {"MASTER_ADDR", "gpu17"}}));
+  EXPECT_FALSE(script.distributed());
+  EXPECT_FALSE(world_from_environment(environment({})).distributed());
+  EXPECT_FALSE(world_from_environment(environment({{"WORLD_SIZE", "1"}})).distributed());
+}
+
+TEST(World, NamesTheVariableThatIsWrong) {
+  struct Case {
+    std::string name;
+    std::string value;  // "" removes it
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"RANK", "4", "RANK = '4' (set by torchrun) is not a whole number in [0, 3]"},
+      {"RANK", "", "RANK is not set, but torchrun started several processes"},
+      {"WORLD_SIZE", "four", "WORLD_SIZE = 'four'"},
+      {"MASTER_PORT", "70000", "MASTER_PORT = '70000'"},
+      {"MASTER_ADDR", "", "MASTER_ADDR is not set"},
+      {"LOCAL_RANK", "-1", "LOCAL_RANK = '-1'"},
+  };
+  for (const Case& c : cases) {
+    Variables vars = kTorchrun;
+    if (c.value.empty()) {
+      vars.erase(c.name);
+    } else {
+      vars[c.name] = c.value;
+    }
+    EXPECT_DIST_ERROR(world_from_environment(environment(vars)), c.message);
+  }
+  EXPECT_DIST_ERROR(
+      world_from_environment(environment({{"SLURM_STEP_NUM_TASKS", "2"}, {"SLURM_PROCID", "1"}})),
+      "MASTER_ADDR is not set, but srun started several processes; export "
+      "MASTER_ADDR=$(scontrol show hostnames");
+}
+
+TEST(World, TimeoutComesFromTheEnvironment) {
+  EXPECT_EQ(timeout_from_environment(environment({})), std::chrono::minutes(30));
+  EXPECT_EQ(timeout_from_environment(environment({{"ADVFT_DIST_TIMEOUT", "90"}})),
+            std::chrono::seconds(90));
+  EXPECT_DIST_ERROR(timeout_from_environment(environment({{"ADVFT_DIST_TIMEOUT", "1m"}})),
+                    "ADVFT_DIST_TIMEOUT = '1m' is not a whole number of seconds");
+  EXPECT_DIST_ERROR(timeout_from_environment(environment({{"ADVFT_DIST_TIMEOUT", "0"}})),
+                    "ADVFT_DIST_TIMEOUT = '0'");
+}
+
+TEST(World, EachProcessTakesTheGpuOfItsLocalRank) {
+  World one;
+  EXPECT_EQ(process_device("auto", one), "auto");
+  World w = world_from_environment(environment(kTorchrun));
+  EXPECT_EQ(process_device("cpu", w), "cpu");
+  EXPECT_EQ(process_device("cuda:0", w), "cuda:0");  // asked for by name: kept
+  if (torch::cuda::is_available()) {
+    w.local_rank = 0;
+    EXPECT_EQ(process_device("auto", w), "cuda:0");
+  } else {
+    EXPECT_EQ(process_device("auto", w), "cpu");
+  }
+}
+
+// A TCP port nobody listens on now (the kernel's pick, given back at once).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ADD_FAILURE() << "no free port";
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+World local_world(int rank, int size, int port) {
+  World w;
+  w.rank = rank;
+  w.size = size;
+  w.local_rank = rank;
+  w.local_size = size;
+  w.master_addr = "127.0.0.1";
+  w.master_port = port;
+  w.launcher = "test";
+  return w;
+}
+
+// Runs body(rank, group) as each rank of a fresh group of `size`, one thread each; returns what
+// each rank threw ("" for none).
+template <typename Body>
+std::vector<std::string> as_ranks(int size, const Body& body,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  const int port = free_port();
+  std::vector<std::string> errors(static_cast<size_t>(size));
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < size; ++rank) {
+    threads.emplace_back([&, rank] {
+      try {
+        const auto group = ProcessGroup::connect(local_world(rank, size, port), timeout);
+        body(rank, *group);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(rank)] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  return errors;
+}
+
+TEST(ProcessGroup, CollectivesGiveEveryRankTheSameAnswer) {
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+  std::array<std::vector<torch::Tensor>, 2> seen;
+  const auto errors = as_ranks(2, [&](int rank, ProcessGroup& group) {
+    const double r = rank;
+    // Two dtypes (two flat buffers) and a channels-last tensor, as gradients come.
+    torch::Tensor a = torch::full({2, 3}, 1.0 + r);
+    torch::Tensor b = torch::arange(4, torch::kDouble) * (r + 1.0);
+    torch::Tensor c =
+        (torch::ones({1, 2, 2, 2}) * (r * 4.0)).contiguous(torch::MemoryFormat::ChannelsLast);
+    c.select(1, 1).add_(r);  // channels differ, so a mixed-up layout would show
+    group.average({a, b, c});
+    std::vector<torch::Tensor> sums{torch::tensor({rank + 1}, torch::kLong)};
+    group.all_reduce_sum(sums);
+    torch::Tensor from_root = torch::arange(6, torch::kFloat).reshape({2, 3}).t() * (r + 7.0);
+    group.broadcast({from_root}, 0);  // a transposed view: not contiguous
+    const int64_t largest = group.max(10 * rank + 3);
+    const std::string shared = group.share("name", rank == 0 ? "runs/x" : "ignored");
+    seen[static_cast<size_t>(rank)] = {a,
+                                       b,
+                                       c,
+                                       sums[0],
+                                       from_root,
+                                       torch::tensor({largest}),
+                                       torch::tensor({shared == "runs/x" ? 1 : 0})};
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  for (const auto& s : seen) {
+    EXPECT_TRUE(s[0].equal(torch::full({2, 3}, 1.5)));
+    EXPECT_TRUE(s[1].equal(torch::arange(4, torch::kDouble) * 1.5));
+    EXPECT_TRUE(s[2].is_contiguous(torch::MemoryFormat::ChannelsLast));
+    torch::Tensor c = torch::full({1, 2, 2, 2}, 2.0);
+    c.select(1, 1).add_(0.5);
+    EXPECT_TRUE(s[2].equal(c)) << s[2];
+    EXPECT_EQ(s[3].item<int64_t>(), 3);
+    EXPECT_TRUE(s[4].equal(torch::arange(6, torch::kFloat).reshape({2, 3}).t() * 7.0));
+    EXPECT_EQ(s[5].item<int64_t>(), 13);
+    EXPECT_EQ(s[6].item<int64_t>(), 1);
+  }
+}
+
+// Gloo stages CUDA tensors through host memory; both ranks share this machine's first GPU.
+TEST(ProcessGroup, AveragesAndBroadcastsCudaTensors_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+  std::array<std::vector<torch::Tensor>, 2> seen;
+  const auto errors = as_ranks(2, [&](int rank, ProcessGroup& group) {
+    const auto on_gpu = torch::TensorOptions().device(torch::kCUDA, 0);
+    torch::Tensor a = torch::full({1000}, rank + 1.0, on_gpu);
+    torch::Tensor b = torch::full({3}, rank * 10.0, on_gpu.dtype(torch::kDouble));
+    group.average({a, b});
+    torch::Tensor c = torch::arange(5, on_gpu) * (rank + 1.0);
+    group.broadcast({c}, 1);
+    std::vector<torch::Tensor> sums{torch::ones({2}, on_gpu.dtype(torch::kLong))};
+    group.all_reduce_sum(sums);
+    seen[static_cast<size_t>(rank)] = {a.cpu(), b.cpu(), c.cpu(), sums[0].cpu()};
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  for (const auto& s : seen) {
+    EXPECT_TRUE(s[0].equal(torch::full({1000}, 1.5)));
+    EXPECT_TRUE(s[1].equal(torch::full({3}, 5.0, torch::kDouble)));
+    EXPECT_TRUE(s[2].equal(torch::arange(5, torch::kFloat) * 2.0));
+    EXPECT_TRUE(s[3].equal(torch::full({2}, 2, torch::kLong)));
+  }
+}
+
+TEST(ProcessGroup, NobodyComingIsOneLineNotAHang) {
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_DIST_ERROR(ProcessGroup::connect(local_world(0, 2, free_port()), std::chrono::seconds(2)),
+                    "rank 0 could not meet the other 1 process(es) at 127.0.0.1:");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
+TEST(ProcessGroup, APeerThatLeavesIsADistErrorForTheOthers) {
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+  const auto errors = as_ranks(2, [](int rank, ProcessGroup& group) {
+    if (rank == 1) return;  // leaves: its group closes its connections
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::vector<torch::Tensor> t{torch::ones({4})};
+    group.all_reduce_sum(t);
+  });
+  EXPECT_EQ(errors[1], "");
+  EXPECT_NE(errors[0].find("distributed: rank 0 lost the other processes during a sum"),
+            std::string::npos)
+      << errors[0];
+  EXPECT_EQ(errors[0].find('\n'), std::string::npos) << errors[0];
+}
+
+}  // namespace
+}  // namespace advft::dist
