@@ -292,5 +292,45 @@ TEST(ProcessGroup, APeerThatLeavesIsADistErrorForTheOthers) {
   EXPECT_EQ(errors[0].find('\n'), std::string::npos) << errors[0];
 }
 
+TEST(Shard, TheProcessesPartsMakeUpEachBatch) {
+  std::vector<int64_t> order{9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+  EXPECT_EQ(data::shard_order(order, 4, {0, 2}), (std::vector<int64_t>{9, 8, 5, 4}));
+  EXPECT_EQ(data::shard_order(order, 4, {1, 2}), (std::vector<int64_t>{7, 6, 3, 2}));
+  EXPECT_THROW(data::shard_order(order, 5, {0, 2}), c10::Error);
+
+  data::Dataset set;
+  set.images = torch::arange(46 * 3 * 2 * 2, torch::kLong)
+                   .remainder(251)
+                   .to(torch::kUInt8)
+                   .reshape({46, 3, 2, 2});
+  set.labels = torch::arange(46, torch::kLong);
+  set.num_classes = 46;
+  set.name = "test";
+  for (const auto placement : {data::Placement::kDevice, data::Placement::kHost}) {
+    data::BatchLoader whole(set, 12, true, true, 5, torch::kCPU, placement);
+    std::vector<data::BatchLoader> parts;
+    for (int rank = 0; rank < 3; ++rank)
+      parts.emplace_back(set, 12, true, true, 5, torch::kCPU, placement, data::Shard{rank, 3});
+    for (const auto& part : parts) {
+      EXPECT_EQ(part.batches_per_epoch(), whole.batches_per_epoch());
+      EXPECT_EQ(part.local_batch_size(), 4);
+    }
+    for (int64_t epoch = 0; epoch < 2; ++epoch) {
+      for (int64_t b = 0; b < whole.batches_per_epoch(); ++b) {
+        const data::Batch all = whole.batch(epoch, b);
+        std::vector<torch::Tensor> images;
+        std::vector<torch::Tensor> labels;
+        for (auto& part : parts) {
+          const data::Batch mine = part.batch(epoch, b);
+          images.push_back(mine.images);
+          labels.push_back(mine.labels);
+        }
+        EXPECT_TRUE(torch::cat(labels).equal(all.labels)) << "epoch " << epoch << " batch " << b;
+        EXPECT_TRUE(torch::cat(images).equal(all.images));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace advft::dist

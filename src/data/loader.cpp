@@ -1,6 +1,7 @@
 #include "advft/data/loader.h"
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -44,14 +45,55 @@ std::vector<int64_t> epoch_order(uint64_t seed, int64_t epoch, int64_t size) {
   return seeded_permutation(size, epoch_seed);
 }
 
+std::vector<int64_t> shard_order(const std::vector<int64_t>& order, int64_t batch_size,
+                                 Shard shard) {
+  TORCH_CHECK(shard.size >= 1 && shard.rank >= 0 && shard.rank < shard.size, "shard_order: rank ",
+              shard.rank, " of ", shard.size);
+  TORCH_CHECK(batch_size >= shard.size && batch_size % shard.size == 0, "shard_order: a batch of ",
+              batch_size, " does not split over ", shard.size, " processes");
+  const int64_t part = batch_size / shard.size;
+  const int64_t batches = static_cast<int64_t>(order.size()) / batch_size;
+  std::vector<int64_t> mine;
+  mine.reserve(static_cast<size_t>(batches * part));
+  for (int64_t b = 0; b < batches; ++b) {
+    const auto first = order.begin() + b * batch_size + shard.rank * part;
+    mine.insert(mine.end(), first, first + part);
+  }
+  return mine;
+}
+
+namespace {
+
+// The examples a loader's process draws in `epoch`, batch after batch (empty: in file order).
+// A free function of values: the prefetcher's thread calls it, and a loader can move.
+std::vector<int64_t> examples_of(int64_t epoch, int64_t size, bool shuffle, uint64_t seed,
+                                 int64_t batch_size, Shard shard) {
+  std::vector<int64_t> order;
+  if (shuffle) {
+    order = epoch_order(seed, epoch, size);
+  } else if (shard.size > 1) {
+    order.resize(static_cast<size_t>(size));
+    std::iota(order.begin(), order.end(), int64_t{0});
+  }
+  return shard.size > 1 ? shard_order(order, batch_size, shard) : order;
+}
+
+}  // namespace
+
 BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, bool drop_last,
-                         uint64_t seed, torch::Device device, Placement placement)
+                         uint64_t seed, torch::Device device, Placement placement, Shard shard)
     : batch_size_(batch_size),
       shuffle_(shuffle),
       drop_last_(drop_last),
       seed_(seed),
-      device_(device) {
+      device_(device),
+      shard_(shard) {
   TORCH_CHECK(batch_size > 0, "BatchLoader: batch_size must be > 0, got ", batch_size);
+  TORCH_CHECK(shard.size == 1 || (drop_last && batch_size % shard.size == 0),
+              "BatchLoader: a shard of ", shard.size,
+              " processes needs drop_last and a batch "
+              "size that splits over them, got ",
+              batch_size);
   TORCH_CHECK(data.labels.defined(), "BatchLoader: empty Dataset");
   if (!data.in_memory()) placement = Placement::kHost;  // image files are decoded as drawn
   const torch::Device home = placement == Placement::kDevice ? device_ : torch::Device(torch::kCPU);
@@ -68,8 +110,12 @@ BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, 
   }
   if (placement == Placement::kHost && batches_per_epoch() > 0) {
     HostPrefetcher::OrderFn order;
-    if (shuffle_) order = [seed, n = size()](int64_t epoch) { return epoch_order(seed, epoch, n); };
-    prefetcher_ = std::make_unique<HostPrefetcher>(std::move(host), batch_size_,
+    if (shuffle_ || shard_.size > 1) {
+      order = [n = size(), shuffle = shuffle_, seed, batch = batch_size_, shard](int64_t epoch) {
+        return examples_of(epoch, n, shuffle, seed, batch, shard);
+      };
+    }
+    prefetcher_ = std::make_unique<HostPrefetcher>(std::move(host), local_batch_size(),
                                                    batches_per_epoch(), order, seed, device_);
   }
 }
@@ -93,7 +139,9 @@ double BatchLoader::input_wait_seconds() const {
 
 const torch::Tensor& BatchLoader::order_of(int64_t epoch) {
   if (epoch != cached_epoch_) {
-    cached_order_ = torch::tensor(epoch_order(seed_, epoch, size()), torch::kLong).to(device_);
+    cached_order_ = torch::tensor(examples_of(epoch, size(), shuffle_, seed_, batch_size_, shard_),
+                                  torch::kLong)
+                        .to(device_);
     cached_epoch_ = epoch;
   }
   return cached_order_;
@@ -107,11 +155,11 @@ Batch BatchLoader::batch(int64_t epoch, int64_t index) {
     auto [images, labels] = prefetcher_->get(epoch, index);
     return {images.to(torch::kFloat).div_(255.0), labels};
   }
-  const int64_t start = index * batch_size_;
-  const int64_t count = std::min(batch_size_, size() - start);
+  const int64_t start = index * local_batch_size();
+  const int64_t count = std::min(local_batch_size(), size() - start);
   torch::Tensor images;
   torch::Tensor labels;
-  if (shuffle_) {
+  if (shuffle_ || shard_.size > 1) {
     const torch::Tensor picks = order_of(epoch).narrow(0, start, count);
     images = images_.index_select(0, picks);
     labels = labels_.index_select(0, picks);

@@ -28,6 +28,20 @@ Placement resolve_placement(const std::string& setting, const Dataset& data,
 /// The example order of epoch `epoch`: a permutation that depends only on (seed, epoch).
 std::vector<int64_t> epoch_order(uint64_t seed, int64_t epoch, int64_t size);
 
+/// This process's part of every training batch in a data-parallel run of `size` processes:
+/// rows [rank * B / size, (rank + 1) * B / size) of each batch of B, so that together the
+/// processes see exactly the batches of one process, and a recipe means the same on any count.
+struct Shard {
+  int rank = 0;
+  int size = 1;
+};
+
+/// The examples that `shard` draws from an epoch's `order`, batch after batch: its part of each
+/// full batch of `batch_size` (a multiple of shard.size) taken in turn. A final partial batch is
+/// left out, as drop_last does.
+std::vector<int64_t> shard_order(const std::vector<int64_t>& order, int64_t batch_size,
+                                 Shard shard);
+
 /// One batch on the target device.
 struct Batch {
   torch::Tensor images;  ///< float32 [B, C, H, W] in [0,1]
@@ -42,13 +56,17 @@ struct Batch {
 class BatchLoader {
  public:
   /// `shuffle`: each epoch's order is epoch_order(seed, epoch, size).
-  /// `drop_last`: skip the final partial batch.
+  /// `drop_last`: skip the final partial batch. With a `shard` of several processes,
+  /// `batch_size` is the batch of all of them together (a multiple of shard.size), each batch()
+  /// is this process's part of it, and drop_last must be on.
   BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, bool drop_last, uint64_t seed,
-              torch::Device device, Placement placement = Placement::kDevice);
+              torch::Device device, Placement placement = Placement::kDevice, Shard shard = {});
   ~BatchLoader();
   BatchLoader(BatchLoader&&) noexcept;
   BatchLoader& operator=(BatchLoader&&) noexcept;
 
+  /// Examples in each batch() of this process (batch_size / shard.size).
+  int64_t local_batch_size() const { return batch_size_ / shard_.size; }
   /// Batches in one epoch (0 for an empty data set or drop_last with fewer examples than a batch).
   int64_t batches_per_epoch() const;
   /// Examples in the data set.
@@ -69,6 +87,7 @@ class BatchLoader {
   bool drop_last_;
   uint64_t seed_;
   torch::Device device_;
+  Shard shard_;
   int64_t cached_epoch_ = -1;
   torch::Tensor cached_order_;  // int64 [N] on device_: the permutation of cached_epoch_
   std::unique_ptr<HostPrefetcher> prefetcher_;  // kHost only
