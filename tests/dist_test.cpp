@@ -332,5 +332,292 @@ TEST(Shard, TheProcessesPartsMakeUpEachBatch) {
   }
 }
 
+// A classifier without BatchNorm: with batch statistics, halves of a batch train differently
+// from the whole one, and the equality below would only hold approximately.
+class PlainNetImpl : public models::ClassifierImpl {
+ public:
+  PlainNetImpl() {
+    conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 6, 3)));
+    fc_ = register_module("fc", torch::nn::Linear(6, 4));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = torch::relu(conv_(x));
+    return fc_(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+  }
+
+ private:
+  torch::nn::Conv2d conv_{nullptr};
+  torch::nn::Linear fc_{nullptr};
+};
+TORCH_MODULE(PlainNet);
+
+// Three clean SGD steps (momentum, weight decay) of `net` on (x, y); its weights after them.
+std::vector<torch::Tensor> three_steps(PlainNet net, const torch::Tensor& x, const torch::Tensor& y,
+                                       ProcessGroup* group) {
+  train::Sgd sgd(*net, config::OptimizerConfig{});
+  train::LossScaler scaler(false);
+  train::StepOptions options;
+  options.adversarial = false;
+  options.group = group;
+  train::TrainStep step(*net, sgd, scaler, options);
+  for (int i = 0; i < 3; ++i)
+    step.run(x, y, 0.1);
+  std::vector<torch::Tensor> weights;
+  for (const auto& p : net->parameters())
+    weights.push_back(p.detach().clone());
+  return weights;
+}
+
+PlainNet same_net() {
+  torch::manual_seed(3);
+  return PlainNet();
+}
+
+TEST(DataParallelStep, TwoHalvesTrainExactlyLikeTheWholeBatch) {
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+  torch::manual_seed(0);
+  const torch::Tensor x = torch::rand({8, 3, 6, 6});
+  const torch::Tensor y = torch::randint(0, 4, {8}, torch::kLong);
+  const std::vector<torch::Tensor> whole = three_steps(same_net(), x, y, nullptr);
+  std::array<PlainNet, 2> nets{same_net(), same_net()};  // made here: the seed is global
+  std::array<std::vector<torch::Tensor>, 2> halves;
+  const auto errors = as_ranks(2, [&](int rank, ProcessGroup& group) {
+    halves[static_cast<size_t>(rank)] =
+        three_steps(nets[static_cast<size_t>(rank)], x.narrow(0, 4 * rank, 4),
+                    y.narrow(0, 4 * rank, 4), &group);
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  // Each half alone would not: the test sees the average.
+  const std::vector<torch::Tensor> alone =
+      three_steps(same_net(), x.narrow(0, 0, 4), y.narrow(0, 0, 4), nullptr);
+  for (size_t i = 0; i < whole.size(); ++i) {
+    for (const auto& half : halves)
+      EXPECT_TRUE(torch::allclose(half[i], whole[i], 1e-5, 1e-6)) << "parameter " << i;
+    EXPECT_TRUE(halves[0][i].equal(halves[1][i]));
+    EXPECT_FALSE(torch::allclose(alone[i], whole[i], 1e-5, 1e-6)) << "parameter " << i;
+  }
+}
+
+TEST(DataParallelEval, ShardReportsAddUp) {
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+  std::array<eval::EvalReport, 2> combined;
+  const auto errors = as_ranks(2, [&](int rank, ProcessGroup& group) {
+    eval::EvalReport mine;
+    mine.total = rank == 0 ? 50 : 49;
+    mine.clean_correct = rank == 0 ? 40 : 30;
+    mine.worst_case_correct = rank == 0 ? 20 : 9;
+    mine.seconds = rank == 0 ? 1.5 : 2.25;
+    mine.attacks.push_back({"PGD-10", {}, rank == 0 ? 25 : 14, 0.0, 0.0});
+    combined[static_cast<size_t>(rank)] = eval::combine_over(mine, group);
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  for (const auto& r : combined) {
+    EXPECT_EQ(r.total, 99);
+    EXPECT_EQ(r.clean_correct, 70);
+    EXPECT_DOUBLE_EQ(r.clean_accuracy, 100.0 * 70 / 99);
+    EXPECT_EQ(r.attacks[0].correct, 39);
+    EXPECT_DOUBLE_EQ(r.attacks[0].accuracy, 100.0 * 39 / 99);
+    EXPECT_DOUBLE_EQ(r.worst_case_accuracy, 100.0 * 29 / 99);
+    EXPECT_DOUBLE_EQ(r.seconds, 2.25);
+  }
+}
+
+// Two advft processes on one machine, as `torchrun --nproc-per-node=2 --no-python advft ...`
+// starts them.
+class DataParallelCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+    data_dir = tmp.file("cifar");
+    testing::write_cifar10(data_dir, 100, 100);
+    config_path = tmp.file("tiny.json");
+    json config = json::parse(R"({
+      "model": {"arch": "preact_resnet", "blocks": [1], "width": 8, "num_classes": 10,
+                "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+      "data": {"dataset": "cifar10", "val_size": 100, "crop_padding": 2, "horizontal_flip": true},
+      "attack": {"eps": "8/255", "step_size": "4/255", "steps": 2},
+      "train": {"epochs": 1, "batch_size": 50, "log_every": 1, "val_batch_size": 100,
+                "val_attack": {"eps": "8/255", "step_size": "4/255", "steps": 2}},
+      "threads": 1
+    })");
+    config["data"]["dir"] = data_dir;
+    testing::write_bytes(config_path, config.dump(2));
+    port = free_port();
+  }
+
+  std::string environment(int rank, int size = 2) const {
+    return "WORLD_SIZE=" + std::to_string(size) + " RANK=" + std::to_string(rank) +
+           " LOCAL_RANK=" + std::to_string(rank) + " LOCAL_WORLD_SIZE=" + std::to_string(size) +
+           " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " ADVFT_DIST_TIMEOUT=60";
+  }
+
+  // Starts `args` as every rank of a run of two; rank r's output goes to tmp/rank<r>.txt.
+  std::vector<std::unique_ptr<testing::BackgroundAdvft>> start_both(const std::string& args) {
+    std::vector<std::unique_ptr<testing::BackgroundAdvft>> ranks;
+    for (int rank = 0; rank < 2; ++rank) {
+      ranks.push_back(
+          std::make_unique<testing::BackgroundAdvft>(args, output(rank), environment(rank)));
+    }
+    return ranks;
+  }
+  std::string output(int rank) const { return tmp.file("rank" + std::to_string(rank) + ".txt"); }
+
+  testing::TempDir tmp;
+  std::string data_dir;
+  std::string config_path;
+  int port = 0;
+};
+
+TEST_F(DataParallelCli, TwoProcessesTrainOneRunThatRankZeroWrites) {
+  const std::string run = tmp.file("run");
+  auto ranks = start_both("train --config " + config_path + " --out " + run + " --epochs 2");
+  EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(600)), 0) << testing::read_bytes(output(0));
+  EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 0) << testing::read_bytes(output(1));
+
+  const std::string log0 = testing::read_bytes(output(0));
+  EXPECT_NE(log0.find("data-parallel over 2 processes: 25 images of each batch of 50"),
+            std::string::npos)
+      << log0;
+  // Rank 1 says nothing but warnings, and prints no results.
+  const std::string log1 = testing::read_bytes(output(1));
+  EXPECT_EQ(log1.find("info"), std::string::npos) << log1;
+  EXPECT_EQ(log1.find("\"best_epoch\""), std::string::npos) << log1;
+
+  const json results = json::parse(testing::read_bytes(run + "/results.json"));
+  EXPECT_EQ(results["val_images"], 100);  // both shards, counted once
+  EXPECT_EQ(results["steps"], 16);        // 400 training images / 50 a batch, 2 epochs
+  int steps = 0;
+  int epochs = 0;
+  for (const json& record : io::read_jsonl(run + "/metrics.jsonl")) {
+    if (record["type"] == "step") ++steps;
+    if (record["type"] == "epoch") {
+      ++epochs;
+      EXPECT_GE(record["val_robust_accuracy"].get<double>(), 0.0);
+    }
+  }
+  EXPECT_EQ(steps, 16);  // one record per step, not one per process
+  EXPECT_EQ(epochs, 2);
+  EXPECT_NO_THROW(io::load_checkpoint(run + "/last.safetensors"));
+}
+
+// Both processes on this machine's first GPU (cuda:0 is kept as written): the gradients and the
+// records' sums are CUDA tensors through Gloo, and the validation keeps its CUDA graphs.
+TEST_F(DataParallelCli, TwoProcessesTrainOnTheGpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string run = tmp.file("run");
+  auto ranks = start_both("train --config " + config_path + " --out " + run +
+                          " --device cuda:0 --epochs 2 --set precision=bf16");
+  EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(600)), 0) << testing::read_bytes(output(0));
+  EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 0) << testing::read_bytes(output(1));
+  const json results = json::parse(testing::read_bytes(run + "/results.json"));
+  EXPECT_EQ(results["val_images"], 100);
+  EXPECT_GT(results["final"]["val_clean_accuracy"].get<double>(), 10.0);  // it learned something
+}
+
+// Each process evaluates every other image of --limit's sample; rank 0 reports them all. FGSM
+// and the clean pass are the same per image whatever the batch, so the counts are one process's.
+TEST_F(DataParallelCli, EvalSplitsTheTestSetAndCountsItOnce) {
+  const std::string run = tmp.file("run");
+  ASSERT_EQ(testing::run_advft("train --config " + config_path + " --out " + run).exit_code, 0);
+  const std::string common = "eval --checkpoint " + run + "/last.safetensors --attack fgsm " +
+                             "--limit 75 --batch-size 20 --threads 1 --json ";
+  const testing::RunResult single = testing::run_advft(common + tmp.file("one.json"));
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  auto ranks = start_both(common + tmp.file("two.json"));
+  EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(300)), 0) << testing::read_bytes(output(0));
+  EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 0) << testing::read_bytes(output(1));
+  const json one = json::parse(testing::read_bytes(tmp.file("one.json")));
+  const json two = json::parse(testing::read_bytes(tmp.file("two.json")));
+  EXPECT_EQ(two["total"], 75);
+  EXPECT_EQ(two["clean"]["correct"], one["clean"]["correct"]);
+  EXPECT_EQ(two["attacks"][0]["correct"], one["attacks"][0]["correct"]);
+  // The table once, from rank 0.
+  EXPECT_NE(testing::read_bytes(output(0)).find("FGSM"), std::string::npos);
+  EXPECT_EQ(testing::read_bytes(output(1)).find("FGSM"), std::string::npos)
+      << testing::read_bytes(output(1));
+}
+
+TEST_F(DataParallelCli, SigtermStopsBothAtOneStepAndTheyResume) {
+  const std::string run = tmp.file("run");
+  {
+    auto ranks = start_both("train --config " + config_path + " --out " + run + " --epochs 4");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+    while (std::chrono::steady_clock::now() < deadline &&
+           !(fs::exists(run + "/metrics.jsonl") &&
+             io::read_jsonl(run + "/metrics.jsonl").size() >= 3)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    // A cluster scheduler's stop reaches each process at its own moment.
+    ranks[1]->signal(SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ranks[0]->signal(SIGTERM);
+    EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(300)), 143) << testing::read_bytes(output(0));
+    EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 143) << testing::read_bytes(output(1));
+  }
+  ASSERT_TRUE(fs::exists(run + "/last.safetensors")) << testing::read_bytes(output(0));
+  const int64_t stopped_at =
+      io::load_checkpoint(run + "/last.safetensors").train_state["next_step"].get<int64_t>();
+  EXPECT_GT(stopped_at, 0);
+  EXPECT_LT(stopped_at, 32);
+
+  port = free_port();
+  auto ranks = start_both("train --resume " + run);
+  EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(600)), 0) << testing::read_bytes(output(0));
+  EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 0) << testing::read_bytes(output(1));
+  const json results = json::parse(testing::read_bytes(run + "/results.json"));
+  EXPECT_EQ(results["steps"], 32);
+  EXPECT_NE(testing::read_bytes(output(0)).find("resuming at step " + std::to_string(stopped_at)),
+            std::string::npos);
+}
+
+TEST_F(DataParallelCli, AProcessThatDiesStopsTheOtherWithOneLine) {
+  const std::string run = tmp.file("run");
+  auto ranks = start_both("train --config " + config_path + " --out " + run + " --epochs 20");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (
+      std::chrono::steady_clock::now() < deadline &&
+      !(fs::exists(run + "/metrics.jsonl") && io::read_jsonl(run + "/metrics.jsonl").size() >= 2)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ranks[1]->signal(SIGKILL);  // out of memory, a node gone
+  EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 128 + SIGKILL);
+  EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(120)), kExitDistributed)
+      << testing::read_bytes(output(0));
+  const std::string log0 = testing::read_bytes(output(0));
+  EXPECT_NE(log0.find("error: distributed: rank 0 lost the other processes during"),
+            std::string::npos)
+      << log0;
+}
+
+TEST_F(DataParallelCli, ABatchThatDoesNotSplitAndAMissingPeerAreOneLineEach) {
+  const std::string run = tmp.file("run");
+  auto ranks =
+      start_both("train --config " + config_path + " --out " + run + " --set train.batch_size=51");
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(ranks[static_cast<size_t>(rank)]->wait(std::chrono::seconds(120)), kExitConfig);
+    EXPECT_NE(testing::read_bytes(output(rank))
+                  .find("config: train.batch_size = 51 does not split over the run's 2 "
+                        "processes; make it a multiple of 2"),
+              std::string::npos)
+        << testing::read_bytes(output(rank));
+  }
+  EXPECT_FALSE(fs::exists(run));  // nothing was trained: the directory went again
+
+  // Rank 0 alone: it waits ADVFT_DIST_TIMEOUT, then says so.
+  testing::BackgroundAdvft alone("train --config " + config_path + " --out " + run, output(0),
+                                 "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                     std::to_string(free_port()) + " ADVFT_DIST_TIMEOUT=2");
+  EXPECT_EQ(alone.wait(std::chrono::seconds(60)), kExitDistributed);
+  EXPECT_NE(testing::read_bytes(output(0)).find("could not meet the other 1 process(es)"),
+            std::string::npos)
+      << testing::read_bytes(output(0));
+
+  // A launcher's variable that is wrong, before anything waits.
+  testing::BackgroundAdvft wrong("train --config " + config_path + " --out " + run, output(1),
+                                 "WORLD_SIZE=2 RANK=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1");
+  EXPECT_EQ(wrong.wait(std::chrono::seconds(60)), kExitDistributed);
+  EXPECT_NE(testing::read_bytes(output(1)).find("RANK = '2' (set by torchrun)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace advft::dist

@@ -180,13 +180,16 @@ inline RunResult run_advft(const std::string& args) {
 }
 
 /// `advft <args>` started in the background (args are shell words), its stdout and stderr going
-/// to `output_file`: for tests that signal a command while it runs. A process still running when
-/// this goes out of scope is killed.
+/// to `output_file`: for tests that signal a command while it runs, or run several at once.
+/// `environment` ("NAME=value ..."), when given, is added to its environment. A process still
+/// running when this goes out of scope is killed.
 class BackgroundAdvft {
  public:
-  BackgroundAdvft(const std::string& args, const std::string& output_file) {
-    const std::string command =
-        "exec " + std::string(ADVFT_BINARY) + " " + args + " >" + output_file + " 2>&1";
+  BackgroundAdvft(const std::string& args, const std::string& output_file,
+                  const std::string& environment = "") {
+    const std::string command = "exec " + (environment.empty() ? "" : "env " + environment + " ") +
+                                std::string(ADVFT_BINARY) + " " + args + " >" + output_file +
+                                " 2>&1";
     pid_ = ::fork();
     if (pid_ == 0) {
       ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));

@@ -10,6 +10,8 @@
 #include "advft/cli/run_options.h"
 #include "advft/config/load.h"
 #include "advft/data/source.h"
+#include "advft/dist/device.h"
+#include "advft/dist/process_group.h"
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
 #include "advft/io/atomic_file.h"
@@ -69,8 +71,17 @@ nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
 
 void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
-  runtime::set_cpu_threads(o.threads);
-  if (!o.json.empty()) io::check_file_writable(o.json, "--json");  // before a long evaluation
+  // Under torchrun or srun each process evaluates every Nth test image; rank 0 reports them all.
+  const dist::World world = dist::world_from_environment(std::getenv);
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (world.distributed()) {
+    runtime::set_log_rank(world.rank, o.verbose);
+    group = dist::ProcessGroup::connect(world, dist::timeout_from_environment(std::getenv));
+  }
+  runtime::set_cpu_threads(o.threads > 0 ? o.threads : dist::cpu_threads_per_process(world));
+  if (!o.json.empty() && world.rank == 0) {
+    io::check_file_writable(o.json, "--json");  // before a long evaluation
+  }
   std::vector<std::string> overrides = o.sets;
   append_normalization_overrides(o.normalization, overrides);
   // --attack replaces eval.attacks: the replaced list is neither used nor checked (its default
@@ -122,9 +133,9 @@ void run_eval(const EvalCliOptions& o) {
   options.batch_size = o.batch_size > 0 ? o.batch_size : run->eval.batch_size;
   options.limit = o.limit > 0 ? o.limit : run->eval.limit;
   options.cascade = o.cascade || run->eval.cascade;
-  options.seed = o.seed;
+  options.seed = dist::process_seed(o.seed, world);
 
-  const torch::Device device = runtime::resolve_device(o.device);
+  const torch::Device device = runtime::resolve_device(dist::process_device(o.device, world));
   runtime::BackgroundJob device_warmup =
       runtime::warm_up_device(device);  // while the model and the data are read
   // Device settings: the flag, else the run config's value (auto by default).
@@ -157,6 +168,15 @@ void run_eval(const EvalCliOptions& o) {
   device_warmup.wait();
   model->to(device);
   if (channels_last) runtime::to_channels_last(*model);
+  if (group) {
+    // --limit's sample first, then this process's share of it: the run evaluates what one
+    // process would have.
+    if (options.limit > 0) splits.test = data::sample(splits.test, options.limit);
+    options.limit = 0;
+    splits.test = data::subset(
+        splits.test, torch::arange(world.rank, splits.test.size(), world.size, torch::kLong));
+    spdlog::info("{}: {} of the test images", dist::describe(world), splits.test.size());
+  }
   options.placement = data::resolve_placement(data.placement, splits.test, device);
   spdlog::info("evaluating {} ({}) on {} test images of {} on {}, {}{}", ckpt.path,
                models::describe(ckpt.spec),
@@ -166,6 +186,10 @@ void run_eval(const EvalCliOptions& o) {
   eval::EvalReport report = eval::evaluate(
       *model, splits.test, attacks, options, device,
       [](int64_t done, int64_t total) { spdlog::debug("evaluated {}/{}", done, total); });
+  if (group) {
+    report = eval::combine_over(report, *group);
+    if (world.rank != 0) return;  // rank 0 reports the whole test set
+  }
   std::cout << eval::format_table(report) << std::flush;
   spdlog::info("evaluation took {:.1f} s", report.seconds);
   if (!o.json.empty()) {

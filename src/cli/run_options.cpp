@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "advft/cli/count_check.h"
+#include "advft/dist/process_group.h"
 #include "advft/error.h"
 #include "advft/io/metrics.h"
 #include "advft/runtime/device.h"
@@ -83,6 +84,14 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
 
 namespace {
 
+// What may differ between machines, and so may change on --resume: the device, the data's
+// mount, the CPU threads.
+void apply_machine_flags(const RunOptions& o, config::RunConfig& c) {
+  if (!o.device.empty()) c.device = o.device;
+  if (!o.data_dir.empty()) c.data.dir = o.data_dir;
+  if (o.threads > 0) c.threads = o.threads;
+}
+
 // Named flags win over the file and --set (the last step of the precedence chain).
 void apply_named_flags(const RunOptions& o, config::RunConfig& c) {
   if (!o.checkpoint.empty()) c.train.init_checkpoint = o.checkpoint;
@@ -91,32 +100,19 @@ void apply_named_flags(const RunOptions& o, config::RunConfig& c) {
   if (o.reset_head) c.train.init_reset_head = true;
   if (!o.normalization.mean.empty()) c.model.mean = o.normalization.mean;
   if (!o.normalization.std.empty()) c.model.std = o.normalization.std;
-  if (!o.device.empty()) c.device = o.device;
-  if (!o.data_dir.empty()) c.data.dir = o.data_dir;
   if (o.epochs > 0) c.train.epochs = o.epochs;
   if (o.batch_size > 0) c.train.batch_size = o.batch_size;
-  if (o.threads > 0) c.threads = o.threads;
+  apply_machine_flags(o, c);
 }
 
 std::string config_stem(const std::string& path_or_name) {
   return fs::path(path_or_name).stem().string();
 }
 
-}  // namespace
-
-void run_training_command(const RunOptions& o, config::Command command) {
-  const std::string name = command == config::Command::kFinetune ? "finetune" : "train";
-  if (o.config.empty() && o.resume.empty()) {
-    throw UsageError(name + " needs --config FILE (or --resume RUN_DIR); see advft " + name +
-                     " --help");
-  }
-  runtime::init_logging(o.verbose);
-  train::RunRequest request;
-  request.command = name;
-  // From the moment the directory is prepared, however the command ends: a run that stops before
-  // its first checkpoint leaves nothing worth keeping, so the directory goes back to what it was
-  // and the corrected command can use the same --out.
-  std::optional<io::RunDirGuard> run_dir;
+// Rank 0's (or the only process's) part of starting a run: the config and the run directory,
+// as the command line asks. Fills `request`, and `run_dir` as soon as the directory is there.
+void prepare_run(const RunOptions& o, config::Command command, train::RunRequest& request,
+                 std::optional<io::RunDirGuard>& run_dir) {
   if (!o.resume.empty()) {
     if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty() || !o.key.empty() ||
         o.non_strict || o.reset_head || !o.normalization.mean.empty() ||
@@ -129,31 +125,83 @@ void run_training_command(const RunOptions& o, config::Command command) {
     request.paths = run_dir->run().paths;
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),
                                               config::default_config(command));
-    // Where the machine differs (another GPU, another data mount), these may change safely.
-    if (!o.device.empty()) request.config.device = o.device;
-    if (!o.data_dir.empty()) request.config.data.dir = o.data_dir;
-    if (o.threads > 0) request.config.threads = o.threads;
+    apply_machine_flags(o, request.config);
     request.resume = true;
-  } else {
-    request.config = config::load_run_config(command, o.config, o.sets);
-    apply_named_flags(o, request.config);
-    config::validate(request.config);
-    if (command == config::Command::kFinetune && request.config.train.init_checkpoint.empty()) {
-      throw ConfigError(
-          "finetune needs a pretrained model: pass --checkpoint FILE or set "
-          "train.init_checkpoint (use `advft train` to train from scratch)");
-    }
-    const std::string dir = o.out.empty() ? io::default_run_dir(config_stem(o.config)) : o.out;
-    run_dir.emplace(
-        io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew));
-    request.paths = run_dir->run().paths;
-    io::write_json_atomic(request.paths.config, config::to_json(request.config));
+    return;
   }
+  request.config = config::load_run_config(command, o.config, o.sets);
+  apply_named_flags(o, request.config);
+  config::validate(request.config);
+  if (command == config::Command::kFinetune && request.config.train.init_checkpoint.empty()) {
+    throw ConfigError(
+        "finetune needs a pretrained model: pass --checkpoint FILE or set "
+        "train.init_checkpoint (use `advft train` to train from scratch)");
+  }
+  const std::string dir = o.out.empty() ? io::default_run_dir(config_stem(o.config)) : o.out;
+  run_dir.emplace(
+      io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew));
+  request.paths = run_dir->run().paths;
+  io::write_json_atomic(request.paths.config, config::to_json(request.config));
+}
 
-  runtime::add_log_file(request.paths.log);
-  runtime::set_cpu_threads(request.config.threads);
+// The other ranks' part: the run rank 0 prepared, read from the config it wrote.
+void join_run(const RunOptions& o, config::Command command, dist::ProcessGroup& group,
+              train::RunRequest& request) {
+  const std::string dir = group.share("run directory", "");
+  if (!dir.empty() && dir[0] == '!') {
+    throw DistError("rank 0 could not start the run: " + dir.substr(1));
+  }
+  request.paths = io::run_paths(dir);
+  request.config = config::parse_run_config(config::read_config_json(request.paths.config),
+                                            config::default_config(command));
+  apply_machine_flags(o, request.config);
+  request.resume = !o.resume.empty();
+}
+
+}  // namespace
+
+void run_training_command(const RunOptions& o, config::Command command) {
+  const std::string name = command == config::Command::kFinetune ? "finetune" : "train";
+  if (o.config.empty() && o.resume.empty()) {
+    throw UsageError(name + " needs --config FILE (or --resume RUN_DIR); see advft " + name +
+                     " --help");
+  }
+  runtime::init_logging(o.verbose);
+  // Under torchrun or srun, first meet the other processes: rank 0 then tells them about the
+  // run, or about what stopped it, instead of leaving them waiting.
+  const dist::World world = dist::world_from_environment(std::getenv);
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (world.distributed()) {
+    runtime::set_log_rank(world.rank, o.verbose);
+    group = dist::ProcessGroup::connect(world, dist::timeout_from_environment(std::getenv));
+    spdlog::info("{} processes met at {}:{}", world.size, world.master_addr, world.master_port);
+  }
+  train::RunRequest request;
+  request.command = name;
+  request.group = group.get();
+  // From the moment the directory is prepared, however the command ends: a run that stops before
+  // its first checkpoint leaves nothing worth keeping, so the directory goes back to what it was
+  // and the corrected command can use the same --out.
+  std::optional<io::RunDirGuard> run_dir;
+  if (world.rank == 0) {
+    try {
+      prepare_run(o, command, request, run_dir);
+    } catch (const std::exception& e) {
+      if (group) group->share("run directory", std::string("!") + e.what());
+      throw;
+    }
+    if (group) group->share("run directory", request.paths.dir);
+    runtime::add_log_file(request.paths.log);
+  } else {
+    join_run(o, command, *group, request);
+  }
+  // The machine's cores shared by its processes, not each process on all of them.
+  const int64_t threads =
+      request.config.threads > 0 ? request.config.threads : dist::cpu_threads_per_process(world);
+  runtime::set_cpu_threads(threads);
+  if (group) spdlog::info("this process: {}, {} CPU thread(s)", dist::describe(world), threads);
   spdlog::info("run directory {}", request.paths.dir);
-  if (run_dir->run().replaced) {
+  if (run_dir && run_dir->run().replaced) {
     const std::string aside = io::previous_run_dir(request.paths.dir);
     if (request.resume) {
       spdlog::info("{} holds the run a forced run replaced; it is deleted when this run finishes",
@@ -166,6 +214,7 @@ void run_training_command(const RunOptions& o, config::Command command) {
     }
   }
   const nlohmann::json results = train::run_training(request);
+  if (world.rank != 0) return;  // rank 0 reports the run
   if (results["best_val_accuracy"].is_number()) {
     spdlog::info("done: best validation accuracy {:.2f}% (epoch {}); results in {}",
                  results["best_val_accuracy"].get<double>(), results.value("best_epoch", 0),

@@ -105,13 +105,13 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
   data::BatchLoader loader(data, options.batch_size, /*shuffle=*/false, /*drop_last=*/false,
                            options.seed, device, options.placement);
   for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
-    runtime::throw_if_stopped("evaluation");
+    if (options.stop_on_signal) runtime::throw_if_stopped("evaluation");
     data::Batch batch = loader.batch(0, b);
     torch::Tensor robust = (*clean_row)({batch.images, batch.labels})[0].clone();
     report.clean_correct += robust.sum().item<int64_t>();
     for (std::size_t a = 0; a < attacks.size(); ++a) {
       // Also between attacks: a strong one on a large batch takes a while, longest on the CPU.
-      if (a > 0) runtime::throw_if_stopped("evaluation");
+      if (a > 0 && options.stop_on_signal) runtime::throw_if_stopped("evaluation");
       const auto attack_start = Clock::now();
       if (options.cascade) {
         const torch::Tensor still = robust.nonzero().squeeze(1);
@@ -138,6 +138,29 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
   report.worst_case_accuracy = percent(report.worst_case_correct, report.total);
   report.seconds = seconds_since(start);
   return report;
+}
+
+EvalReport combine_over(const EvalReport& mine, dist::ProcessGroup& group) {
+  EvalReport all = mine;
+  std::vector<int64_t> counts{mine.total, mine.clean_correct, mine.worst_case_correct};
+  for (const auto& a : mine.attacks)
+    counts.push_back(a.correct);
+  std::vector<torch::Tensor> sums{torch::tensor(counts, torch::kLong)};
+  group.all_reduce_sum(sums);
+  const int64_t* sum = sums[0].data_ptr<int64_t>();
+  all.total = sum[0];
+  all.clean_correct = sum[1];
+  all.worst_case_correct = sum[2];
+  all.clean_accuracy = percent(all.clean_correct, all.total);
+  all.worst_case_accuracy = percent(all.worst_case_correct, all.total);
+  for (size_t a = 0; a < all.attacks.size(); ++a) {
+    all.attacks[a].correct = sum[3 + a];
+    all.attacks[a].accuracy = percent(all.attacks[a].correct, all.total);
+  }
+  // Milliseconds, so that the slowest process's time goes through the integer vote.
+  all.seconds =
+      static_cast<double>(group.max(static_cast<int64_t>(mine.seconds * 1000.0))) / 1000.0;
+  return all;
 }
 
 nlohmann::json to_json(const EvalReport& r) {

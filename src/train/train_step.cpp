@@ -29,6 +29,8 @@ TrainStep::TrainStep(models::ClassifierImpl& model, Sgd& optimizer, LossScaler& 
             options_.graph_warmup, "the training step") {
   TORCH_CHECK(!(scaler_.enabled() && options_.graphs != runtime::GraphMode::kOff),
               "TrainStep: fp16 loss scaling cannot run in a CUDA graph");
+  TORCH_CHECK(!(options_.group && options_.graphs != runtime::GraphMode::kOff),
+              "TrainStep: the gradient average of a data-parallel run cannot run in a CUDA graph");
 }
 
 StepResult TrainStep::run(const torch::Tensor& x, const torch::Tensor& y, double lr) {
@@ -83,6 +85,14 @@ std::vector<torch::Tensor> TrainStep::body(const std::vector<torch::Tensor>& inp
   }
   optimizer_.zero_grad();
   scaler_.scale_loss(loss).backward();
+  if (options_.group != nullptr) {
+    // Averaged before the overflow check, so that every process skips the same fp16 steps.
+    std::vector<torch::Tensor> gradients;
+    for (const torch::Tensor& p : model_.parameters()) {
+      if (p.grad().defined()) gradients.push_back(p.grad());
+    }
+    options_.group->average(gradients);
+  }
   if (scaler_.unscale_and_update(model_.parameters())) {
     optimizer_.step();
   } else {

@@ -13,6 +13,7 @@
 #include "advft/config/load.h"
 #include "advft/data/loader.h"
 #include "advft/data/source.h"
+#include "advft/dist/device.h"
 #include "advft/error.h"
 #include "advft/eval/evaluator.h"
 #include "advft/io/async_writer.h"
@@ -116,7 +117,12 @@ class Trainer {
       : request_(request),
         config_(request.config),
         paths_(request.paths),
-        device_(runtime::resolve_device(config_.device)),
+        group_(request.group != nullptr && request.group->size() > 1 ? request.group : nullptr),
+        writes_(group_ == nullptr || group_->rank() == 0),
+        draw_seed_(group_ ? dist::process_seed(config_.train.seed, group_->world())
+                          : config_.train.seed),
+        device_(runtime::resolve_device(
+            group_ ? dist::process_device(config_.device, group_->world()) : config_.device)),
         precision_(runtime::resolve_precision(config_.precision, device_, "precision")),
         scaler_(precision_ == runtime::Precision::kFp16) {}
 
@@ -131,6 +137,13 @@ class Trainer {
   /// The run stopped at an epoch's end before that epoch's validation and record.
   bool epoch_end_pending() const;
   void save_last(int64_t next_step, bool also_best);
+  /// Data-parallel runs: BatchNorm's running statistics averaged over the processes (each saw
+  /// only its shard), before they are validated or saved.
+  void average_buffers();
+  /// Data-parallel runs: a DistError unless every process holds rank 0's weights.
+  void check_weights_agree(int64_t epoch) const;
+  /// Whether any process was asked to stop (a vote, so that all stop at the same step).
+  int stop_vote() const;
   void check_finite(int64_t step) const;
   [[noreturn]] void throw_diverged(int64_t step, const std::string& what) const;
   void flush_step_record(int64_t step, int64_t epoch);
@@ -140,6 +153,9 @@ class Trainer {
   const RunRequest& request_;
   config::RunConfig config_;
   io::RunPaths paths_;
+  dist::ProcessGroup* group_;  // null unless several processes train together
+  bool writes_;                // rank 0 (or the only process): the one that writes the run dir
+  uint64_t draw_seed_;         // this process's seed for augmentation and attack draws
   torch::Device device_;
   runtime::Precision precision_;
   LossScaler scaler_;  // fp16 only: scales the loss so small gradients survive
@@ -154,6 +170,7 @@ class Trainer {
   runtime::GraphMode graphs_ = runtime::GraphMode::kOff;       // the training step
   runtime::GraphMode eval_graphs_ = runtime::GraphMode::kOff;  // per-epoch validation
   std::optional<io::MetricsWriter> metrics_;
+  int64_t val_images_ = 0;  // all processes' together
   int64_t steps_per_epoch_ = 0;
   int64_t total_steps_ = 0;
   TrainState state_;
@@ -176,6 +193,12 @@ class Trainer {
 };
 
 void Trainer::build() {
+  if (group_ && config_.train.batch_size % group_->size() != 0) {
+    throw ConfigError("train.batch_size = " + std::to_string(config_.train.batch_size) +
+                      " does not split over the run's " + std::to_string(group_->size()) +
+                      " processes; make it a multiple of " + std::to_string(group_->size()) +
+                      " (it is the batch of all processes together)");
+  }
   runtime::BackgroundJob device_warmup = runtime::warm_up_device(device_);
   data_ = data::load_splits(config_.data);
   check_model_fits_data(config_.model, data_.train, config_.data.dataset);
@@ -210,6 +233,14 @@ void Trainer::build() {
   }
   device_warmup.wait();
   model_->to(device_);
+  if (group_) {
+    // Every process built the same weights; copying rank 0's makes sure of it, as
+    // DistributedDataParallel does when it wraps a model.
+    std::vector<torch::Tensor> state = model_->parameters();
+    for (const torch::Tensor& b : model_->buffers())
+      state.push_back(b);
+    group_->broadcast(state, 0);
+  }
   if (runtime::resolve_channels_last(config_.channels_last, device_, "channels_last"))
     runtime::to_channels_last(*model_);
   runtime::configure_matmul_precision(precision_);
@@ -220,8 +251,16 @@ void Trainer::build() {
   if (fused) spdlog::info("BatchNorm+ReLU in training: advft's fused kernels (bf16, fp16)");
 
   placement_ = data::resolve_placement(config_.data.placement, data_.train, device_);
+  data::Shard shard;
+  if (group_) shard = {group_->rank(), group_->size()};
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,
-                  config_.train.seed, device_, placement_);
+                  config_.train.seed, device_, placement_, shard);
+  val_images_ = data_.val.size();
+  if (group_ && val_images_ > 0) {
+    // Every size-th image from the rank's own: the shards differ by at most one image.
+    data_.val = data::subset(
+        data_.val, torch::arange(group_->rank(), val_images_, group_->size(), torch::kLong));
+  }
   steps_per_epoch_ = loader_->batches_per_epoch();
   if (steps_per_epoch_ == 0) {
     throw ConfigError("train.batch_size = " + std::to_string(config_.train.batch_size) +
@@ -245,7 +284,7 @@ void Trainer::build() {
     optimizer_->load_state(tensors, paths_.last_state);
     scaler_.load_state(meta.value("loss_scale", nlohmann::json()));
   }
-  metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
+  if (writes_) metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
   epoch_start_train_seconds_ = state_.train_seconds;
 }
 
@@ -265,7 +304,16 @@ void Trainer::build_step() {
   graphs_ = step_hazard == eval_hazard ? eval_graphs_
                                        : runtime::resolve_graph_mode(config_.cuda_graphs, device_,
                                                                      "cuda_graphs", step_hazard);
+  if (group_ && graphs_ != runtime::GraphMode::kOff) {
+    spdlog::info(
+        "the training step runs without CUDA graphs: its gradient average over the {} "
+        "processes is a collective between backward and the update; validation keeps "
+        "them",
+        group_->size());
+    graphs_ = runtime::GraphMode::kOff;
+  }
   options.graphs = graphs_;
+  options.group = group_;
   step_ = std::make_unique<TrainStep>(*model_, *optimizer_, scaler_, options);
   const auto sum_options = torch::TensorOptions().device(device_);
   window_loss_ = torch::zeros({}, sum_options.dtype(torch::kDouble));
@@ -274,7 +322,7 @@ void Trainer::build_step() {
 
 void Trainer::train_step(int64_t step) {
   const int64_t epoch = step / steps_per_epoch_;
-  torch::manual_seed(step_seed(config_.train.seed, step));
+  torch::manual_seed(step_seed(draw_seed_, step));
   data::Batch batch = loader_->batch(epoch, step % steps_per_epoch_);
   // Image folders were cropped and flipped as they were decoded.
   const torch::Tensor x =
@@ -294,6 +342,16 @@ void Trainer::train_step(int64_t step) {
 
 void Trainer::flush_step_record(int64_t step, int64_t epoch) {
   if (window_steps_ == 0) return;
+  int64_t images = window_images_;
+  int64_t loss_terms = window_steps_;
+  if (group_) {
+    // The record is of the whole batch, and every process decides on the same loss whether the
+    // run diverged.
+    std::vector<torch::Tensor> sums{window_loss_, window_correct_};
+    group_->all_reduce_sum(sums);
+    images *= group_->size();
+    loss_terms *= group_->size();
+  }
   const double loss_sum = window_loss_.item<double>();  // waits for the window's steps
   const int64_t correct = window_correct_.item<int64_t>();
   const double seconds = seconds_since(window_start_);
@@ -304,17 +362,18 @@ void Trainer::flush_step_record(int64_t step, int64_t epoch) {
     throw_diverged(step, "the loss of " + steps + std::to_string(step + 1) + " is " +
                              (std::isnan(loss_sum) ? "NaN" : "infinite"));
   }
-  const double images_per_s = seconds > 0 ? static_cast<double>(window_images_) / seconds : 0.0;
-  const double loss = loss_sum / static_cast<double>(window_steps_);
-  const double accuracy =
-      100.0 * static_cast<double>(correct) / static_cast<double>(window_images_);
-  metrics_->write({{"type", "step"},
-                   {"step", step + 1},
-                   {"epoch", epoch + 1},
-                   {"lr", last_lr_},
-                   {"loss", loss},
-                   {config_.train.adversarial ? "train_adv_accuracy" : "train_accuracy", accuracy},
-                   {"images_per_s", images_per_s}});
+  const double images_per_s = seconds > 0 ? static_cast<double>(images) / seconds : 0.0;
+  const double loss = loss_sum / static_cast<double>(loss_terms);
+  const double accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(images);
+  if (metrics_)
+    metrics_->write(
+        {{"type", "step"},
+         {"step", step + 1},
+         {"epoch", epoch + 1},
+         {"lr", last_lr_},
+         {"loss", loss},
+         {config_.train.adversarial ? "train_adv_accuracy" : "train_accuracy", accuracy},
+         {"images_per_s", images_per_s}});
   spdlog::info("epoch {}/{} step {}/{} lr {:.5f} loss {:.4f} {} acc {:.2f}% {:.0f} img/s",
                epoch + 1, config_.train.epochs, step + 1, total_steps_, last_lr_, loss,
                config_.train.adversarial ? "adv" : "train", accuracy, images_per_s);
@@ -353,8 +412,10 @@ void Trainer::throw_diverged(int64_t step, const std::string& what) const {
 }
 
 void Trainer::save_last(int64_t next_step, bool also_best) {
+  average_buffers();
   check_finite(next_step - 1);
   state_.next_step = next_step;
+  if (!writes_) return;
   const int64_t epoch = next_step / steps_per_epoch_;
   // Copies taken now, written while training goes on. Optimizer state first: a crash between
   // the two writes leaves a model file that is older than its state file, which resume detects
@@ -370,6 +431,44 @@ void Trainer::save_last(int64_t next_step, bool also_best) {
   });
 }
 
+void Trainer::average_buffers() {
+  if (!group_) return;
+  std::vector<torch::Tensor> statistics;
+  for (const torch::Tensor& b : model_->buffers()) {
+    if (b.is_floating_point()) statistics.push_back(b);  // not num_batches_tracked: equal anyway
+  }
+  group_->average(statistics);
+}
+
+void Trainer::check_weights_agree(int64_t epoch) const {
+  if (!group_) return;
+  torch::NoGradGuard no_grad;
+  // A sum of every weight, and of every weight times its position in the model, in fp64: two
+  // numbers that any difference between the processes' weights changes.
+  double plain = 0.0;
+  double weighted = 0.0;
+  int64_t position = 0;
+  for (const torch::Tensor& p : model_->parameters()) {
+    const double sum = p.to(torch::kDouble).sum().item<double>();
+    plain += sum;
+    weighted += sum * static_cast<double>(++position);
+  }
+  const torch::Tensor mine = torch::tensor({plain, weighted}, torch::kDouble);
+  const torch::Tensor rank0 = mine.clone();
+  group_->broadcast({rank0}, 0);
+  const int64_t differ = group_->max(torch::equal(mine, rank0) ? 0 : 1);
+  if (differ != 0) {
+    throw DistError("after epoch " + std::to_string(epoch + 1) +
+                    " the processes' weights differ from rank 0's; the gradient average did not "
+                    "keep them together (a bug: please report it with the log)");
+  }
+}
+
+int Trainer::stop_vote() const {
+  const int signal = runtime::stop_signal();
+  return group_ ? static_cast<int>(group_->max(signal)) : signal;
+}
+
 bool Trainer::epoch_end_pending() const {
   const int64_t step = state_.next_step;
   if (step == 0 || step % steps_per_epoch_ != 0) return false;
@@ -379,22 +478,26 @@ bool Trainer::epoch_end_pending() const {
 }
 
 void Trainer::end_of_epoch(int64_t epoch) {
+  average_buffers();
   check_finite((epoch + 1) * steps_per_epoch_ - 1);  // before validating a broken model
+  check_weights_agree(epoch);
   nlohmann::json record = {{"type", "epoch"},
                            {"epoch", epoch + 1},
                            {"lr", last_lr_},
                            {"train_seconds", state_.train_seconds}};
   if (placement_ == data::Placement::kHost) record_input_wait(epoch, record);
-  if (data_.val.size() > 0) {
+  if (val_images_ > 0) {
     attacks::NamedAttack attack{attacks::describe_attack(config_.train.val_attack),
                                 config_.train.val_attack};
     eval::EvalOptions options;
     options.batch_size = config_.train.val_batch_size;
-    options.seed = config_.train.seed;
+    options.seed = draw_seed_;
     options.precision = precision_;
     options.graphs = eval_graphs_;
     options.placement = placement_;
+    options.stop_on_signal = group_ == nullptr;
     eval::EvalReport report = eval::evaluate(*model_, data_.val, {attack}, options, device_);
+    if (group_) report = eval::combine_over(report, *group_);
     record["val_clean_accuracy"] = report.clean_accuracy;
     record["val_robust_accuracy"] = report.attacks[0].accuracy;
     record["val_attack"] = attack.name;
@@ -414,7 +517,7 @@ void Trainer::end_of_epoch(int64_t epoch) {
     state_.best_epoch = epoch + 1;  // with nothing to compare, the latest epoch is the one kept
   }
   state_.last_epoch = record;
-  metrics_->write(record);
+  if (metrics_) metrics_->write(record);
   save_last((epoch + 1) * steps_per_epoch_, /*also_best=*/state_.best_epoch == epoch + 1);
 }
 
@@ -466,12 +569,12 @@ nlohmann::json Trainer::results() const {
           {"epochs", config_.train.epochs},
           {"steps", total_steps_},
           {"train_images", data_.train.size()},
-          {"val_images", data_.val.size()},
+          {"val_images", val_images_},
           {"train_seconds", state_.train_seconds},
           {"best_epoch", state_.best_epoch},
           {"best_val_accuracy",
-           data_.val.size() > 0 ? nlohmann::json(state_.best_val_score) : nlohmann::json(nullptr)},
-          {"best_by", data_.val.size() == 0       ? "last epoch (no validation set)"
+           val_images_ > 0 ? nlohmann::json(state_.best_val_score) : nlohmann::json(nullptr)},
+          {"best_by", val_images_ == 0            ? "last epoch (no validation set)"
                       : config_.train.adversarial ? "robust validation accuracy"
                                                   : "clean validation accuracy"},
 
@@ -489,10 +592,14 @@ nlohmann::json Trainer::run() {
       "{} {} on {}: {} training / {} validation images, {} epochs x {} steps, {}, device {}, "
       "{}{}",
       request_.command, models::describe(config_.model), config_.data.dataset, data_.train.size(),
-      data_.val.size(), config_.train.epochs, steps_per_epoch_, describe_objective(config_),
+      val_images_, config_.train.epochs, steps_per_epoch_, describe_objective(config_),
       device_.str(), runtime::precision_name(precision_),
       graphs_ == runtime::GraphMode::kCuda ? ", CUDA graphs" : "");
   if (request_.resume) spdlog::info("resuming at step {} of {}", state_.next_step, total_steps_);
+  if (group_) {
+    spdlog::info("data-parallel over {} processes: {} images of each batch of {} per process",
+                 group_->size(), loader_->local_batch_size(), config_.train.batch_size);
+  }
 
   const int64_t first_step = state_.next_step;
   int64_t completed = first_step;
@@ -504,7 +611,7 @@ nlohmann::json Trainer::run() {
     for (int64_t step = first_step; step < total_steps_; ++step) {
       // Checked before the step, not after: a stop asked for while the run was starting (Ctrl-C
       // during the data loading) saves nothing, so a forced run gives back the run it replaced.
-      if (int signal = runtime::stop_signal()) {
+      if (int signal = stop_vote()) {
         throw InterruptedError("stopped by signal " + std::to_string(signal), 128 + signal);
       }
       train_step(step);
@@ -533,6 +640,7 @@ nlohmann::json Trainer::run() {
   }
   writer_.wait();  // results.json names the checkpoints: they are on disk first
   nlohmann::json out = results();
+  if (!writes_) return out;
   io::write_json_atomic(paths_.results, out);
   metrics_->write(
       {{"type", "done"}, {"steps", total_steps_}, {"train_seconds", state_.train_seconds}});

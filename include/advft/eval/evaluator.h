@@ -12,6 +12,7 @@
 #include "advft/attacks/attack_spec.h"
 #include "advft/data/dataset.h"
 #include "advft/data/loader.h"
+#include "advft/dist/process_group.h"
 #include "advft/models/classifier.h"
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/precision.h"
@@ -56,6 +57,10 @@ struct EvalOptions {
   /// (AutoAttack's order: no work on what is already lost); rows then count what survives that
   /// attack and all before it. The subsets vary in size, so attacks run eagerly.
   bool cascade = false;
+  /// Stop with InterruptedError between batches after SIGINT/SIGTERM. Off in a data-parallel
+  /// run, whose processes must leave their validation together: the training loop stops them
+  /// all at the next step, by a vote.
+  bool stop_on_signal = true;
 };
 
 /// Why evaluating a model of `model_kind` cannot be captured as CUDA graphs, or "".
@@ -82,6 +87,10 @@ using ProgressFn = std::function<void(int64_t, int64_t)>;
 EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& data,
                     const std::vector<attacks::NamedAttack>& attacks, const EvalOptions& options,
                     torch::Device device, const ProgressFn& progress = {});
+
+/// The report of every process's shard together: counts summed, accuracies recomputed, the
+/// seconds of the slowest. Every process calls it, with reports of the same attacks.
+EvalReport combine_over(const EvalReport& mine, dist::ProcessGroup& group);
 
 /// The report as JSON (results.json / --json).
 nlohmann::json to_json(const EvalReport& report);

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "advft/attacks/attack_spec.h"
+#include "advft/dist/process_group.h"
 #include "advft/models/classifier.h"
 #include "advft/runtime/cuda_graph.h"
 #include "advft/runtime/precision.h"
@@ -28,6 +29,10 @@ struct StepOptions {
   runtime::GraphMode graphs = runtime::GraphMode::kOff;
   /// Eager steps before the capture. They are real training steps, not thrown away.
   int64_t graph_warmup = 3;
+  /// A data-parallel run's processes: the gradients are averaged over them between backward and
+  /// the update, as DistributedDataParallel does. Needs graphs off (the collective runs on the
+  /// host's schedule). Null or one process: a plain step.
+  dist::ProcessGroup* group = nullptr;
 };
 
 /// What a step leaves on the device. Reading it (.item()) is the caller's host sync, so a loop

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "advft/config/config.h"
+#include "advft/dist/process_group.h"
 #include "advft/io/run_dir.h"
 
 namespace advft::train {
@@ -17,6 +18,10 @@ struct RunRequest {
   config::RunConfig config;
   io::RunPaths paths;
   bool resume = false;  ///< continue from paths.last and its optimizer state
+  /// The processes of a data-parallel run (null: this one alone). Each trains on its shard of
+  /// every batch (train.batch_size is their sum) and validates a shard of the validation set;
+  /// only rank 0 writes to the run directory.
+  dist::ProcessGroup* group = nullptr;
 };
 
 /// Runs (or resumes) a training and returns what results.json holds. Throws DivergedError on a
