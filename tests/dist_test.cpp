@@ -29,6 +29,10 @@
 #include "fixtures.h"
 #include "test_util.h"
 
+#if ADVFT_HAVE_DIST
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
 namespace advft::dist {
 namespace {
 
@@ -77,6 +81,15 @@ TEST(World, ReadsTorchrunsEnvironment) {
   EXPECT_EQ(w.master_addr, "node-a");
   EXPECT_EQ(w.master_port, 29400);
   EXPECT_EQ(describe(w), "rank 3 of 4 (local 1 of 2, torchrun)");
+  EXPECT_FALSE(w.agent_store);
+
+  // PyTorch 2.x's torchrun: its agent serves the store, a fresh prefix for each restart.
+  Variables elastic = kTorchrun;
+  elastic["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  elastic["TORCHELASTIC_RESTART_COUNT"] = "2";
+  const World joined = world_from_environment(environment(elastic));
+  EXPECT_TRUE(joined.agent_store);
+  EXPECT_EQ(joined.store_prefix, "/worker/attempt_2");
 }
 
 TEST(World, ReadsAnSrunStepButNotTheBatchScriptsOwnShell) {
@@ -184,14 +197,17 @@ World local_world(int rank, int size, int port) {
 // each rank threw ("" for none).
 template <typename Body>
 std::vector<std::string> as_ranks(int size, const Body& body,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  const int port = free_port();
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                  const std::function<void(World&)>& adjust = {},
+                                  int port = free_port()) {
   std::vector<std::string> errors(static_cast<size_t>(size));
   std::vector<std::thread> threads;
   for (int rank = 0; rank < size; ++rank) {
     threads.emplace_back([&, rank] {
       try {
-        const auto group = ProcessGroup::connect(local_world(rank, size, port), timeout);
+        World world = local_world(rank, size, port);
+        if (adjust) adjust(world);
+        const auto group = ProcessGroup::connect(world, timeout);
         body(rank, *group);
       } catch (const std::exception& e) {
         errors[static_cast<size_t>(rank)] = e.what();
@@ -267,6 +283,38 @@ TEST(ProcessGroup, AveragesAndBroadcastsCudaTensors_CUDA) {
     EXPECT_TRUE(s[2].equal(torch::arange(5, torch::kFloat) * 2.0));
     EXPECT_TRUE(s[3].equal(torch::full({2}, 2, torch::kLong)));
   }
+}
+
+// torchrun's agent listens on MASTER_PORT before its workers start; rank 0 must not try to.
+TEST(ProcessGroup, JoinsTheStoreOfATorchrunAgent) {
+  if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
+#if ADVFT_HAVE_DIST
+  const int port = free_port();
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<uint16_t>(port);
+  options.isServer = true;
+  options.waitWorkers = false;
+  options.timeout = std::chrono::seconds(30);
+  c10d::TCPStore agent("127.0.0.1", options);
+  agent.add("/worker/attempt_0/advft/arrived", 2);  // the failed first attempt's roll call
+  std::array<int64_t, 2> sums{};
+  const auto errors = as_ranks(
+      2,
+      [&](int rank, ProcessGroup& group) {
+        std::vector<torch::Tensor> t{torch::tensor({rank + 1}, torch::kLong)};
+        group.all_reduce_sum(t);
+        sums[static_cast<size_t>(rank)] = t[0].item<int64_t>();
+      },
+      std::chrono::seconds(30),
+      [](World& w) {
+        w.agent_store = true;
+        w.store_prefix = "/worker/attempt_1";
+      },
+      port);
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(sums, (std::array<int64_t, 2>{3, 3}));
+  EXPECT_EQ(agent.add("/worker/attempt_1/advft/arrived", 0), 2);
+#endif
 }
 
 TEST(ProcessGroup, NobodyComingIsOneLineNotAHang) {

@@ -11,6 +11,7 @@
 #include "advft/error.h"
 
 #if ADVFT_HAVE_DIST
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -53,7 +54,7 @@ bool available() {
 }
 
 struct ProcessGroup::Impl {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
   std::chrono::milliseconds timeout;
 
@@ -78,11 +79,15 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const World& world,
   try {
     c10d::TCPStoreOptions options;
     options.port = static_cast<uint16_t>(world.master_port);
-    options.isServer = world.rank == 0;
+    // Under a torchrun agent that serves the store, its port is taken: everyone is a client.
+    options.isServer = world.rank == 0 && !world.agent_store;
     options.numWorkers = static_cast<size_t>(world.size);
-    options.waitWorkers = true;
+    options.waitWorkers = !world.agent_store;
     options.timeout = timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
+    if (!world.store_prefix.empty()) {
+      impl->store = c10::make_intrusive<c10d::PrefixStore>(world.store_prefix, impl->store);
+    }
     // A roll call, so that a missing process is named as one here, whatever the store's own
     // waiting does (LibTorch 1.13's server does not wait for its workers).
     if (impl->store->add("advft/arrived", 1) == world.size) {

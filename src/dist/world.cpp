@@ -56,6 +56,13 @@ World from_torchrun(const EnvironmentFn& env) {
   w.local_rank = parse_int("LOCAL_RANK", optional(env, "LOCAL_RANK", "0"), 0, w.size - 1, who);
   w.master_addr = required(env, "MASTER_ADDR", who, hint);
   w.master_port = parse_int("MASTER_PORT", required(env, "MASTER_PORT", who, hint), 1, 65535, who);
+  if (optional(env, "TORCHELASTIC_USE_AGENT_STORE", "") == "True") {
+    w.agent_store = true;
+    w.store_prefix = "/worker/attempt_" +
+                     std::to_string(parse_int("TORCHELASTIC_RESTART_COUNT",
+                                              optional(env, "TORCHELASTIC_RESTART_COUNT", "0"), 0,
+                                              kMaxProcesses, who));
+  }
   return w;
 }
 

@@ -16,6 +16,11 @@ struct World {
   std::string master_addr;  ///< the host where rank 0 listens for the others
   int master_port = 0;
   std::string launcher;  ///< "torchrun" or "slurm"; "" for a single process
+  /// torchrun's agent already serves the store at master_addr:master_port
+  /// (TORCHELASTIC_USE_AGENT_STORE=True, PyTorch 2.x): every rank joins it as a client, under
+  /// `store_prefix` ("/worker/attempt_<TORCHELASTIC_RESTART_COUNT>"), as torch.distributed does.
+  bool agent_store = false;
+  std::string store_prefix;
 
   bool distributed() const { return size > 1; }
 };
@@ -24,7 +29,8 @@ struct World {
 using EnvironmentFn = std::function<const char*(const char*)>;
 
 /// The world as the launcher set it: WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR
-/// and MASTER_PORT (torchrun), else an srun step of several tasks (SLURM_STEP_NUM_TASKS,
+/// and MASTER_PORT (torchrun, with TORCHELASTIC_USE_AGENT_STORE and TORCHELASTIC_RESTART_COUNT
+/// when its agent hosts the store), else an srun step of several tasks (SLURM_STEP_NUM_TASKS,
 /// SLURM_PROCID, SLURM_LOCALID, SLURM_STEP_TASKS_PER_NODE, with MASTER_ADDR from the job script
 /// and MASTER_PORT 29500 unless set), else a single process. A sbatch script's own shell is not
 /// an srun step and stays a single process. Throws DistError naming the variable that is missing
