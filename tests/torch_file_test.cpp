@@ -272,12 +272,20 @@ TEST_F(TorchFileTest, RefusesEveryGlobalThatCouldRunCode) {
       {"hostile_eval.pt", "builtins.eval"},
       {"hostile_stack_global.pt", "posix.system"},
       {"hostile_nested.pt", "subprocess.Popen"},
-      {"legacy_hostile.pt", "subprocess.Popen"}};
+      {"legacy_hostile.pt", "subprocess.Popen"},
+      // torch.save(model) of the fixture script's own class, in both formats.
+      {"whole_model.pt", "__main__.SmallConvNet"},
+      {"whole_model_legacy.pt", "__main__.SmallConvNet"}};
   for (const auto& [name, global] : cases) {
     const std::string file = path(name);
     expect_checkpoint_error([&] { read_torch_file(file); },
                             {"checkpoint: " + file + ": refuses to load global " + global +
                              ": loading a checkpoint must never run code"});
+  }
+  for (const char* name : {"whole_model.pt", "whole_model_legacy.pt"}) {
+    expect_checkpoint_error([&] { read_torch_file(path(name)); },
+                            {"a whole pickled model (torch.save(model)): save model.state_dict() "
+                             "instead, or a TorchScript archive (torch.jit.save"});
   }
 }
 
@@ -506,6 +514,16 @@ TEST(PickleHostileTest, RefusesGlobalsByName) {
   for (const auto& [bytes, global] : cases) {
     expect_checkpoint_error([&] { unpickle(bytes, "evil.pt", nullptr); },
                             {"evil.pt: refuses to load global " + global, "never run code"});
+  }
+  // A class, not a function: the file is a pickled model, and the message says what to save.
+  expect_checkpoint_error(
+      [&] { unpickle(pickle_p2("ctorch.nn.modules.container\nSequential\n"), "m.pt", nullptr); },
+      {"m.pt: refuses to load global torch.nn.modules.container.Sequential",
+       "a whole pickled model (torch.save(model)): save model.state_dict() instead"});
+  try {
+    unpickle(pickle_p2("(ios\nsystem\n"), "evil.pt", nullptr);
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(std::string(e.what()).find("state_dict"), std::string::npos) << e.what();
   }
   expect_checkpoint_error(
       [&] { unpickle(pickle_p2("ctorch\nComplexFloatStorage\n"), "c.pt", nullptr); },

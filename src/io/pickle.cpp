@@ -155,7 +155,21 @@ class Unpickler {
 
   [[noreturn]] void refuse(const std::string& name) const {
     throw CheckpointError(source_ + ": refuses to load global " + printable(name) +
-                          ": loading a checkpoint must never run code");
+                          ": loading a checkpoint must never run code" + whole_model_hint(name));
+  }
+
+  // torch.save(model) pickles the model object, whose first global is its class: a module of
+  // torch.nn, a model zoo's, or the training script's own. Its weights are there, but only
+  // Python can rebuild the object; say how to save them in a form that loads.
+  static std::string whole_model_hint(const std::string& name) {
+    for (const char* prefix : {"torch.nn.", "torchvision.", "timm.", "__main__."}) {
+      if (name.rfind(prefix, 0) == 0) {
+        return "; the file holds a whole pickled model (torch.save(model)): save "
+               "model.state_dict() instead, or a TorchScript archive (torch.jit.save, "
+               "model.kind=torchscript)";
+      }
+    }
+    return "";
   }
 
   // ---- reading the byte stream ----
