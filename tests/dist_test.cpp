@@ -18,6 +18,7 @@
 
 #include "advft/data/loader.h"
 #include "advft/dist/device.h"
+#include "advft/dist/launch.h"
 #include "advft/dist/process_group.h"
 #include "advft/dist/world.h"
 #include "advft/error.h"
@@ -635,6 +636,52 @@ TEST_F(DataParallelCli, AProcessThatDiesStopsTheOtherWithOneLine) {
   EXPECT_NE(log0.find("error: distributed: rank 0 lost the other processes during"),
             std::string::npos)
       << log0;
+}
+
+// advft as its own launcher, for a machine without torchrun.
+TEST_F(DataParallelCli, NprocStartsTheProcessesItself) {
+  EXPECT_EQ(without_flag({"advft", "train", "--nproc", "4", "--out", "x", "--nproc=2"}, "--nproc"),
+            (std::vector<std::string>{"advft", "train", "--out", "x"}));
+  const std::string run = tmp.file("run");
+  const testing::RunResult r =
+      testing::run_advft("train --config " + config_path + " --out " + run + " --nproc 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--nproc 2: starting 2 processes on this machine"), std::string::npos);
+  EXPECT_NE(r.output.find("data-parallel over 2 processes"), std::string::npos) << r.output;
+  EXPECT_EQ(json::parse(testing::read_bytes(run + "/results.json"))["val_images"], 100);
+
+  // The processes' failure is the launcher's exit code, named in one more line.
+  const testing::RunResult bad =
+      testing::run_advft("train --config " + config_path + " --out " + tmp.file("bad") +
+                         " --nproc 2 --set train.batch_size=51");
+  EXPECT_EQ(bad.exit_code, kExitConfig) << bad.output;
+  EXPECT_NE(bad.output.find(" ended with exit code 3 (its log above says why)"), std::string::npos)
+      << bad.output;
+
+  // Under a launcher already: a usage error, before anything starts.
+  testing::BackgroundAdvft nested("train --config " + config_path + " --nproc 2", output(0),
+                                  environment(0));
+  EXPECT_EQ(nested.wait(std::chrono::seconds(60)), kExitUsage);
+  EXPECT_NE(testing::read_bytes(output(0)).find("--nproc starts its own processes"),
+            std::string::npos);
+}
+
+TEST_F(DataParallelCli, SigtermToTheLauncherStopsItsProcessesResumably) {
+  const std::string run = tmp.file("run");
+  testing::BackgroundAdvft launcher(
+      "train --config " + config_path + " --out " + run + " --epochs 4 --nproc 2", output(0));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (
+      std::chrono::steady_clock::now() < deadline &&
+      !(fs::exists(run + "/metrics.jsonl") && io::read_jsonl(run + "/metrics.jsonl").size() >= 3)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  launcher.signal(SIGTERM);  // what a scheduler sends; the launcher passes it on once
+  EXPECT_EQ(launcher.wait(std::chrono::seconds(300)), 143) << testing::read_bytes(output(0));
+  ASSERT_TRUE(fs::exists(run + "/last.safetensors")) << testing::read_bytes(output(0));
+  const testing::RunResult resumed = testing::run_advft("train --resume " + run + " --nproc 2");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(json::parse(testing::read_bytes(run + "/results.json"))["steps"], 32);
 }
 
 TEST_F(DataParallelCli, ABatchThatDoesNotSplitAndAMissingPeerAreOneLineEach) {

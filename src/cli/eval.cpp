@@ -47,6 +47,7 @@ struct EvalCliOptions {
   bool cascade = false;
   uint64_t seed = 0;
   int64_t threads = 0;
+  int64_t nproc = 0;
   bool verbose = false;
 };
 
@@ -71,6 +72,7 @@ nlohmann::json recorded_settings(const io::LoadedCheckpoint& ckpt) {
 
 void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
+  if (ran_as_local_processes(o.nproc)) return;
   // Under torchrun or srun each process evaluates every Nth test image; rank 0 reports them all.
   const dist::World world = dist::world_from_environment(std::getenv);
   std::unique_ptr<dist::ProcessGroup> group;
@@ -257,6 +259,7 @@ void setup_eval(CLI::App& app) {
                     "does (rows then count what survives each attack and those before it)");
   command->add_option("--seed", o->seed, "Seed of the attacks' random starts");
   command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));
+  add_nproc_flag(*command, o->nproc);
   command->add_flag("-v,--verbose", o->verbose, "Debug logging");
   command->callback([o]() { run_eval(*o); });
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "advft/cli/count_check.h"
+#include "advft/dist/launch.h"
 #include "advft/dist/process_group.h"
 #include "advft/error.h"
 #include "advft/io/metrics.h"
@@ -35,6 +36,29 @@ void append_normalization_overrides(const NormalizationFlags& flags,
                                     std::vector<std::string>& overrides) {
   if (!flags.mean.empty()) overrides.push_back("model.mean=" + nlohmann::json(flags.mean).dump());
   if (!flags.std.empty()) overrides.push_back("model.std=" + nlohmann::json(flags.std).dump());
+}
+
+void add_nproc_flag(CLI::App& command, int64_t& nproc) {
+  command
+      .add_option("--nproc", nproc,
+                  "Run as N processes of one data-parallel run on this machine, one per GPU "
+                  "(what torchrun --nproc-per-node=N does, without Python)")
+      ->check(at_least(1));
+}
+
+bool ran_as_local_processes(int64_t nproc) {
+  if (nproc <= 1) return false;
+  if (dist::world_from_environment(std::getenv).distributed()) {
+    throw UsageError("--nproc starts its own processes; under torchrun or srun leave it out");
+  }
+  const dist::LocalRunResult result = dist::run_local_processes(static_cast<int>(nproc), "--nproc");
+  if (result.exit_code != 0) {
+    throw Error("--nproc: rank " + std::to_string(result.failed_rank) + " ended with exit code " +
+                    std::to_string(result.exit_code) +
+                    " (its log above says why); so does this run",
+                result.exit_code);
+  }
+  return true;
 }
 
 void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoint) {
@@ -77,6 +101,7 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
       ->check(at_least(1));
   command.add_option("--threads", o.threads, "CPU threads (config key: threads)")
       ->check(at_least(1));
+  add_nproc_flag(command, o.nproc);
   command.add_flag("-v,--verbose", o.verbose, "Debug logging");
   resume->excludes(config);
   config->excludes(resume);
@@ -167,6 +192,7 @@ void run_training_command(const RunOptions& o, config::Command command) {
                      " --help");
   }
   runtime::init_logging(o.verbose);
+  if (ran_as_local_processes(o.nproc)) return;
   // Under torchrun or srun, first meet the other processes: rank 0 then tells them about the
   // run, or about what stopped it, instead of leaving them waiting.
   const dist::World world = dist::world_from_environment(std::getenv);

@@ -39,8 +39,16 @@ struct RunOptions {
   int64_t epochs = 0;
   int64_t batch_size = 0;
   int64_t threads = 0;
+  int64_t nproc = 0;  ///< start this many local processes as one data-parallel run
   bool verbose = false;
 };
+
+/// Binds --nproc N (the count of local processes for one data-parallel run) on a subcommand.
+void add_nproc_flag(CLI::App& command, int64_t& nproc);
+
+/// Whether --nproc asked for several processes; if so, starts them (this process only waits)
+/// and throws an advft::Error with the exit code of the first one that failed.
+bool ran_as_local_processes(int64_t nproc);
 
 /// Binds the shared flags on a subcommand.
 void add_run_options(CLI::App& command, RunOptions& options, bool pretrained_checkpoint);
