@@ -9,6 +9,7 @@
 #include "advft/cli/count_check.h"
 #include "advft/cli/run_options.h"
 #include "advft/config/load.h"
+#include "advft/data/loader.h"
 #include "advft/data/source.h"
 #include "advft/dist/device.h"
 #include "advft/dist/process_group.h"
@@ -74,12 +75,7 @@ void run_eval(const EvalCliOptions& o) {
   runtime::init_logging(o.verbose);
   if (ran_as_local_processes(o.nproc)) return;
   // Under torchrun or srun each process evaluates every Nth test image; rank 0 reports them all.
-  const dist::World world = dist::world_from_environment(std::getenv);
-  std::unique_ptr<dist::ProcessGroup> group;
-  if (world.distributed()) {
-    runtime::set_log_rank(world.rank, o.verbose);
-    group = dist::ProcessGroup::connect(world, dist::timeout_from_environment(std::getenv));
-  }
+  const auto [world, group] = meet_launched_processes(o.verbose);
   runtime::set_cpu_threads(o.threads > 0 ? o.threads : dist::cpu_threads_per_process(world));
   if (!o.json.empty() && world.rank == 0) {
     io::check_file_writable(o.json, "--json");  // before a long evaluation
@@ -175,8 +171,7 @@ void run_eval(const EvalCliOptions& o) {
     // process would have.
     if (options.limit > 0) splits.test = data::sample(splits.test, options.limit);
     options.limit = 0;
-    splits.test = data::subset(
-        splits.test, torch::arange(world.rank, splits.test.size(), world.size, torch::kLong));
+    splits.test = data::shard_of(splits.test, {world.rank, world.size});
     spdlog::info("{}: {} of the test images", dist::describe(world), splits.test.size());
   }
   options.placement = data::resolve_placement(data.placement, splits.test, device);

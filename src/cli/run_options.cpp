@@ -61,6 +61,18 @@ bool ran_as_local_processes(int64_t nproc) {
   return true;
 }
 
+LaunchedProcesses meet_launched_processes(bool verbose) {
+  LaunchedProcesses launched{dist::world_from_environment(std::getenv), nullptr};
+  const dist::World& world = launched.world;
+  if (world.distributed()) {
+    runtime::set_log_rank(world.rank, verbose);
+    launched.group =
+        dist::ProcessGroup::connect(world, dist::timeout_from_environment(std::getenv));
+    spdlog::info("{} processes met at {}:{}", world.size, world.master_addr, world.master_port);
+  }
+  return launched;
+}
+
 void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoint) {
   auto* config = command.add_option("-c,--config", o.config,
                                     "Config JSON file, or the name of a shipped config "
@@ -195,13 +207,7 @@ void run_training_command(const RunOptions& o, config::Command command) {
   if (ran_as_local_processes(o.nproc)) return;
   // Under torchrun or srun, first meet the other processes: rank 0 then tells them about the
   // run, or about what stopped it, instead of leaving them waiting.
-  const dist::World world = dist::world_from_environment(std::getenv);
-  std::unique_ptr<dist::ProcessGroup> group;
-  if (world.distributed()) {
-    runtime::set_log_rank(world.rank, o.verbose);
-    group = dist::ProcessGroup::connect(world, dist::timeout_from_environment(std::getenv));
-    spdlog::info("{} processes met at {}:{}", world.size, world.master_addr, world.master_port);
-  }
+  const auto [world, group] = meet_launched_processes(o.verbose);
   train::RunRequest request;
   request.command = name;
   request.group = group.get();

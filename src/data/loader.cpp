@@ -62,6 +62,10 @@ std::vector<int64_t> shard_order(const std::vector<int64_t>& order, int64_t batc
   return mine;
 }
 
+Dataset shard_of(const Dataset& data, Shard shard) {
+  return subset(data, torch::arange(shard.rank, data.size(), shard.size, torch::kLong));
+}
+
 namespace {
 
 // The examples a loader's process draws in `epoch`, batch after batch (empty: in file order).

@@ -41,21 +41,6 @@ std::vector<std::string> own_command_line() {
   return args;
 }
 
-// A port nobody listens on now: the kernel's pick, released at once for rank 0 to take.
-int free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  const bool ok = fd >= 0 &&
-                  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ok) throw DistError("--nproc: found no free port on 127.0.0.1; set MASTER_PORT");
-  return ntohs(address.sin_port);
-}
-
 // The child's side of fork(): only async-signal-safe calls until exec.
 [[noreturn]] void exec_rank(const std::vector<char*>& argv, const std::vector<char*>& envp) {
   ::setpgid(0, 0);  // a terminal's Ctrl-C reaches the launcher alone, which passes it on once
@@ -69,6 +54,20 @@ int status_code(int status) {
 }
 
 }  // namespace
+
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  const bool ok = fd >= 0 &&
+                  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw DistError("--nproc: found no free port on 127.0.0.1; set MASTER_PORT");
+  return ntohs(address.sin_port);
+}
 
 std::vector<std::string> without_flag(const std::vector<std::string>& args,
                                       const std::string& flag) {

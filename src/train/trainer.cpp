@@ -256,11 +256,7 @@ void Trainer::build() {
   loader_.emplace(data_.train, config_.train.batch_size, /*shuffle=*/true, /*drop_last=*/true,
                   config_.train.seed, device_, placement_, shard);
   val_images_ = data_.val.size();
-  if (group_ && val_images_ > 0) {
-    // Every size-th image from the rank's own: the shards differ by at most one image.
-    data_.val = data::subset(
-        data_.val, torch::arange(group_->rank(), val_images_, group_->size(), torch::kLong));
-  }
+  if (group_ && val_images_ > 0) data_.val = data::shard_of(data_.val, shard);
   steps_per_epoch_ = loader_->batches_per_epoch();
   if (steps_per_epoch_ == 0) {
     throw ConfigError("train.batch_size = " + std::to_string(config_.train.batch_size) +

@@ -1,12 +1,14 @@
 #pragma once
 // What `finetune` and `train` share: the flags that pick the config, the run directory and the
 // few settings worth a named flag, and the code that turns them into a run.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "advft/config/load.h"
+#include "advft/dist/process_group.h"
 
 namespace advft::cli {
 
@@ -49,6 +51,14 @@ void add_nproc_flag(CLI::App& command, int64_t& nproc);
 /// Whether --nproc asked for several processes; if so, starts them (this process only waits)
 /// and throws an advft::Error with the exit code of the first one that failed.
 bool ran_as_local_processes(int64_t nproc);
+
+/// This process's place under torchrun or srun and, when there are several processes, the
+/// group of all of them, met (the log then names the rank); a single process: no group.
+struct LaunchedProcesses {
+  dist::World world;
+  std::unique_ptr<dist::ProcessGroup> group;
+};
+LaunchedProcesses meet_launched_processes(bool verbose);
 
 /// Binds the shared flags on a subcommand.
 void add_run_options(CLI::App& command, RunOptions& options, bool pretrained_checkpoint);

@@ -42,6 +42,10 @@ struct Shard {
 std::vector<int64_t> shard_order(const std::vector<int64_t>& order, int64_t batch_size,
                                  Shard shard);
 
+/// `shard`'s part of a data set evaluated as a whole (validation, `eval`): every shard.size-th
+/// example from shard.rank on, so that the parts differ by at most one example.
+Dataset shard_of(const Dataset& data, Shard shard);
+
 /// One batch on the target device.
 struct Batch {
   torch::Tensor images;  ///< float32 [B, C, H, W] in [0,1]

@@ -11,6 +11,10 @@ namespace advft::dist {
 std::vector<std::string> without_flag(const std::vector<std::string>& args,
                                       const std::string& flag);
 
+/// A TCP port on 127.0.0.1 that nobody listens on now: the kernel's pick, released at once for
+/// rank 0 to take. Throws DistError when there is none.
+int free_loopback_port();
+
 /// How a run of local processes ended.
 struct LocalRunResult {
   int exit_code = 0;     ///< of the first process that failed (128 + N for signal N); 0: none did
