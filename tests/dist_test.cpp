@@ -1,11 +1,8 @@
 // Data-parallel runs: the launcher's environment, the process group's collectives (two
 // processes played by two threads of this one), shards of the batches, the averaged training
 // step, and real advft processes training together.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -166,22 +163,6 @@ TEST(World, EachProcessTakesTheGpuOfItsLocalRank) {
   }
 }
 
-// A TCP port nobody listens on now (the kernel's pick, given back at once).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ADD_FAILURE() << "no free port";
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 World local_world(int rank, int size, int port) {
   World w;
   w.rank = rank;
@@ -200,7 +181,7 @@ template <typename Body>
 std::vector<std::string> as_ranks(int size, const Body& body,
                                   std::chrono::milliseconds timeout = std::chrono::seconds(60),
                                   const std::function<void(World&)>& adjust = {},
-                                  int port = free_port()) {
+                                  int port = free_loopback_port()) {
   std::vector<std::string> errors(static_cast<size_t>(size));
   std::vector<std::thread> threads;
   for (int rank = 0; rank < size; ++rank) {
@@ -290,7 +271,7 @@ TEST(ProcessGroup, AveragesAndBroadcastsCudaTensors_CUDA) {
 TEST(ProcessGroup, JoinsTheStoreOfATorchrunAgent) {
   if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
 #if ADVFT_HAVE_DIST
-  const int port = free_port();
+  const int port = free_loopback_port();
   c10d::TCPStoreOptions options;
   options.port = static_cast<uint16_t>(port);
   options.isServer = true;
@@ -321,8 +302,9 @@ TEST(ProcessGroup, JoinsTheStoreOfATorchrunAgent) {
 TEST(ProcessGroup, NobodyComingIsOneLineNotAHang) {
   if (!available()) GTEST_SKIP() << "built without c10d + Gloo";
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_DIST_ERROR(ProcessGroup::connect(local_world(0, 2, free_port()), std::chrono::seconds(2)),
-                    "rank 0 could not meet the other 1 process(es) at 127.0.0.1:");
+  EXPECT_DIST_ERROR(
+      ProcessGroup::connect(local_world(0, 2, free_loopback_port()), std::chrono::seconds(2)),
+      "rank 0 could not meet the other 1 process(es) at 127.0.0.1:");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
@@ -480,18 +462,10 @@ class DataParallelCli : public ::testing::Test {
     data_dir = tmp.file("cifar");
     testing::write_cifar10(data_dir, 100, 100);
     config_path = tmp.file("tiny.json");
-    json config = json::parse(R"({
-      "model": {"arch": "preact_resnet", "blocks": [1], "width": 8, "num_classes": 10,
-                "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-      "data": {"dataset": "cifar10", "val_size": 100, "crop_padding": 2, "horizontal_flip": true},
-      "attack": {"eps": "8/255", "step_size": "4/255", "steps": 2},
-      "train": {"epochs": 1, "batch_size": 50, "log_every": 1, "val_batch_size": 100,
-                "val_attack": {"eps": "8/255", "step_size": "4/255", "steps": 2}},
-      "threads": 1
-    })");
-    config["data"]["dir"] = data_dir;
+    json config = testing::tiny_config(data_dir);
+    config["train"]["log_every"] = 1;  // a step record per step, which the tests count
     testing::write_bytes(config_path, config.dump(2));
-    port = free_port();
+    port = free_loopback_port();
   }
 
   std::string environment(int rank, int size = 2) const {
@@ -609,7 +583,7 @@ TEST_F(DataParallelCli, SigtermStopsBothAtOneStepAndTheyResume) {
   EXPECT_GT(stopped_at, 0);
   EXPECT_LT(stopped_at, 32);
 
-  port = free_port();
+  port = free_loopback_port();
   auto ranks = start_both("train --resume " + run);
   EXPECT_EQ(ranks[0]->wait(std::chrono::seconds(600)), 0) << testing::read_bytes(output(0));
   EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 0) << testing::read_bytes(output(1));
@@ -702,7 +676,8 @@ TEST_F(DataParallelCli, ABatchThatDoesNotSplitAndAMissingPeerAreOneLineEach) {
   // Rank 0 alone: it waits ADVFT_DIST_TIMEOUT, then says so.
   testing::BackgroundAdvft alone("train --config " + config_path + " --out " + run, output(0),
                                  "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                                     std::to_string(free_port()) + " ADVFT_DIST_TIMEOUT=2");
+                                     std::to_string(free_loopback_port()) +
+                                     " ADVFT_DIST_TIMEOUT=2");
   EXPECT_EQ(alone.wait(std::chrono::seconds(60)), kExitDistributed);
   EXPECT_NE(testing::read_bytes(output(0)).find("could not meet the other 1 process(es)"),
             std::string::npos)

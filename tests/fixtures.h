@@ -227,6 +227,22 @@ class BackgroundAdvft {
   pid_t pid_ = -1;
 };
 
+// A deliberately small recipe: a one-stage pre-activation ResNet of width 8 on 32x32 images.
+inline nlohmann::json tiny_config(const std::string& data_dir) {
+  nlohmann::json config = nlohmann::json::parse(R"({
+    "model": {"arch": "preact_resnet", "blocks": [1], "width": 8, "num_classes": 10,
+              "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    "data": {"dataset": "cifar10", "val_size": 100, "crop_padding": 2, "horizontal_flip": true},
+    "attack": {"eps": "8/255", "step_size": "4/255", "steps": 2},
+    "train": {"epochs": 1, "batch_size": 50, "log_every": 2, "val_batch_size": 100,
+              "val_attack": {"eps": "8/255", "step_size": "4/255", "steps": 2}},
+    "eval": {"batch_size": 100, "attacks": ["fgsm", "pgd:steps=3"]},
+    "threads": 1
+  })");
+  config["data"]["dir"] = data_dir;
+  return config;
+}
+
 /// A run of `advft bench` and the JSON it wrote (null when it failed).
 struct BenchRun {
   RunResult run;
