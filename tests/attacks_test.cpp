@@ -239,7 +239,16 @@ TEST(AttackSpec, BadSpecsNameTheProblem) {
                           "fab_t:rs=false",
                           "fab_t:loss=ce",
                           "fab_t:targets=0",
-                          "fab:steps=3",
+                          "fab:loss=ce",
+                          "fab:targets=3",
+                          "fab:step_size=0.1",
+                          "fab_x",
+                          "pgd:eot=5",
+                          "square:eot=5",
+                          "apgd:eot=0",
+                          "autoattack:version=fast",
+                          "autoattack:version",
+                          "autoattack:version=plus,restarts=2",
                           "autoattack:steps=10",
                           "autoattack:eps=8",
                           "autoattack:norm=l1"}) {
@@ -326,7 +335,8 @@ TEST_F(AttackFixture, AutoAttacksAttacksStayInTheBallAndLeaveTheModelAlone) {
         "apgd:steps=12,norm=l2,eps=0.5", "pgd:steps=4,loss=dlr", "square:steps=60",
         "square:steps=40,restarts=2,loss=ce", "square:steps=60,norm=l2,eps=0.5",
         "square:steps=30,loss=dlr", "fab_t:steps=10,targets=3,eps=0.3",
-        "fab_t:steps=10,norm=l2,eps=3,restarts=2"}) {
+        "fab_t:steps=10,norm=l2,eps=3,restarts=2", "fab:steps=10,eps=0.3",
+        "fab:steps=10,norm=l2,eps=3,restarts=2", "apgd:steps=6,eot=3"}) {
     const AttackOptions o = apgd_options(spec);
     for (bool train_mode : {true, false}) {
       model->train(train_mode);
@@ -337,8 +347,9 @@ TEST_F(AttackFixture, AutoAttacksAttacksStayInTheBallAndLeaveTheModelAlone) {
       const double size = o.norm == "l2" ? delta.flatten(1).norm(2, {1}).max().item<double>()
                                          : delta.abs().max().item<double>();
       EXPECT_LE(size, o.eps + 1e-5) << spec;
-      // It did move (FAB-T, a minimum-norm attack, by less than the radius allows).
-      EXPECT_GT(size, o.kind == "fab_t" ? 0.0 : o.eps / 4.0) << spec;
+      // It did move (FAB, a minimum-norm attack, by less than the radius allows).
+      const bool minimum_norm = o.kind == "fab" || o.kind == "fab_t";
+      EXPECT_GT(size, minimum_norm ? 0.0 : o.eps / 4.0) << spec;
       EXPECT_GE(x_adv.min().item<double>(), 0.0) << spec;
       EXPECT_LE(x_adv.max().item<double>(), 1.0) << spec;
       EXPECT_FALSE(x_adv.requires_grad()) << spec;
@@ -583,7 +594,7 @@ TEST(AttackSpec, SquareTakesAutoAttacksSettings) {
             "Square-100x2 CE Linf eps=8/255");
   EXPECT_EQ(parse_attack_spec("square:norm=l2,eps=0.5", base, "--attack").name,
             "Square-5000 L2 eps=0.5");
-  EXPECT_EQ(gradient_passes(sq.options), 0);
+  EXPECT_EQ(gradient_passes(sq.options, 10), 0);
 }
 
 // ---------------------------------------------------------------- FAB-T
@@ -643,38 +654,43 @@ TEST(Fab, ProjectsOntoTheHyperplaneWithTheSmallestMoveInsideTheBox) {
 }
 
 TEST(Fab, FindsTheSmallestPerturbationThatFoolsALinearModel) {
-  // The boundary of a linear model is its linearization, so FAB-T lands on it: against every
-  // other class (9 targets of 10), the closest point is the smallest perturbation there is.
+  // The boundary of a linear model is its linearization, so FAB lands on it: FAB-T against every
+  // other class (9 targets of 10), FAB by choosing the nearest of the boundaries; either way the
+  // closest point is the smallest perturbation there is.
   torch::manual_seed(3);
   LinearNet model(16, 10, 1.0);
   model->eval();
-  for (const std::string norm : {"linf", "l2"}) {
-    const Foolability f = foolability(model, norm, norm == "linf" ? 0.05 : 0.2);
-    EXPECT_EQ(missed(model, f, "fab_t:steps=20", norm, norm == "linf" ? 0.05 : 0.2), 0) << norm;
+  for (const std::string kind : {"fab_t", "fab"}) {
+    for (const std::string norm : {"linf", "l2"}) {
+      const std::string spec = kind + ":steps=20";
+      const Foolability f = foolability(model, norm, norm == "linf" ? 0.05 : 0.2);
+      EXPECT_EQ(missed(model, f, spec, norm, norm == "linf" ? 0.05 : 0.2), 0) << kind << norm;
 
-    // With a ball too large to matter, the distances found against the closed form: margin to
-    // the nearest class over the dual norm of the weights' difference.
-    const AttackOptions o =
-        apgd_options("fab_t:steps=20,norm=" + norm + (norm == "linf" ? ",eps=1" : ",eps=10"));
-    const torch::Tensor x_adv = run_attack(*model, f.x, f.y, o);
-    torch::NoGradGuard no_grad;
-    const torch::Tensor w = model->fc()->weight;
-    const torch::Tensor b = model->fc()->bias;
-    const torch::Tensor dw = w.index_select(0, f.y).unsqueeze(1) - w.unsqueeze(0);
-    const torch::Tensor dual = norm == "linf" ? dw.abs().sum(2) : dw.norm(2, {2});
-    const torch::Tensor margin = (dw * f.x.flatten(1).unsqueeze(1)).sum(2) +
-                                 b.index_select(0, f.y).unsqueeze(1) - b.unsqueeze(0);
-    const torch::Tensor smallest = (margin / dual).scatter(1, f.y.view({-1, 1}), 1e9).amin(1);
-    const torch::Tensor delta = (x_adv - f.x).flatten(1);
-    const torch::Tensor found = norm == "linf" ? delta.abs().amax(1) : delta.norm(2, {1});
-    // Where the box cannot interfere (inputs in [0.3, 0.7]); FAB overshoots by 5% and then
-    // closes in again.
-    const torch::Tensor near = smallest.lt(0.25);
-    ASSERT_GT(near.sum().item<int64_t>(), 100) << norm;
-    EXPECT_TRUE(model->forward(x_adv).argmax(1).ne(f.y).masked_select(near).all().item<bool>());
-    const torch::Tensor ratio = (found / smallest).masked_select(near);
-    EXPECT_GE(ratio.min().item<double>(), 1.0 - 1e-4) << norm;
-    EXPECT_LE(ratio.max().item<double>(), 1.02) << norm;
+      // With a ball too large to matter, the distances found against the closed form: margin to
+      // the nearest class over the dual norm of the weights' difference.
+      const AttackOptions o =
+          apgd_options(spec + ",norm=" + norm + (norm == "linf" ? ",eps=1" : ",eps=10"));
+      const torch::Tensor x_adv = run_attack(*model, f.x, f.y, o);
+      torch::NoGradGuard no_grad;
+      const torch::Tensor w = model->fc()->weight;
+      const torch::Tensor b = model->fc()->bias;
+      const torch::Tensor dw = w.index_select(0, f.y).unsqueeze(1) - w.unsqueeze(0);
+      const torch::Tensor dual = norm == "linf" ? dw.abs().sum(2) : dw.norm(2, {2});
+      const torch::Tensor margin = (dw * f.x.flatten(1).unsqueeze(1)).sum(2) +
+                                   b.index_select(0, f.y).unsqueeze(1) - b.unsqueeze(0);
+      const torch::Tensor smallest = (margin / dual).scatter(1, f.y.view({-1, 1}), 1e9).amin(1);
+      const torch::Tensor delta = (x_adv - f.x).flatten(1);
+      const torch::Tensor found = norm == "linf" ? delta.abs().amax(1) : delta.norm(2, {1});
+      // Where the box cannot interfere (inputs in [0.3, 0.7]); FAB overshoots by 5% and then
+      // closes in again.
+      const torch::Tensor near = smallest.lt(0.25);
+      ASSERT_GT(near.sum().item<int64_t>(), 100) << norm;
+      EXPECT_TRUE(model->forward(x_adv).argmax(1).ne(f.y).masked_select(near).all().item<bool>())
+          << kind << norm;
+      const torch::Tensor ratio = (found / smallest).masked_select(near);
+      EXPECT_GE(ratio.min().item<double>(), 1.0 - 1e-4) << kind << norm;
+      EXPECT_LE(ratio.max().item<double>(), 1.02) << kind << norm;
+    }
   }
 }
 
@@ -687,7 +703,14 @@ TEST(AttackSpec, FabTakesAutoAttacksSettings) {
   EXPECT_EQ(fab.name, "FAB-T-100 Linf eps=8/255 targets=9");
   EXPECT_EQ(parse_attack_spec("fab-t:norm=l2,eps=0.5,targets=3,restarts=2", {}, "t").name,
             "FAB-T-100x2 L2 eps=0.5 targets=3");
-  EXPECT_EQ(gradient_passes(fab.options), 900);
+  EXPECT_EQ(gradient_passes(fab.options, 10), 900);
+  // Untargeted FAB: the gradient of every logit at each step, no targets.
+  NamedAttack untargeted = parse_attack_spec("fab:restarts=5", AttackOptions{}, "--attack");
+  EXPECT_EQ(untargeted.options.kind, "fab");
+  EXPECT_EQ(untargeted.options.steps, 100);
+  EXPECT_EQ(untargeted.name, "FAB-100x5 Linf eps=8/255");
+  EXPECT_EQ(gradient_passes(untargeted.options, 10), 5000);
+  EXPECT_EQ(gradient_passes(untargeted.options, 100), 50000);
 }
 
 TEST(AttackSpec, AutoattackIsTheFourOfAutoAttacksStandardVersion) {
@@ -706,7 +729,75 @@ TEST(AttackSpec, AutoattackIsTheFourOfAutoAttacksStandardVersion) {
   }
   EXPECT_EQ(parse_attack_specs("pgd:steps=7", base, "--attack").at(0).name,
             "PGD-7 Linf eps=8/255 step=2/255");
+  names.clear();
+  for (const auto& a : parse_attack_specs("autoattack:version=standard", base, "--attack"))
+    names.push_back(a.name);
+  EXPECT_EQ(names.size(), 4u);
   // Bad autoattack specs: AttackSpec.BadSpecsNameTheProblem.
+}
+
+TEST(AttackSpec, AutoattackPlusAndRandAreAutoAttacksOtherVersions) {
+  AttackOptions base;
+  std::vector<std::string> names;
+  for (const auto& a : parse_attack_specs("autoattack:version=plus", base, "--attack"))
+    names.push_back(a.name);
+  // autoattack.py's order for version='plus': apgd-ce, apgd-dlr, fab, square, apgd-t, fab-t,
+  // the untargeted ones with 5 restarts.
+  EXPECT_EQ(names,
+            (std::vector<std::string>{
+                "APGD-CE-100x5 Linf eps=8/255", "APGD-DLR-100x5 Linf eps=8/255",
+                "FAB-100x5 Linf eps=8/255", "Square-5000 Linf eps=8/255",
+                "APGD-T-100 Linf eps=8/255 targets=9", "FAB-T-100 Linf eps=8/255 targets=9"}));
+  for (const auto& a : parse_attack_specs("autoattack:version=plus,eps=0.5,norm=l2", base, "a")) {
+    EXPECT_EQ(a.options.norm, "l2") << a.name;
+    EXPECT_DOUBLE_EQ(a.options.eps, 0.5) << a.name;
+  }
+  names.clear();
+  const auto rand = parse_attack_specs("autoattack:eps=4/255,version=rand", base, "--attack");
+  for (const auto& a : rand)
+    names.push_back(a.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"APGD-CE-100 EOT-20 Linf eps=4/255",
+                                             "APGD-DLR-100 EOT-20 Linf eps=4/255"}));
+  EXPECT_EQ(gradient_passes(rand.at(0).options, 10), 101 * 20);
+  // A training attack's averaging is not an evaluation's.
+  base.kind = "apgd";
+  base.eot = 4;
+  EXPECT_EQ(parse_attack_spec("apgd", base, "--attack").options.eot, 1);
+}
+
+// Counts its forwards: how many samples an attack draws.
+class CountingNetImpl : public LinearNetImpl {
+ public:
+  CountingNetImpl() : LinearNetImpl(16, 10, 1.0) {}
+  torch::Tensor forward(torch::Tensor x) override {
+    ++forwards;
+    return LinearNetImpl::forward(x);
+  }
+  int64_t forwards = 0;
+};
+TORCH_MODULE(CountingNet);
+
+TEST(Apgd, EotAveragesOverThatManyForwardsPerStep) {
+  torch::manual_seed(5);
+  CountingNet model;
+  model->eval();
+  const torch::Tensor x = 0.3 + 0.4 * torch::rand({50, 1, 4, 4});
+  const torch::Tensor y = torch::randint(0, 10, {50}, torch::kLong);
+  torch::manual_seed(6);
+  const torch::Tensor once = run_attack(*model, x, y, apgd_options("apgd:steps=10,eps=0.05"));
+  EXPECT_EQ(model->forwards, 11);  // the start and each step
+  model->forwards = 0;
+  // The same model each time: the average of two draws is the one gradient (exactly, in
+  // binary), so the steps are the same.
+  model->forwards = 0;
+  torch::manual_seed(6);
+  const torch::Tensor averaged =
+      run_attack(*model, x, y, apgd_options("apgd:steps=10,eps=0.05,eot=2"));
+  EXPECT_EQ(model->forwards, 11 * 2);
+  EXPECT_TRUE(averaged.equal(once));
+  model->forwards = 0;
+  run_attack(*model, x, y, apgd_options("apgd_t:steps=10,eps=0.05,eot=3,restarts=2,targets=2"));
+  EXPECT_EQ(model->forwards, 1 + 11 * 3 * 2 * 2);  // and APGD-T's ranking of the targets
 }
 
 }  // namespace

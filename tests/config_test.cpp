@@ -63,6 +63,12 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             "config: train.val_attack.kind = \"autoattack\": must be \"pgd\", \"fgsm\", "
             "\"apgd\" or \"apgd_t\"");
   EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "loss": "dlr"}})")), "");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "pgd", "eot": 4}})")),
+            "config: attack.eot = 4: only apgd and apgd_t average gradients over several "
+            "forwards");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "eot": 0}})")),
+            "config: attack.eot = 0: must be in [1, 1000]");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "eot": 4}})")), "");
   EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "mart"}})")),
             "config: train.objective = \"mart\": must be \"pgd_at\" or \"trades\"");
   EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades", "clean_weight": 0.2}})")),
@@ -90,9 +96,10 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
   EXPECT_NE(config_error(json::parse(R"({"eval": {"attacks": ["pgd:stepz=3"]}})"))
                 .find("eval.attacks[0]"),
             std::string::npos);
-  EXPECT_NE(config_error(json::parse(R"({"eval": {"attacks": ["fgsm", "autoattack:steps=3"]}})"))
-                .find("eval.attacks[1] \"autoattack:steps=3\": autoattack takes eps and norm"),
-            std::string::npos);
+  EXPECT_NE(
+      config_error(json::parse(R"({"eval": {"attacks": ["fgsm", "autoattack:steps=3"]}})"))
+          .find("eval.attacks[1] \"autoattack:steps=3\": autoattack takes eps, norm and version"),
+      std::string::npos);
   EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 3}})")), "");
   EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": -1})")),
             "config: cudnn_benchmark_limit = -1: must be in [0, 10000] (0: time every "

@@ -375,6 +375,7 @@ TEST(CudaGraphs, CapturedEvaluationCountsLikeTheEagerOne_CUDA) {
       attacks::parse_attack_spec("apgd:steps=10", {}, "test"),
       attacks::parse_attack_spec("apgd_t:steps=5,targets=3", {}, "test"),
       attacks::parse_attack_spec("fab_t:steps=10,targets=3", {}, "test"),
+      attacks::parse_attack_spec("fab:steps=10", {}, "test"),
       attacks::parse_attack_spec("square:steps=50", {}, "test")};  // eager in both: no graph
   eval::EvalOptions options;
   options.batch_size = 128;  // 8 batches: 2 eager, 5 replays, the partial last one eager

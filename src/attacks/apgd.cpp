@@ -27,13 +27,31 @@ torch::Tensor into_ball(const torch::Tensor& x, const torch::Tensor& point,
   return (x + detail::project(x, point - x, o)).clamp(0.0, 1.0);
 }
 
+// The loss and its gradient at x_adv, averaged over o.eot forwards: for a model with randomness
+// in it, the expectation over transformation (Athalye et al., 2018) that AutoAttack's "rand"
+// version ascends. The logits are the last forward's.
+detail::LossAndGradient expected_loss_and_gradient(models::ClassifierImpl& model,
+                                                   const torch::Tensor& x_adv,
+                                                   const LossFn& loss_fn, const AttackOptions& o) {
+  detail::LossAndGradient at = detail::loss_and_gradient(model, x_adv, loss_fn);
+  for (int64_t draw = 1; draw < o.eot; ++draw) {
+    detail::LossAndGradient next = detail::loss_and_gradient(model, x_adv, loss_fn);
+    at.loss = at.loss + next.loss;
+    at.grad = at.grad + next.grad;
+    at.logits = next.logits;
+  }
+  if (o.eot == 1) return at;
+  const double draws = static_cast<double>(o.eot);
+  return {at.loss / draws, at.grad / draws, at.logits};
+}
+
 // One APGD run from a random start.
 Candidate apgd_run(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                    const AttackOptions& o, const LossFn& loss_fn) {
   const std::vector<int64_t> checkpoints = apgd_checkpoints(o.steps);
   // AutoAttack's start: on the surface of the ball rather than inside it.
   torch::Tensor x_adv = detail::random_point_at(x, o, o.eps);
-  detail::LossAndGradient at = detail::loss_and_gradient(model, x_adv, loss_fn);
+  detail::LossAndGradient at = expected_loss_and_gradient(model, x_adv, loss_fn, o);
   torch::Tensor grad = at.grad;
 
   torch::Tensor fooled = at.logits.argmax(1).ne(y);
@@ -62,7 +80,7 @@ Candidate apgd_run(models::ClassifierImpl& model, const torch::Tensor& x, const 
     x_last = x_adv;
     x_adv = into_ball(x, moved, o);
 
-    at = detail::loss_and_gradient(model, x_adv, loss_fn);
+    at = expected_loss_and_gradient(model, x_adv, loss_fn, o);
     grad = at.grad;
     const torch::Tensor fools = at.logits.argmax(1).ne(y);
     x_fooled = torch::where(as_image_mask(fools), x_adv, x_fooled);

@@ -35,12 +35,22 @@ bool is_apgd(const std::string& kind) {
 }
 
 // The attacks that choose their own steps (or take none): no step_size, no random_start.
+bool is_fab(const std::string& kind) {
+  return kind == "fab" || kind == "fab_t";
+}
+
 bool sets_own_steps(const std::string& kind) {
-  return is_apgd(kind) || kind == "square" || kind == "fab_t";
+  return is_apgd(kind) || kind == "square" || is_fab(kind);
 }
 
 bool is_targeted(const std::string& kind) {
   return kind == "apgd_t" || kind == "fab_t";
+}
+
+// The attacks whose loss is a choice: the others follow a logit difference (FAB) or the
+// targeted DLR (APGD-T).
+bool takes_loss(const std::string& kind) {
+  return !is_targeted(kind) && !is_fab(kind);
 }
 
 // Why an attack that sets its own steps refuses step_size and random_start.
@@ -49,8 +59,9 @@ std::string own_steps_reason(const std::string& kind) {
     return "Square has no step size and always starts from its own random pattern (it searches "
            "over windows of the ball's edge)";
   }
-  if (kind == "fab_t") {
-    return "FAB-T has no step size (it projects onto the linearized boundary) and starts from the "
+  if (is_fab(kind)) {
+    return std::string(kind == "fab" ? "FAB" : "FAB-T") +
+           " has no step size (it projects onto the linearized boundary) and starts from the "
            "clean image, then from random points for later restarts";
   }
   return "APGD chooses its own step size (2 eps, halved as it goes) and always starts at a "
@@ -91,13 +102,16 @@ std::string describe_attack(const AttackOptions& o) {
     out << "Square-" << o.steps;
   } else if (o.kind == "fab_t") {
     out << "FAB-T-" << o.steps;
+  } else if (o.kind == "fab") {
+    out << "FAB-" << o.steps;
   } else {
     out << "PGD-" << o.steps;
   }
   if (o.kind != "fgsm" && o.restarts > 1) out << "x" << o.restarts;
   // The loss where it is a choice and not the attack's usual one.
   const char* usual_loss = o.kind == "square" ? "cw" : "ce";
-  if (!is_apgd(o.kind) && o.kind != "fab_t" && o.loss != usual_loss) out << " " << upper(o.loss);
+  if (takes_loss(o.kind) && o.kind != "apgd" && o.loss != usual_loss) out << " " << upper(o.loss);
+  if (o.eot > 1) out << " EOT-" << o.eot;
   out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
   if (is_targeted(o.kind)) out << " targets=" << o.targets;
   if (!sets_own_steps(o.kind) && (o.kind != "fgsm" || o.random_start))
@@ -105,24 +119,56 @@ std::string describe_attack(const AttackOptions& o) {
   return out.str();
 }
 
+namespace {
+
+// AutoAttack's versions (its autoattack.py), in its order: each attack runs on what the earlier
+// ones left robust. "standard" is the leaderboard's; "plus" adds APGD-DLR and untargeted FAB and
+// restarts them (5 each); "rand", for randomized defenses, averages APGD's gradients over 20
+// forwards (expectation over transformation).
+std::vector<std::string> autoattack_version(const std::string& version,
+                                            const std::string& context) {
+  if (version == "standard") return {"apgd", "apgd_t", "fab_t", "square"};
+  if (version == "plus") {
+    return {
+        "apgd:restarts=5", "apgd_dlr:restarts=5", "fab:restarts=5", "square", "apgd_t", "fab_t"};
+  }
+  if (version == "rand") return {"apgd:eot=20", "apgd_dlr:eot=20"};
+  throw ConfigError(context + ": version must be standard, plus or rand, got \"" + version + "\"");
+}
+
+}  // namespace
+
 std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const AttackOptions& base,
                                             const std::string& where) {
   const auto colon = spec.find(':');
   if (spec.substr(0, colon) != "autoattack") return {parse_attack_spec(spec, base, where)};
-  const std::string options = colon == std::string::npos ? "" : spec.substr(colon);
-  std::stringstream items(options.empty() ? "" : options.substr(1));
+  const std::string context = where + " \"" + spec + "\"";
+  std::string ball;  // ",eps=...,norm=...": what every attack of the version takes
+  std::string version = "standard";
+  std::stringstream items(colon == std::string::npos ? "" : spec.substr(colon + 1));
   std::string item;
   while (std::getline(items, item, ',')) {
-    const std::string key = item.substr(0, item.find('='));
-    if (key != "eps" && key != "norm") {
-      throw ConfigError(where + " \"" + spec + "\": autoattack takes eps and norm only (got \"" +
-                        key + "\"); to change an attack's settings, give the four one by one: " +
-                        "apgd, apgd_t, fab_t, square");
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    if (key == "version" && eq == std::string::npos) {
+      throw ConfigError(context + ": expected version=standard, plus or rand");
+    } else if (key == "version") {
+      version = item.substr(eq + 1);
+    } else if (key == "eps" || key == "norm") {
+      ball += "," + item;
+    } else {
+      throw ConfigError(context + ": autoattack takes eps, norm and version only (got \"" + key +
+                        "\"); to change an attack's settings, give them one by one: apgd, " +
+                        "apgd_t, fab_t, square");
     }
   }
   std::vector<NamedAttack> out;
-  for (const char* kind : {"apgd", "apgd_t", "fab_t", "square"})
-    out.push_back(parse_attack_spec(kind + options, base, where + " \"" + spec + "\":"));
+  for (const std::string& member : autoattack_version(version, context)) {
+    const bool has_options = member.find(':') != std::string::npos;
+    const std::string member_spec =
+        ball.empty() ? member : member + (has_options ? ball : ":" + ball.substr(1));
+    out.push_back(parse_attack_spec(member_spec, base, context + ":"));
+  }
   return out;
 }
 
@@ -133,6 +179,7 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   std::string kind = spec.substr(0, colon);
   AttackOptions o = base;
   o.loss = "ce";  // not the training attack's: evaluations compare on the standard loss
+  o.eot = 1;      // nor its gradient averaging: given per attack where the model is random
   // An APGD training attack's step_size records its first step, 2 eps, no PGD step: PGD over
   // it takes the usual eps / 4.
   const double base_step = is_apgd(base.kind) ? base.eps / 4.0 : base.step_size;
@@ -159,9 +206,9 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
     o.restarts = 1;
     o.targets = 9;
     o.random_start = true;
-  } else if (kind == "fab_t" || kind == "fab-t") {
-    // AutoAttack's FAB-T: 100 steps, one restart, nine target classes.
-    o.kind = "fab_t";
+  } else if (kind == "fab_t" || kind == "fab-t" || kind == "fab") {
+    // AutoAttack's FAB-T and FAB: 100 steps, one restart, (FAB-T) nine target classes.
+    o.kind = kind == "fab" ? "fab" : "fab_t";
     o.steps = 100;
     o.restarts = 1;
     o.targets = 9;
@@ -175,7 +222,7 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
     o.random_start = true;
   } else {
     throw ConfigError(context + ": unknown attack \"" + kind +
-                      "\" (known: fgsm, pgd, pgd_l2, apgd, apgd_dlr, apgd_t, fab_t, square)");
+                      "\" (known: fgsm, pgd, pgd_l2, apgd, apgd_dlr, apgd_t, fab, fab_t, square)");
   }
   bool eps_given = false;
   bool step_given = false;
@@ -208,13 +255,19 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
         o.norm = value;
       } else if (key == "random_start" || key == "rs") {
         o.random_start = parse_bool(value, key_context);
-      } else if (key == "loss" && !is_targeted(o.kind)) {
+      } else if (key == "loss" && takes_loss(o.kind)) {
         o.loss = value;
       } else if (key == "loss") {
         throw ConfigError(key_context + ": " + o.kind +
-                          (o.kind == "fab_t" ? " follows the logit difference to its target"
-                                             : " always ascends the targeted DLR loss") +
+                          (is_fab(o.kind) ? " follows the logit difference to the boundary"
+                                          : " always ascends the targeted DLR loss") +
                           "; drop loss or use apgd:loss=" + value);
+      } else if ((key == "eot" || key == "eot_iter") && is_apgd(o.kind)) {
+        o.eot = parse_int(value, key_context);
+      } else if (key == "eot" || key == "eot_iter") {
+        throw ConfigError(key_context +
+                          ": only the apgd kinds average their gradients over several forwards "
+                          "(for randomized models)");
       } else if (key == "targets" && is_targeted(o.kind)) {
         o.targets = parse_int(value, key_context);
       } else if (key == "targets") {
@@ -222,13 +275,13 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
       } else {
         throw ConfigError(context + ": unknown option \"" + key +
                           "\" (known: eps, step_size, steps, restarts, norm, random_start, " +
-                          "loss, targets)");
+                          "loss, targets, eot)");
       }
     }
   }
   if (is_apgd(o.kind)) {
     o.step_size = 2.0 * o.eps;  // recorded as APGD's first step
-  } else if (o.kind == "square" || o.kind == "fab_t") {
+  } else if (o.kind == "square" || is_fab(o.kind)) {
     o.step_size = 0.0;  // none: Square sets windows to the ball's edge, FAB projects
   } else if (eps_given && !step_given) {
     // Keep the step/eps ratio of the base attack (2/255 for 8/255): the usual way step sizes
@@ -254,8 +307,8 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   if (!(o.step_size >= 0.0) || !std::isfinite(o.step_size)) {
     throw ConfigError(context + ": step_size must be >= 0");
   }
-  if (o.steps < 1 || o.restarts < 1 || o.targets < 1) {
-    throw ConfigError(context + ": steps, restarts and targets must be >= 1");
+  if (o.steps < 1 || o.restarts < 1 || o.targets < 1 || o.eot < 1) {
+    throw ConfigError(context + ": steps, restarts, targets and eot must be >= 1");
   }
   return NamedAttack{describe_attack(o), o};
 }

@@ -67,16 +67,18 @@ torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
   if (options.kind == "apgd_t") return apgd_targeted(model, x, y, options);
   if (options.kind == "square") return square(model, x, y, options);
   if (options.kind == "fab_t") return fab_targeted(model, x, y, options);
+  if (options.kind == "fab") return fab(model, x, y, options);
   throw Error("unknown attack kind \"" + options.kind + "\"");
 }
 
-int64_t gradient_passes(const AttackOptions& o) {
+int64_t gradient_passes(const AttackOptions& o, int64_t classes) {
   if (o.kind == "fgsm") return 1;
   if (o.kind == "pgd") return o.steps * o.restarts;
   if (o.kind == "square") return 0;  // forwards only: (steps + 1) x restarts queries
   if (o.kind == "fab_t") return o.steps * o.restarts * o.targets;  // and as many forwards
-  // APGD takes one gradient at its random start and one after each step.
-  const int64_t apgd_passes = (o.steps + 1) * o.restarts;
+  if (o.kind == "fab") return o.steps * o.restarts * classes;
+  // APGD takes one gradient at its random start and one after each step, each of `eot`.
+  const int64_t apgd_passes = (o.steps + 1) * o.restarts * o.eot;
   if (o.kind == "apgd_t") return apgd_passes * o.targets;
   return apgd_passes;
 }

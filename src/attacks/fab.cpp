@@ -1,5 +1,8 @@
 #include "advft/attacks/fab.h"
 
+#include <functional>
+#include <vector>
+
 #include "shared.h"
 
 namespace advft::attacks {
@@ -21,11 +24,17 @@ torch::Tensor row_norm(const torch::Tensor& d, const std::string& norm) {
   return norm == "l2" ? d.norm(2, {1}) : d.abs().amax(1);
 }
 
-// The logit difference z_target - z_y (>= 0 once the target wins) at `at`, and its gradient.
-std::pair<torch::Tensor, torch::Tensor> difference_and_gradient(models::ClassifierImpl& model,
-                                                                const torch::Tensor& at,
-                                                                const torch::Tensor& y,
-                                                                const torch::Tensor& target) {
+// A linearized decision boundary at a point: the logit difference z_k - z_y of the class k it
+// separates from the true one (negative while the model is right) and its gradient.
+struct Boundary {
+  torch::Tensor difference;  // [N]
+  torch::Tensor gradient;    // like the point
+};
+using BoundaryFn = std::function<Boundary(const torch::Tensor& at)>;
+
+// FAB-T's boundary: towards a fixed target class per image.
+Boundary boundary_to(models::ClassifierImpl& model, const torch::Tensor& at, const torch::Tensor& y,
+                     const torch::Tensor& target) {
   torch::AutoGradMode enable_grad(true);
   const torch::Tensor input = at.detach().requires_grad_(true);
   const torch::Tensor logits = model.forward(input).to(torch::kFloat);
@@ -35,9 +44,42 @@ std::pair<torch::Tensor, torch::Tensor> difference_and_gradient(models::Classifi
   return {difference.detach(), grad.detach()};
 }
 
-// One FAB-T run against `target`, from x or from a random point.
+// Untargeted FAB's boundary: per image, of all the classes, the one whose linearized boundary
+// lies nearest in the attack's norm, |z_k - z_y| / ||grad (z_k - z_y)||_dual (the dual of Linf
+// is L1). It needs every logit's gradient: one backward pass per class.
+Boundary nearest_boundary(models::ClassifierImpl& model, const torch::Tensor& at,
+                          const torch::Tensor& y, const std::string& norm) {
+  torch::AutoGradMode enable_grad(true);
+  const torch::Tensor input = at.detach().requires_grad_(true);
+  const torch::Tensor logits = model.forward(input).to(torch::kFloat);
+  const int64_t classes = logits.size(1);
+  std::vector<torch::Tensor> grads;
+  grads.reserve(static_cast<std::size_t>(classes));
+  for (int64_t k = 0; k < classes; ++k) {
+    grads.push_back(torch::autograd::grad({logits.select(1, k).sum()}, {input}, {},
+                                          /*retain_graph=*/k + 1 < classes)[0]
+                        .flatten(1));
+  }
+  const torch::Tensor all_grads = torch::stack(grads, 1);  // [N, classes, D]
+  const int64_t dims = all_grads.size(2);
+  const torch::Tensor z = logits.detach();
+  const torch::Tensor differences = z - z.gather(1, y.view({-1, 1}));
+  const torch::Tensor gradients =
+      all_grads - all_grads.gather(1, y.view({-1, 1, 1}).expand({-1, 1, dims}));
+  const torch::Tensor dual = norm == "l2" ? gradients.norm(2, {2}) : gradients.abs().sum(2);
+  const torch::Tensor distance = (differences.abs() / dual.clamp_min(1e-12))
+                                     .scatter(1, y.view({-1, 1}), kFar);  // not its own class
+  const torch::Tensor nearest = distance.argmin(1);
+  return {differences.gather(1, nearest.view({-1, 1})).squeeze(1),
+          gradients.gather(1, nearest.view({-1, 1, 1}).expand({-1, 1, dims}))
+              .squeeze(1)
+              .view_as(at)
+              .to(at.scalar_type())};
+}
+
+// One FAB run towards the boundaries `boundary_at` gives, from x or from a random point.
 Candidate fab_run(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
-                  const torch::Tensor& target, const torch::Tensor& misclassified,
+                  const BoundaryFn& boundary_at, const torch::Tensor& misclassified,
                   const AttackOptions& o, bool from_random_point) {
   const int64_t batch = x.size(0);
   const torch::Tensor x_flat = x.flatten(1);
@@ -48,7 +90,7 @@ Candidate fab_run(models::ClassifierImpl& model, const torch::Tensor& x, const t
   torch::Tensor closest_distance = torch::where(misclassified, torch::zeros({batch}, x.options()),
                                                 torch::full({batch}, kFar, x.options()));
   for (int64_t i = 0; i < o.steps; ++i) {
-    const auto [difference, grad] = difference_and_gradient(model, point, y, target);
+    const auto [difference, grad] = boundary_at(point);
     // The boundary linearized at `point`: w . x' = b.
     const torch::Tensor w = grad.flatten(1).to(x.scalar_type());
     const torch::Tensor b = (w * point.flatten(1)).sum(1) - difference.to(x.scalar_type());
@@ -82,6 +124,28 @@ Candidate fab_run(models::ClassifierImpl& model, const torch::Tensor& x, const t
   const torch::Tensor fooled = closest_distance.le(o.eps * (1.0 + 1e-6));
   const torch::Tensor inside = x + detail::project(x, closest - x, o);
   return {torch::where(fooled.view({-1, 1, 1, 1}), inside, x), fooled, -closest_distance};
+}
+
+// Which images the model already gets wrong: they need no search.
+torch::Tensor misclassified(models::ClassifierImpl& model, const torch::Tensor& x,
+                            const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  return model.forward(x).argmax(1).ne(y);
+}
+
+// options.restarts runs (the first from x, the others from random points), the worst case kept
+// in `worst` (or started there).
+void run_restarts(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                  const BoundaryFn& boundary, const torch::Tensor& wrong, const AttackOptions& o,
+                  Candidate& worst) {
+  for (int64_t r = 0; r < o.restarts; ++r) {
+    Candidate next = fab_run(model, x, y, boundary, wrong, o, r > 0);
+    if (!worst.x_adv.defined()) {
+      worst = std::move(next);
+    } else {
+      detail::keep_worst(worst, next);
+    }
+  }
 }
 
 }  // namespace
@@ -133,22 +197,28 @@ torch::Tensor fab_targeted(models::ClassifierImpl& model, const torch::Tensor& x
   detail::check_inputs(x, y);
   if (options.eps == 0.0) return x.clone();
   const torch::Tensor targets = detail::ranked_targets(model, x, options);
-  torch::Tensor misclassified;
-  {
-    torch::NoGradGuard no_grad;
-    misclassified = model.forward(x).argmax(1).ne(y);
-  }
+  const torch::Tensor wrong = misclassified(model, x, y);
   Candidate worst;
   for (int64_t rank = 0; rank < targets.size(1); ++rank) {
-    for (int64_t r = 0; r < options.restarts; ++r) {
-      Candidate next = fab_run(model, x, y, targets.select(1, rank), misclassified, options, r > 0);
-      if (!worst.x_adv.defined()) {
-        worst = std::move(next);
-      } else {
-        detail::keep_worst(worst, next);
-      }
-    }
+    const torch::Tensor target = targets.select(1, rank);
+    const BoundaryFn boundary = [&model, &y, target](const torch::Tensor& at) {
+      return boundary_to(model, at, y, target);
+    };
+    run_restarts(model, x, y, boundary, wrong, options, worst);
   }
+  return worst.x_adv.detach();
+}
+
+torch::Tensor fab(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                  const AttackOptions& options) {
+  detail::check_inputs(x, y);
+  if (options.eps == 0.0) return x.clone();
+  const torch::Tensor wrong = misclassified(model, x, y);
+  const BoundaryFn boundary = [&model, &y, &options](const torch::Tensor& at) {
+    return nearest_boundary(model, at, y, options.norm);
+  };
+  Candidate worst;
+  run_restarts(model, x, y, boundary, wrong, options, worst);
   return worst.x_adv.detach();
 }
 

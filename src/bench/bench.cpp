@@ -123,7 +123,8 @@ BenchResult run_bench(const BenchOptions& o) {
   r.train_attack = attacks::describe_attack(o.train_attack);
   r.eval_steps = o.eval_steps;
   r.forward_flops = forward_flops(*model, spec.in_channels, spec.input_size);
-  r.at_step_flops = at_step_flops(r.forward_flops, attacks::gradient_passes(o.train_attack));
+  r.at_step_flops =
+      at_step_flops(r.forward_flops, attacks::gradient_passes(o.train_attack, spec.num_classes));
   r.eval_flops = eval_flops(r.forward_flops, o.eval_steps);
 
   const runtime::StreamScope stream(o.device);

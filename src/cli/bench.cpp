@@ -105,7 +105,7 @@ void run_bench_command(const BenchCliOptions& o) {
   options.train_attack =
       attacks::parse_attack_spec(o.attack, attacks::AttackOptions{}, "--attack").options;
   const std::string& kind = options.train_attack.kind;
-  if (kind == "square" || kind == "fab_t") {
+  if (kind == "square" || kind == "fab" || kind == "fab_t") {
     // Trainings do not take them either (attack.kind): their cost is thousands of queries.
     throw UsageError("--attack " + o.attack + ": bench times a training step; " + kind +
                      " is an evaluation attack (advft eval --attack " + kind + ")");

@@ -221,8 +221,10 @@ void setup_eval(CLI::App& app) {
                       "Attack spec, repeatable: fgsm, pgd:steps=20,eps=8/255,step_size=2/255, "
                       "pgd:restarts=5, pgd_l2:eps=0.5, pgd:loss=cw, apgd (APGD-CE-100), apgd_dlr, "
                       "apgd_t (AutoAttack's targeted APGD), fab_t (targeted FAB, minimum "
-                      "norm), square (Square Attack, 5000 queries, no gradients), autoattack "
-                      "(the four of AutoAttack's standard version; autoattack:eps=8/255,norm=linf) "
+                      "norm), fab (untargeted), square (Square Attack, 5000 queries, no "
+                      "gradients), apgd:eot=20 (for randomized models), autoattack (the four of "
+                      "AutoAttack's standard version; autoattack:eps=8/255,norm=linf; "
+                      "autoattack:version=plus or rand) "
                       "(default: fgsm and PGD-20 at the "
                       "checkpoint's training eps)");
   command->add_option("-c,--config", o->config,

@@ -203,6 +203,7 @@ void read_attack(JsonReader& parent, const std::string& key, AttackConfig& attac
   r.read("random_start", attack.random_start);
   r.read("loss", attack.loss);
   r.read("targets", attack.targets);
+  r.read("eot", attack.eot);
   r.finish();
 }
 
@@ -320,6 +321,10 @@ void validate_attack(const AttackConfig& a, const std::string& path) {
           "must be \"ce\", \"cw\" or \"dlr\"");
   require(a.targets >= 1 && a.targets <= 1000, path + ".targets", std::to_string(a.targets),
           "must be in [1, 1000]");
+  require(a.eot >= 1 && a.eot <= 1000, path + ".eot", std::to_string(a.eot),
+          "must be in [1, 1000]");
+  require(a.eot == 1 || a.kind == "apgd" || a.kind == "apgd_t", path + ".eot",
+          std::to_string(a.eot), "only apgd and apgd_t average gradients over several forwards");
   require(a.norm == "linf" || a.norm == "l2", path + ".norm", "\"" + a.norm + "\"",
           "must be \"linf\" or \"l2\"");
   require(std::isfinite(a.eps) && a.eps >= 0.0 && (a.norm == "l2" || a.eps <= 1.0), path + ".eps",
@@ -478,7 +483,8 @@ json attack_to_json(const AttackConfig& a) {
           {"restarts", a.restarts},
           {"random_start", a.random_start},
           {"loss", a.loss},
-          {"targets", a.targets}};
+          {"targets", a.targets},
+          {"eot", a.eot}};
 }
 
 json to_json(const RunConfig& c) {

@@ -21,6 +21,8 @@ namespace advft::attacks {
 /// Untargeted APGD on options.loss ("ce" is APGD-CE, "dlr" APGD-DLR), options.steps iterations
 /// from a random start, options.restarts restarts. Per example it returns a point that fools the
 /// model if any iterate did, else the one with the highest loss; over restarts the worst case.
+/// With options.eot > 1 each step ascends the loss averaged over that many forwards (for
+/// randomized models; APGD-T too).
 torch::Tensor apgd(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                    const AttackOptions& options);
 

@@ -1,6 +1,6 @@
 #pragma once
 // Attack specs as users write them: "fgsm", "pgd:steps=20,eps=8/255", "pgd:norm=l2,eps=0.5",
-// "apgd", "apgd_t:targets=3".
+// "apgd", "apgd_t:targets=3", "fab", "apgd:eot=20", "autoattack:version=plus".
 #include <string>
 #include <vector>
 
@@ -25,9 +25,11 @@ struct NamedAttack {
 NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base,
                               const std::string& where);
 
-/// The attacks one spec names: parse_attack_spec's one, or for "autoattack[:eps=E,norm=N]"
-/// AutoAttack's standard evaluation, APGD-CE, APGD-T, FAB-T and Square at their defaults (over
-/// `base`'s eps and norm unless given), as four attacks.
+/// The attacks one spec names: parse_attack_spec's one, or for
+/// "autoattack[:eps=E,norm=N,version=V]" those of AutoAttack's version V (over `base`'s eps and
+/// norm unless given), in AutoAttack's order: "standard" (the default) APGD-CE, APGD-T, FAB-T and
+/// Square at their defaults; "plus" APGD-CE, APGD-DLR and FAB with 5 restarts each, Square,
+/// APGD-T and FAB-T; "rand" APGD-CE and APGD-DLR averaging 20 forwards per step (eot=20).
 std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const AttackOptions& base,
                                             const std::string& where);
 

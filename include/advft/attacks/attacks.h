@@ -21,12 +21,14 @@ torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const t
                   const AttackOptions& options);
 
 /// Dispatches on options.kind ("fgsm", "pgd", "apgd" or "apgd_t", the APGD ones in apgd.h,
-/// "square", square.h, or "fab_t", fab.h).
+/// "square", square.h, or "fab" and "fab_t", fab.h).
 torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
                          const torch::Tensor& y, const AttackOptions& options);
 
 /// How many input gradients (forward plus backward passes) the attack takes per batch: what
-/// its cost scales with, for FLOP counts. Square takes none (it only queries the outputs).
-int64_t gradient_passes(const AttackOptions& options);
+/// its cost scales with, for FLOP counts, on a model with `classes` outputs (untargeted FAB
+/// takes every logit's gradient; counted as that many passes, one forward shared). Square takes
+/// none (it only queries the outputs).
+int64_t gradient_passes(const AttackOptions& options, int64_t classes);
 
 }  // namespace advft::attacks

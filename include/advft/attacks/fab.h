@@ -1,10 +1,11 @@
 #pragma once
 // FAB (Croce & Hein, "Minimally distorted adversarial examples with a fast adaptive boundary
-// attack", ICML 2020) in its targeted form, FAB-T, the minimum-norm member of AutoAttack. Each
-// step linearizes the decision boundary between the true class and a target class at the
-// current point, projects both the current point and the clean image onto that hyperplane
-// (within the [0, 1] box, the smallest move in the attack's norm), and goes to a mix of the two
-// projections that leans towards the clean image when it is closer (weight at most 0.1),
+// attack", ICML 2020), the minimum-norm member of AutoAttack: FAB-T, its targeted form, in the
+// standard version, and untargeted FAB in the "plus" one. Each step linearizes the decision
+// boundary between the true class and a target class (FAB: the class whose linearized boundary
+// is nearest) at the current point, projects both the current point and the clean image onto that
+// hyperplane (within the [0, 1] box, the smallest move in the attack's norm), and goes to a mix of
+// the two projections that leans towards the clean image when it is closer (weight at most 0.1),
 // overshooting by 5%; once a point fools the model it is kept if it is the closest so far, and the
 // search steps back towards the clean image (to 90% of the way) to look for a closer one. It needs
 // no step size, and its gradient is of a logit difference, not of a saturating loss.
@@ -27,6 +28,13 @@ namespace advft::attacks {
 /// half the radius). Per image: the closest fooling point within eps found, else x itself.
 torch::Tensor fab_targeted(models::ClassifierImpl& model, const torch::Tensor& x,
                            const torch::Tensor& y, const AttackOptions& options);
+
+/// Untargeted FAB in options.norm's ball of radius options.eps: options.steps steps, each towards
+/// the boundary nearest to the current point among all classes' (the gradient of every logit: as
+/// many backward passes as the model has classes), options.restarts restarts as FAB-T's. Per
+/// image: the closest fooling point within eps found, else x itself.
+torch::Tensor fab(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                  const AttackOptions& options);
 
 /// Per row of points [N, D]: the smallest d, in "linf" or "l2", with w . (point + d) = b and
 /// point + d inside [0, 1]; where the box admits none, the d within the box that brings

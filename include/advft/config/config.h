@@ -12,7 +12,8 @@ namespace advft::config {
 /// One attack, as in configs and `--attack pgd:steps=20,eps=8/255`.
 struct AttackConfig {
   /// "fgsm", "pgd", "apgd" (Croce & Hein's Auto-PGD) or "apgd_t" (its targeted version); for
-  /// evaluations also "square" (Square Attack, gradient-free) and "fab_t" (targeted FAB)
+  /// evaluations also "square" (Square Attack, gradient-free), "fab" and "fab_t" (FAB and its
+  /// targeted version)
   std::string kind = "pgd";
   std::string norm = "linf";       ///< "linf" or "l2"
   double eps = 8.0 / 255.0;        ///< radius in pixel units ([0,1] images)
@@ -24,6 +25,9 @@ struct AttackConfig {
   /// (difference of logits ratio). apgd_t always ascends the targeted DLR.
   std::string loss = "ce";
   int64_t targets = 9;  ///< apgd_t, fab_t: the most likely wrong classes, attacked in turn
+  /// apgd, apgd_t: gradients (and losses) averaged over this many forwards at each step, the
+  /// expectation over transformation for models with randomness in them (AutoAttack's eot_iter)
+  int64_t eot = 1;
 };
 
 /// Where the images come from and how they are augmented.
