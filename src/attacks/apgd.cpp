@@ -116,12 +116,7 @@ Candidate apgd_run(models::ClassifierImpl& model, const torch::Tensor& x, const 
 void run_restarts(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                   const AttackOptions& o, const LossFn& loss_fn, Candidate& worst) {
   for (int64_t r = 0; r < o.restarts; ++r) {
-    Candidate run = apgd_run(model, x, y, o, loss_fn);
-    if (!worst.x_adv.defined()) {
-      worst = std::move(run);
-    } else {
-      detail::keep_worst(worst, run);
-    }
+    detail::keep_worst(worst, apgd_run(model, x, y, o, loss_fn));
   }
 }
 

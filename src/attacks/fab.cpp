@@ -79,15 +79,15 @@ Boundary nearest_boundary(models::ClassifierImpl& model, const torch::Tensor& at
 
 // One FAB run towards the boundaries `boundary_at` gives, from x or from a random point.
 Candidate fab_run(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
-                  const BoundaryFn& boundary_at, const torch::Tensor& misclassified,
-                  const AttackOptions& o, bool from_random_point) {
+                  const BoundaryFn& boundary_at, const torch::Tensor& wrong, const AttackOptions& o,
+                  bool from_random_point) {
   const int64_t batch = x.size(0);
   const torch::Tensor x_flat = x.flatten(1);
   // Restarts after the first start at half the radius, as AutoAttack's.
   torch::Tensor point = from_random_point ? detail::random_point_at(x, o, 0.5 * o.eps) : x.clone();
   torch::Tensor closest = x.clone();
   // Images the model already gets wrong need no search: distance 0.
-  torch::Tensor closest_distance = torch::where(misclassified, torch::zeros({batch}, x.options()),
+  torch::Tensor closest_distance = torch::where(wrong, torch::zeros({batch}, x.options()),
                                                 torch::full({batch}, kFar, x.options()));
   for (int64_t i = 0; i < o.steps; ++i) {
     const auto [difference, grad] = boundary_at(point);
@@ -139,12 +139,7 @@ void run_restarts(models::ClassifierImpl& model, const torch::Tensor& x, const t
                   const BoundaryFn& boundary, const torch::Tensor& wrong, const AttackOptions& o,
                   Candidate& worst) {
   for (int64_t r = 0; r < o.restarts; ++r) {
-    Candidate next = fab_run(model, x, y, boundary, wrong, o, r > 0);
-    if (!worst.x_adv.defined()) {
-      worst = std::move(next);
-    } else {
-      detail::keep_worst(worst, next);
-    }
+    detail::keep_worst(worst, fab_run(model, x, y, boundary, wrong, o, r > 0));
   }
 }
 

@@ -95,7 +95,11 @@ torch::Tensor ascend(models::ClassifierImpl& model, const torch::Tensor& x, torc
   return (x + delta).clamp(0.0, 1.0);
 }
 
-void keep_worst(Candidate& best, const Candidate& next) {
+void keep_worst(Candidate& best, Candidate next) {
+  if (!best.x_adv.defined()) {
+    best = std::move(next);
+    return;
+  }
   const torch::Tensor better =
       (next.fooled & ~best.fooled) | ((next.fooled == best.fooled) & (next.loss > best.loss));
   best.x_adv = torch::where(better.view({-1, 1, 1, 1}), next.x_adv, best.x_adv);

@@ -71,7 +71,8 @@ struct Candidate {
 };
 
 /// Keeps, per example, the worse of `best` and `next` for the model: a fooling one first, then
-/// the one with the higher loss. Only tensor operations, so it can be captured in a CUDA graph.
-void keep_worst(Candidate& best, const Candidate& next);
+/// the one with the higher loss; an empty `best` (nothing yet) becomes `next`. Only tensor
+/// operations, so it can be captured in a CUDA graph.
+void keep_worst(Candidate& best, Candidate next);
 
 }  // namespace advft::attacks::detail
