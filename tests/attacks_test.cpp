@@ -786,7 +786,6 @@ TEST(Apgd, EotAveragesOverThatManyForwardsPerStep) {
   torch::manual_seed(6);
   const torch::Tensor once = run_attack(*model, x, y, apgd_options("apgd:steps=10,eps=0.05"));
   EXPECT_EQ(model->forwards, 11);  // the start and each step
-  model->forwards = 0;
   // The same model each time: the average of two draws is the one gradient (exactly, in
   // binary), so the steps are the same.
   model->forwards = 0;
@@ -798,6 +797,46 @@ TEST(Apgd, EotAveragesOverThatManyForwardsPerStep) {
   model->forwards = 0;
   run_attack(*model, x, y, apgd_options("apgd_t:steps=10,eps=0.05,eot=3,restarts=2,targets=2"));
   EXPECT_EQ(model->forwards, 1 + 11 * 3 * 2 * 2);  // and APGD-T's ranking of the targets
+}
+
+// A randomized defense of the kind EOT is for (Athalye et al., 2018): its outputs are the linear
+// model's, but each forward's input gradient is scaled per pixel by 4 or -2 at random (mean 1),
+// so one gradient's sign is a coin toss and only an average over draws points uphill.
+class NoisyGradientNetImpl : public LinearNetImpl {
+ public:
+  NoisyGradientNetImpl() : LinearNetImpl(16, 10, 1.0) {}
+  torch::Tensor forward(torch::Tensor x) override {
+    const torch::Tensor r = 3.0 * torch::sign(torch::rand_like(x) - 0.5);
+    return LinearNetImpl::forward(x + (r * x - (r * x).detach()));
+  }
+};
+TORCH_MODULE(NoisyGradientNet);
+
+TEST(Apgd, EotSeesThroughRandomizedGradients) {
+  torch::manual_seed(3);
+  NoisyGradientNet noisy;
+  noisy->eval();
+  // The same weights without the noise, for the closed form of what can be fooled.
+  torch::manual_seed(3);
+  LinearNet plain(16, 10, 1.0);
+  plain->eval();
+  ASSERT_TRUE(plain->fc()->weight.equal(noisy->fc()->weight));
+  const double eps = 0.05;
+  const Foolability f = foolability(plain, "linf", eps);
+  const int64_t foolable = f.surely.sum().item<int64_t>();
+  ASSERT_GT(foolable, 100);
+  const auto missed_by = [&](const std::string& spec) {
+    const torch::Tensor x_adv = run_attack(*noisy, f.x, f.y, apgd_options(spec));
+    torch::NoGradGuard no_grad;
+    const torch::Tensor fooled = plain->forward(x_adv).argmax(1).ne(f.y);
+    EXPECT_EQ((fooled & f.never).sum().item<int64_t>(), 0) << spec;
+    return (f.surely & ~fooled).sum().item<int64_t>();
+  };
+  const int64_t without = missed_by("apgd:steps=20,eps=0.05");
+  const int64_t with = missed_by("apgd:steps=20,eps=0.05,eot=20");
+  // Measured: 130 foolable, 96 missed without EOT, 5 with it.
+  EXPECT_GT(without, foolable / 2);
+  EXPECT_LE(with, foolable / 10);
 }
 
 }  // namespace
