@@ -378,12 +378,42 @@ TEST(SafetensorsHostile, BadTensorEntriesNameTheTensor) {
                   "evil?name");
 }
 
-TEST(SafetensorsHostile, OverlappingTensorsAreAllowed) {
-  const std::string header = R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-                             R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})";
-  const auto content = advft::io::decode_safetensors(make_file(header, "\x01\x02\x03\x04"), "m");
-  ASSERT_EQ(content.tensors.size(), 2u);
-  EXPECT_EQ(content.tensors[1].tensor[0].item<int64_t>(), 3);
+// The reference implementation's rule: tensors lie back to back from 0 to the end of the data.
+// Anything else reads weights from the wrong bytes, so it is refused rather than decoded.
+TEST(SafetensorsHostile, TensorsMustTileTheDataBuffer) {
+  const std::string four("\x01\x02\x03\x04", 4);
+  expect_rejected(make_file(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                            R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
+                            four + "zz"),
+                  "overlaps");
+  expect_rejected(make_file(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                            R"("b":{"dtype":"U8","shape":[1],"data_offsets":[3,4]}})",
+                            four),
+                  "gap");
+  expect_rejected(make_file(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})", four),
+                  "gap");
+  expect_rejected(make_file(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", four),
+                  "cover 2 of the 4");
+  expect_rejected(make_file("{}", four), "cover 0 of the 4");
+
+  // A header length one byte short (its last padding space read as data) shifts every tensor.
+  const std::string good = advft::io::encode_safetensors(
+      {{"w", torch::arange(16, torch::kFloat32)}, {"b", torch::ones({3}, torch::kInt64)}});
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, good.data(), 8);
+  ASSERT_EQ(good[8 + header_len - 1], ' ');
+  expect_rejected(u64_le(header_len - 1) + good.substr(8), "header length wrong");
+  expect_rejected(good + "JUNK", "bytes appended");
+
+  // An empty tensor may share the offset where the next one starts, listed before or after it.
+  for (const char* order : {R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
+                            R"("f":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
+                            R"({"f":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                            R"("e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})"}) {
+    const auto content = advft::io::decode_safetensors(make_file(order, four), "m");
+    ASSERT_EQ(content.tensors.size(), 2u);
+    EXPECT_EQ(content.tensors[1].tensor[2].item<int64_t>(), 3);
+  }
 }
 
 TEST(SafetensorsHostile, TorchSaveFilesAreNamed) {

@@ -105,7 +105,7 @@ bool as_u64(const nlohmann::json& j, uint64_t& out) {
 
 NamedTensor decode_tensor(const std::string& source, const std::string& name,
                           const nlohmann::json& entry, const char* buffer, uint64_t buffer_size,
-                          uint64_t& begin_out) {
+                          uint64_t& begin_out, uint64_t& end_out) {
   if (!entry.is_object()) {
     fail_tensor(source, name, "header entry is not a JSON object");
   }
@@ -193,7 +193,46 @@ NamedTensor decode_tensor(const std::string& source, const std::string& name,
     t = t.ne(0);
   }
   begin_out = begin;
+  end_out = end;
   return {name, t};
+}
+
+// Where a tensor's bytes lie in the data buffer, and which decoded tensor they are.
+struct Span {
+  uint64_t begin;
+  uint64_t end;
+  size_t index;
+};
+
+// The reference implementation's rule: the tensors tile the data buffer, back to back from 0 to
+// its end. A header whose offsets overlap, leave gaps or miss trailing bytes was not written by
+// a safetensors writer, and decoding it anyway reads weights from the wrong bytes (a header
+// length one byte short shifts every tensor by a byte), so it is refused. `spans` is sorted.
+void check_layout(const std::string& source, const std::vector<Span>& spans,
+                  const std::vector<NamedTensor>& tensors, uint64_t buffer_size) {
+  uint64_t expected = 0;
+  for (const auto& span : spans) {
+    const std::string& name = tensors[span.index].name;
+    if (span.begin < expected) {
+      fail_tensor(source, name,
+                  "data_offsets begin " + std::to_string(span.begin) +
+                      " overlaps the tensor before it (which ends at " + std::to_string(expected) +
+                      "); the file is corrupt");
+    }
+    if (span.begin > expected) {
+      fail_tensor(source, name,
+                  "data_offsets begin " + std::to_string(span.begin) + " leaves a gap after " +
+                      std::to_string(expected) +
+                      " (safetensors tensors lie back to back); the file is corrupt");
+    }
+    expected = span.end;
+  }
+  if (expected != buffer_size) {
+    fail(source, "the tensors cover " + std::to_string(expected) + " of the " +
+                     std::to_string(buffer_size) +
+                     " data bytes after the header (header length wrong, or bytes appended); "
+                     "the file is corrupt");
+  }
 }
 
 }  // namespace
@@ -308,7 +347,7 @@ SafetensorsContent decode_safetensors(const std::string& bytes, const std::strin
   const char* buffer = header_begin + header_len;
   const uint64_t buffer_size = bytes.size() - kLengthBytes - header_len;
   SafetensorsContent content;
-  std::vector<std::pair<uint64_t, size_t>> order;  // (begin offset, index) for buffer order
+  std::vector<Span> order;  // for buffer order and the layout check
   std::vector<NamedTensor> unordered;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
@@ -324,15 +363,19 @@ SafetensorsContent decode_safetensors(const std::string& bytes, const std::strin
       continue;
     }
     uint64_t begin = 0;
-    unordered.push_back(decode_tensor(source, name, entry, buffer, buffer_size, begin));
-    order.emplace_back(begin, unordered.size() - 1);
+    uint64_t end = 0;
+    unordered.push_back(decode_tensor(source, name, entry, buffer, buffer_size, begin, end));
+    order.push_back({begin, end, unordered.size() - 1});
   }
-  // std::map iteration gave name order; a stable sort by offset turns that into buffer order.
-  std::stable_sort(order.begin(), order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  // std::map iteration gave name order; a stable sort by offsets turns that into buffer order
+  // (an empty tensor at a shared offset first, as the reference implementation sorts).
+  std::stable_sort(order.begin(), order.end(), [](const Span& a, const Span& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  check_layout(source, order, unordered, buffer_size);
   content.tensors.reserve(unordered.size());
-  for (const auto& [begin, index] : order) {
-    content.tensors.push_back(std::move(unordered[index]));
+  for (const auto& span : order) {
+    content.tensors.push_back(std::move(unordered[span.index]));
   }
   return content;
 }
