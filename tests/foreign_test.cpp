@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -335,6 +336,87 @@ TEST_F(ForeignTest, AdvftCheckpointsLoadAsBefore) {
   models::ClassifierPtr copy = models::make_model(ckpt.spec);
   EXPECT_TRUE(io::load_checkpoint_weights(*copy, ckpt, true, "").ok());
   EXPECT_EQ(io::detect_layout(ckpt.tensors), "fast-AT-style PreActResNet-4 (blocks 1, width 4)");
+}
+
+// A small PreActResNet's state_dict as PyTorch code saves it (no normalize.* buffers), written
+// as a plain safetensors file; `keep` picks the tensors that go in.
+std::string write_state_dict(
+    TempDir& tmp, models::ClassifierImpl& model,
+    const std::function<bool(const std::string&)>& keep,
+    const std::function<void(const std::string&, torch::Tensor&)>& edit = [](const std::string&,
+                                                                             torch::Tensor&) {}) {
+  std::vector<io::NamedTensor> tensors;
+  for (const auto& t : model.named_parameters())
+    tensors.push_back({t.key(), t.value().detach().clone()});
+  for (const auto& t : model.named_buffers())
+    tensors.push_back({t.key(), t.value().detach().clone()});
+  std::vector<io::NamedTensor> kept;
+  for (auto& t : tensors) {
+    if (t.name.rfind("normalize.", 0) == 0 || !keep(t.name)) continue;
+    edit(t.name, t.tensor);
+    kept.push_back(std::move(t));
+  }
+  const std::string file = tmp.file("state_dict.safetensors");
+  io::write_safetensors(file, kept);
+  return file;
+}
+
+models::ModelSpec small_preact_spec() {
+  models::ModelSpec spec;
+  spec.arch = "preact_resnet";
+  spec.blocks = {1};
+  spec.width = 4;
+  return spec;
+}
+
+// As PyTorch's load_state_dict does for files saved before BatchNorm counted its batches.
+TEST_F(ForeignTest, MissingBatchCountsKeepTheModelsOwn) {
+  TempDir tmp;
+  torch::manual_seed(1);
+  models::ClassifierPtr source = models::make_model(small_preact_spec());
+  const std::string file = write_state_dict(tmp, *source, [](const std::string& name) {
+    return name.find("num_batches_tracked") == std::string::npos;
+  });
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(file, with_spec(small_preact_spec()));
+  torch::manual_seed(2);
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  EXPECT_TRUE(io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, "").ok());
+  const auto loaded = model->named_parameters();
+  for (const auto& p : source->named_parameters())
+    EXPECT_TRUE(torch::equal(loaded[p.key()], p.value())) << p.key();
+
+  // Anything else missing is still an error in strict loading.
+  const std::string no_var = write_state_dict(
+      tmp, *source, [](const std::string& name) { return name != "bn.running_var"; });
+  const io::LoadedCheckpoint partial =
+      io::load_any_checkpoint(no_var, with_spec(small_preact_spec()));
+  expect_checkpoint_error(
+      [&] { io::load_checkpoint_weights(*model, partial, /*strict=*/true, ""); },
+      {"missing: bn.running_var"});
+}
+
+// A NaN weight would make every prediction one class: a plausible-looking accuracy in eval and a
+// "diverged" blamed on the learning rate in a fine-tune. Loading refuses it and changes nothing.
+TEST_F(ForeignTest, NonFiniteWeightsAreRefusedByName) {
+  TempDir tmp;
+  torch::manual_seed(1);
+  models::ClassifierPtr source = models::make_model(small_preact_spec());
+  for (const float bad : {NAN, INFINITY}) {
+    const std::string file = write_state_dict(
+        tmp, *source, [](const std::string&) { return true; },
+        [bad](const std::string& name, torch::Tensor& t) {
+          if (name == "layer1.0.conv1.weight") t.view(-1)[3] = bad;
+        });
+    const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(file, with_spec(small_preact_spec()));
+    models::ClassifierPtr model = models::make_model(ckpt.spec);
+    const torch::Tensor before = model->named_parameters()["conv1.weight"].clone();
+    for (const bool strict : {true, false}) {
+      expect_checkpoint_error(
+          [&] { io::load_checkpoint_weights(*model, ckpt, strict, ""); },
+          {"'layer1.0.conv1.weight' holds 1 NaN or infinite values", "earlier checkpoint"});
+    }
+    EXPECT_TRUE(torch::equal(model->named_parameters()["conv1.weight"], before));
+  }
 }
 
 TEST_F(ForeignTest, InspectDescribesEveryFormat) {

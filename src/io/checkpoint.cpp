@@ -14,6 +14,7 @@
 namespace advft::io {
 namespace {
 
+using detail::printable;
 using detail::printable_list;
 
 std::string shape_text(torch::IntArrayRef shape) {
@@ -259,7 +260,12 @@ LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTe
 
   LoadReport report;
   std::vector<std::string> mismatch_details;
-  std::vector<std::pair<torch::Tensor, const torch::Tensor*>> matches;
+  struct Match {
+    std::string name;
+    torch::Tensor target;
+    const torch::Tensor* source;
+  };
+  std::vector<Match> matches;
   std::set<std::string> model_names;
   for (auto& [name, target] : model_entries(model)) {
     model_names.insert(name);
@@ -273,7 +279,7 @@ LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTe
           (it->second->defined() ? shape_text(it->second->sizes()) : std::string("undefined")) +
           " vs model " + shape_text(target.sizes()) + ")");
     } else {
-      matches.emplace_back(target, it->second);
+      matches.push_back({name, target, it->second});
     }
   }
   for (const auto& [name, tensor] : by_name) {
@@ -303,9 +309,24 @@ LoadReport load_weights(models::ClassifierImpl& model, const std::vector<NamedTe
     throw CheckpointError(message);
   }
 
+  // A NaN weight makes every prediction the same class, which an evaluation would report as a
+  // plausible accuracy and a fine-tune as divergence blamed on the learning rate: say it here.
+  for (const auto& match : matches) {
+    const torch::Tensor& values = *match.source;
+    if (!values.is_floating_point()) continue;
+    const int64_t bad = values.numel() - values.isfinite().sum().item<int64_t>();
+    if (bad > 0) {
+      throw CheckpointError(source + ": tensor '" + printable(match.name) + "' holds " +
+                            std::to_string(bad) + " NaN or infinite values of " +
+                            std::to_string(values.numel()) +
+                            "; the file is corrupt or was saved by a run that diverged: use an "
+                            "earlier checkpoint");
+    }
+  }
+
   torch::NoGradGuard no_grad;
-  for (auto& [target, source_tensor] : matches) {
-    target.copy_(*source_tensor);  // converts dtype and device to the model's
+  for (auto& match : matches) {
+    match.target.copy_(*match.source);  // converts dtype and device to the model's
   }
   return report;
 }

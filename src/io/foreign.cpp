@@ -337,6 +337,21 @@ LoadedCheckpoint whole_archive(LoadedCheckpoint out, const std::string& path,
   return out;
 }
 
+// PyTorch's load_state_dict fills in a BatchNorm's num_batches_tracked that a state_dict lacks
+// (files from before PyTorch 0.4.1, and exports that drop integer buffers); the count only
+// matters to momentum=None, which advft's models do not use. Each such layer keeps its own.
+void keep_missing_batch_counts(LoadedCheckpoint& ckpt) {
+  static const std::string kMean = ".running_mean";
+  std::set<std::string> names;
+  for (const auto& t : ckpt.tensors)
+    names.insert(t.name);
+  for (const auto& name : names) {
+    if (!ends_with(name, kMean)) continue;
+    const std::string count = name.substr(0, name.size() - kMean.size()) + ".num_batches_tracked";
+    if (names.count(count) == 0) ckpt.keep_model_names.push_back(count);
+  }
+}
+
 }  // namespace
 
 const char* format_name(FileFormat format) {
@@ -491,6 +506,7 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
                                      [&](const NamedTensor& t) { return t.name == name; });
     if (!present) out.keep_model_names.emplace_back(name);
   }
+  keep_missing_batch_counts(out);
   return out;
 }
 
