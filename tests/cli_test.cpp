@@ -442,8 +442,28 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
   other["model"]["arch"] = "resnet18";
   other["model"]["cifar_stem"] = true;
   write_bytes(tmp.file("resnet.json"), other.dump());
+  // A CIFAR-100 test set (coarse and fine label, then the pixels) for the 10-class model.
+  std::string cifar100;
+  for (int i = 0; i < 5; ++i)
+    cifar100 += std::string(1, '\3') + std::string(1, '\71') + std::string(3072, '\100');
+  write_bytes(tmp.file("c100") + "/test.bin", cifar100);
+  // A two-class model, too few classes for the DLR loss.
+  models::ModelSpec two_classes;
+  two_classes.arch = "preact_resnet";
+  two_classes.blocks = {1};
+  two_classes.width = 8;
+  two_classes.num_classes = 2;
+  io::save_checkpoint(tmp.file("two.safetensors"), *models::make_model(two_classes), two_classes,
+                      json::object());
   std::vector<Case> cases = {
       {"train --config " + tmp.file("typo.json"), 3, "did you mean train.epochs?"},
+      // Said before any image is attacked, not as a failed loss inside the first attack.
+      {"eval --checkpoint " + pre + "/last.safetensors --dataset cifar100 --data-dir " +
+           tmp.file("c100"),
+       4, "cifar100 has 100 classes but the model in " + pre + "/last.safetensors has 10 outputs"},
+      {"eval --checkpoint " + tmp.file("two.safetensors") + " --data-dir " + data_dir +
+           " --attack pgd:steps=3 --attack apgd_dlr",
+       3, "loss needs at least 3 classes, the model has 2"},
       {"train --config " + tmp.file("missing.json"), 3, "missing.json"},
       {"train --config " + config_path + " --set attack.eps=8 --out " + tmp.file("x1"), 3,
        "attack.eps"},

@@ -8,6 +8,7 @@
 
 #include "advft/config/load.h"
 #include "advft/error.h"
+#include "shared.h"
 
 namespace advft::attacks {
 
@@ -311,6 +312,12 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
     throw ConfigError(context + ": steps, restarts, targets and eot must be >= 1");
   }
   return NamedAttack{describe_attack(o), o};
+}
+
+void check_attack_fits_model(const NamedAttack& attack, int64_t classes) {
+  // FAB's steps read every logit and take no loss; the others check their loss as they run.
+  if (is_fab(attack.options.kind)) return;
+  detail::check_classes(attack.options, classes);
 }
 
 }  // namespace advft::attacks

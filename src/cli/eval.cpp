@@ -126,6 +126,8 @@ void run_eval(const EvalCliOptions& o) {
     for (auto& attack : attacks::parse_attack_specs(spec, base, "--attack"))
       attacks.push_back(std::move(attack));
   }
+  for (const auto& attack : attacks)
+    attacks::check_attack_fits_model(attack, ckpt.spec.num_classes);
 
   eval::EvalOptions options;
   options.batch_size = o.batch_size > 0 ? o.batch_size : run->eval.batch_size;
@@ -162,6 +164,14 @@ void run_eval(const EvalCliOptions& o) {
         std::to_string(ckpt.spec.input_size) + "x" + std::to_string(ckpt.spec.input_size) +
         (splits.test.in_memory() ? "; pass the right --dataset / --data-dir"
                                  : "; set data.image_size with --set"));
+  }
+  // A model with fewer outputs than the data has classes cannot be scored on it (a label past
+  // its last logit); say so before any attack runs instead of failing inside the loss.
+  if (splits.test.num_classes > ckpt.spec.num_classes) {
+    throw DataError(data.dir + ": " + data.dataset + " has " +
+                    std::to_string(splits.test.num_classes) + " classes but the model in " +
+                    ckpt.path + " has " + std::to_string(ckpt.spec.num_classes) +
+                    " outputs; pass the data set it was trained on (--dataset / --data-dir)");
   }
   device_warmup.wait();
   model->to(device);

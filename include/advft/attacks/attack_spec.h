@@ -36,6 +36,11 @@ std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const Attac
 /// Short human name of an attack ("PGD-20 Linf eps=8/255 step=2/255").
 std::string describe_attack(const AttackOptions& options);
 
+/// ConfigError when `attack` cannot run on a model with `classes` outputs (the DLR loss needs 3,
+/// targeted DLR 4): the check its loss makes when the attack's turn comes, made before an
+/// evaluation's first attack instead.
+void check_attack_fits_model(const NamedAttack& attack, int64_t classes);
+
 /// A value in pixel units written as k/255 when it is one, else as a plain number.
 std::string format_pixels(double value);
 
