@@ -112,6 +112,23 @@ TEST(ImageFile, RefusesOtherFormatsAndDamagedFilesNamingThem) {
   message = data_error_of([&] { data::decode_image(whole.substr(0, 20), "x/short.jpg"); });
   EXPECT_NE(message.find("x/short.jpg"), std::string::npos) << message;
 
+  // Cut inside the image data: refused, as Pillow refuses it ("image file is truncated"), where
+  // libjpeg alone would fill the rest with grey. Only the end-of-image marker missing: read, as
+  // Pillow reads it.
+  torch::manual_seed(3);
+  const std::string noisy =
+      encode_jpeg(torch::randint(0, 256, {3, 48, 64}, torch::kUInt8), TJPF_RGB);
+  ASSERT_EQ(noisy.substr(noisy.size() - 2), "\xFF\xD9");
+  for (const double kept : {0.3, 0.5, 0.95}) {
+    const auto cut = static_cast<size_t>(kept * static_cast<double>(noisy.size()));
+    message = data_error_of([&] { data::decode_image(noisy.substr(0, cut), "x/cut.jpg"); });
+    EXPECT_NE(message.find("x/cut.jpg: damaged JPEG: the file ends inside its image data"),
+              std::string::npos)
+        << kept << ": " << message;
+  }
+  EXPECT_TRUE(torch::equal(data::decode_image(noisy.substr(0, noisy.size() - 2), "x/no_eoi.jpg"),
+                           data::decode_image(noisy, "x/whole.jpg")));
+
   message = data_error_of([&] { data::read_image("/nonexistent/dog.jpg"); });
   EXPECT_NE(message.find("cannot read /nonexistent/dog.jpg: "), std::string::npos) << message;
 }

@@ -62,12 +62,24 @@ torch::Tensor decode_jpeg(const std::string& bytes, const std::string& path) {
   const int channels = cmyk ? 4 : 3;
   torch::Tensor pixels = torch::empty({height, width, channels}, torch::kUInt8);
   // Accurate DCT: the fast one shifts pixel values by one here and there against Pillow.
-  if (tjDecompress2(handle.get(), data, bytes.size(), pixels.data_ptr<uint8_t>(), width, 0, height,
-                    cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
-      tjGetErrorCode(handle.get()) == TJERR_FATAL) {
+  // Returns the first warning's text, empty when there was none.
+  const auto decompress = [&](const std::string& jpeg) -> std::string {
+    auto* input = reinterpret_cast<unsigned char*>(const_cast<char*>(jpeg.data()));
+    if (tjDecompress2(handle.get(), input, jpeg.size(), pixels.data_ptr<uint8_t>(), width, 0,
+                      height, cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT) == 0)
+      return "";
     // Warnings ("extraneous bytes before marker", common in ImageNet) pass, as they do in
     // Pillow; only a fatal error means there is no image.
-    throw DataError(path + ": damaged JPEG: " + tjGetErrorStr2(handle.get()));
+    if (tjGetErrorCode(handle.get()) == TJERR_FATAL)
+      throw DataError(path + ": damaged JPEG: " + tjGetErrorStr2(handle.get()));
+    return tjGetErrorStr2(handle.get());
+  };
+  if (decompress(bytes) == "Premature end of JPEG file") {
+    // The data ran out: libjpeg fills the rest of the image with grey and goes on, Pillow
+    // refuses the file ("image file is truncated") unless only the end-of-image marker is
+    // missing. With the marker appended, a file cut inside its image data still comes up short.
+    if (decompress(bytes + "\xFF\xD9").find("premature end") != std::string::npos)
+      throw DataError(path + ": damaged JPEG: the file ends inside its image data (truncated)");
   }
   if (cmyk) pixels = cmyk_to_rgb(pixels);
   return pixels.permute({2, 0, 1}).contiguous();
