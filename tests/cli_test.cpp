@@ -393,6 +393,20 @@ TEST_F(CliTest, ExistingRunDirectoryIsRefusedUnlessForced) {
   EXPECT_EQ(read_bytes(pre + "/results.json"), before);
   EXPECT_FALSE(fs::exists(io::previous_run_dir(pre)));
 
+  // Fine-tuning a run's own checkpoint into that run: --force would move it aside before it is
+  // read. Refused before anything moves, through a link as well.
+  fs::create_symlink(pre + "/best.safetensors", tmp.file("link.safetensors"));
+  for (const std::string& checkpoint : {pre + "/best.safetensors", tmp.file("link.safetensors")}) {
+    r = run_advft("finetune --config " + config_path + " --checkpoint " + checkpoint + " --out " +
+                  pre + " --force");
+    EXPECT_EQ(r.exit_code, 6) << r.output;
+    EXPECT_NE(r.output.find("is a file of the run that --force moves aside"), std::string::npos)
+        << r.output;
+    EXPECT_EQ(read_bytes(pre + "/last.safetensors"), last);
+    EXPECT_EQ(read_bytes(pre + "/results.json"), before);
+    EXPECT_FALSE(fs::exists(io::previous_run_dir(pre)));
+  }
+
   // A forced run that gets going replaces the earlier one whole: its own log and metrics only.
   r = run_advft("train --config " + config_path + " --out " + pre +
                 " --force --set train.adversarial=false");

@@ -12,6 +12,7 @@
 #include "advft/dist/process_group.h"
 #include "advft/error.h"
 #include "advft/io/metrics.h"
+#include "advft/io/run_dir.h"
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
 #include "advft/train/trainer.h"
@@ -146,6 +147,26 @@ std::string config_stem(const std::string& path_or_name) {
   return fs::path(path_or_name).stem().string();
 }
 
+// --force moves the run in `dir` into its previous-run/ and drops the run kept there, both before
+// the pretrained model is read: a --checkpoint among those files would be gone by then (and, once
+// the run finished, for good).
+void refuse_checkpoint_that_force_moves(const std::string& checkpoint, const std::string& dir) {
+  if (checkpoint.empty()) return;
+  std::error_code error;
+  const fs::path wanted = fs::weakly_canonical(checkpoint, error);
+  if (error) return;  // loading it says what is wrong
+  for (const std::string& run : {dir, io::previous_run_dir(dir)}) {
+    for (const std::string& file : io::run_files(io::run_paths(run))) {
+      if (fs::weakly_canonical(file, error) != wanted || error) continue;
+      throw RunDirError("--checkpoint " + checkpoint +
+                        " is a file of the run that --force moves "
+                        "aside in " +
+                        dir + "; copy it out of the run directory first (cp " + checkpoint +
+                        " pretrained.safetensors) and pass the copy");
+    }
+  }
+}
+
 // Rank 0's (or the only process's) part of starting a run: the config and the run directory,
 // as the command line asks. Fills `request`, and `run_dir` as soon as the directory is there.
 void prepare_run(const RunOptions& o, config::Command command, train::RunRequest& request,
@@ -175,6 +196,7 @@ void prepare_run(const RunOptions& o, config::Command command, train::RunRequest
         "train.init_checkpoint (use `advft train` to train from scratch)");
   }
   const std::string dir = o.out.empty() ? io::default_run_dir(config_stem(o.config)) : o.out;
+  if (o.force) refuse_checkpoint_that_force_moves(request.config.train.init_checkpoint, dir);
   run_dir.emplace(
       io::prepare_run_dir(dir, o.force ? io::RunDirMode::kForce : io::RunDirMode::kNew));
   request.paths = run_dir->run().paths;
