@@ -419,6 +419,22 @@ TEST_F(ForeignTest, NonFiniteWeightsAreRefusedByName) {
   }
 }
 
+// A grayscale network given an RGB spec: the message names the difference its descriptions hide.
+TEST_F(ForeignTest, WrongInputChannelsAreNamed) {
+  TempDir tmp;
+  models::ModelSpec gray = small_preact_spec();
+  gray.in_channels = 1;
+  gray.mean = {0.5};
+  gray.std = {0.25};
+  const std::string file =
+      write_state_dict(tmp, *models::make_model(gray), [](const std::string&) { return true; });
+  expect_checkpoint_error([&] { io::load_any_checkpoint(file, with_spec(small_preact_spec())); },
+                          {"taking 1-channel images but the model is", "model.in_channels = 1"});
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(file, with_spec(gray));
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  EXPECT_TRUE(io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, "").ok());
+}
+
 TEST_F(ForeignTest, InspectDescribesEveryFormat) {
   const io::FileInfo torch_info = io::inspect_file(path("wrn16_2.pt"));
   EXPECT_EQ(torch_info.format, io::FileFormat::kTorchSave);

@@ -161,6 +161,11 @@ std::string suggestion(const Layout& layout) {
     out +=
         (out.empty() ? "" : ", ") + ("model.num_classes = " + std::to_string(layout.num_classes));
   }
+  // RGB is every config's default: a grayscale network (Fashion-MNIST) must say so.
+  if (layout.in_channels > 0 && layout.in_channels != 3) {
+    out +=
+        (out.empty() ? "" : ", ") + ("model.in_channels = " + std::to_string(layout.in_channels));
+  }
   return out;
 }
 
@@ -187,7 +192,12 @@ void check_layout(const LoadedCheckpoint& ckpt, const Layout& have, const models
   const Layout want = analyze_layout(model_tensors(*models::make_model(spec)));
   std::string problem;
   if (!same_structure(have, want)) {
-    problem = ckpt.path + " holds a " + have.description + " but the model is " +
+    // Two descriptions that read alike differ in what they do not name: the input channels.
+    const std::string channels =
+        have.in_channels != want.in_channels
+            ? " taking " + std::to_string(have.in_channels) + "-channel images"
+            : std::string();
+    problem = ckpt.path + " holds a " + have.description + channels + " but the model is " +
               models::describe(spec) + "; set " + suggestion(have);
   } else if (have.num_classes != want.num_classes && !options.reset_head) {
     problem = ckpt.path + " has a " + std::to_string(have.num_classes) +
