@@ -287,6 +287,12 @@ TEST_F(ConvertTest, TorchScriptRoundTripThroughAdvft) {
   r = run_advft("convert " + advft_file + " " + back + " --to torchscript");
   EXPECT_EQ(r.exit_code, 2) << r.output;  // exists: --force needed
   EXPECT_NE(r.output.find("--force"), std::string::npos) << r.output;
+  // A link whose target is gone is still the user's: not replaced by a file without --force.
+  const std::string dangling = dir_.file("dangling.pt");
+  fs::create_symlink(dir_.file("gone/target.pt"), dangling);
+  r = run_advft("convert " + advft_file + " " + dangling + " --to torchscript");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(fs::is_symlink(dangling));
   r = run_advft("convert " + advft_file + " " + dir_.file("x.onnx"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_advft("convert '" + zoo().path("preact18.pt") + "' " + dir_.file("p.ts") +

@@ -151,7 +151,8 @@ void run_convert(const ConvertCliOptions& o) {
   if (fs::exists(o.output, ec) && fs::equivalent(o.input, o.output, ec)) {
     throw UsageError(o.output + " is the input file: write the conversion somewhere else");
   }
-  if (fs::exists(o.output, ec) && !o.force) {
+  // symlink_status: a link whose target is gone is still something the write would replace.
+  if (fs::exists(fs::symlink_status(o.output, ec)) && !o.force) {
     throw UsageError(o.output + " exists: pass --force to replace it");
   }
 
