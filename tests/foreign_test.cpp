@@ -435,6 +435,33 @@ TEST_F(ForeignTest, WrongInputChannelsAreNamed) {
   EXPECT_TRUE(io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, "").ok());
 }
 
+// --mean / --std replace what a file records: the way to correct a checkpoint converted with
+// the wrong normalization, instead of having the flags silently ignored.
+TEST_F(ForeignTest, GivenNormalizationReplacesTheRecordedOne) {
+  TempDir tmp;
+  models::ModelSpec spec = small_preact_spec();
+  spec.mean = {0.5};
+  spec.std = {0.25};
+  const std::string file = tmp.file("m.safetensors");
+  io::save_checkpoint(file, *models::make_model(spec), spec, json::object());
+  io::ForeignOptions options = with_spec(preact18_spec());
+  options.mean = {0.1, 0.2, 0.3};
+  options.std = {0.4};
+  const io::LoadedCheckpoint ckpt = io::load_any_checkpoint(file, options);
+  EXPECT_EQ(ckpt.spec.mean, (std::vector<double>{0.1, 0.2, 0.3}));
+  EXPECT_EQ(ckpt.spec.std, (std::vector<double>{0.4}));
+  models::ClassifierPtr model = models::make_model(ckpt.spec);
+  EXPECT_TRUE(io::load_checkpoint_weights(*model, ckpt, /*strict=*/true, "").ok());
+  const auto buffers = model->named_buffers();
+  EXPECT_TRUE(
+      torch::allclose(buffers["normalize.mean"].flatten(), torch::tensor({0.1f, 0.2f, 0.3f})));
+  EXPECT_TRUE(torch::allclose(buffers["normalize.std"].flatten(), torch::full({3}, 0.4f)));
+
+  // Without the flags the file's own stays.
+  const io::LoadedCheckpoint own = io::load_any_checkpoint(file, with_spec(preact18_spec()));
+  EXPECT_EQ(own.spec.mean, (std::vector<double>{0.5}));
+}
+
 TEST_F(ForeignTest, InspectDescribesEveryFormat) {
   const io::FileInfo torch_info = io::inspect_file(path("wrn16_2.pt"));
   EXPECT_EQ(torch_info.format, io::FileFormat::kTorchSave);

@@ -159,6 +159,8 @@ void run_convert(const ConvertCliOptions& o) {
   io::ForeignOptions options;
   options.key = o.key;
   options.strict = !o.non_strict;
+  options.mean = o.normalization.mean;
+  options.std = o.normalization.std;
   // Read once: the model of a foreign file comes from its layout as loading reads it.
   options.spec_for_layout = [&o](const io::Layout& layout, io::FileFormat format) {
     return foreign_spec(o, layout, format);

@@ -94,6 +94,8 @@ void run_eval(const EvalCliOptions& o) {
   io::ForeignOptions foreign;
   foreign.key = o.key;
   foreign.strict = !o.non_strict;
+  foreign.mean = o.normalization.mean;
+  foreign.std = o.normalization.std;
   // What a PyTorch file holds (advft files know it): the config's model, else the model.* --set
   // overrides over the defaults, parsed but not yet validated: the rest is checked once the
   // checkpoint's record is known (an override valid over that record, such as an L2 eps of 2.5,

@@ -189,6 +189,8 @@ void prepare_run(const RunOptions& o, config::Command command, train::RunRequest
   }
   request.config = config::load_run_config(command, o.config, o.sets);
   apply_named_flags(o, request.config);
+  request.given_mean = o.normalization.mean;
+  request.given_std = o.normalization.std;
   config::validate(request.config);
   if (command == config::Command::kFinetune && request.config.train.init_checkpoint.empty()) {
     throw ConfigError(
@@ -215,6 +217,8 @@ void join_run(const RunOptions& o, config::Command command, dist::ProcessGroup& 
                                             config::default_config(command));
   apply_machine_flags(o, request.config);
   request.resume = !o.resume.empty();
+  request.given_mean = o.normalization.mean;
+  request.given_std = o.normalization.std;
 }
 
 }  // namespace

@@ -270,6 +270,31 @@ void adopt_file_normalization(LoadedCheckpoint& ckpt) {
   }
 }
 
+// --mean / --std win over what the file records: a checkpoint converted with the wrong values
+// (a PyTorch model that normalized outside the network, converted without them) is corrected by
+// giving the right ones, not silently evaluated with the recorded ones.
+void apply_given_normalization(LoadedCheckpoint& ckpt, const ForeignOptions& options) {
+  const auto apply = [&](const std::vector<double>& given, std::vector<double>& recorded,
+                         const char* tensor_name, const char* flag) {
+    if (given.empty()) return;
+    if (given != recorded) {
+      spdlog::warn("{} records the input {} {}; using {} {} instead", ckpt.path, flag + 2,
+                   nlohmann::json(recorded).dump(), flag, nlohmann::json(given).dump());
+    }
+    recorded = given;
+    // The model builds the buffer from the spec; the file's copy must not overwrite it.
+    auto& tensors = ckpt.tensors;
+    tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
+                                 [&](const NamedTensor& t) { return t.name == tensor_name; }),
+                  tensors.end());
+    auto& keep = ckpt.keep_model_names;
+    if (std::find(keep.begin(), keep.end(), tensor_name) == keep.end())
+      keep.emplace_back(tensor_name);
+  };
+  apply(options.mean, ckpt.spec.mean, kNormalizeNames[0], "--mean");
+  apply(options.std, ckpt.spec.std, kNormalizeNames[1], "--std");
+}
+
 void drop_unused(std::vector<NamedTensor>& tensors, const std::string& path) {
   const auto unused = std::remove_if(tensors.begin(), tensors.end(), [](const NamedTensor& t) {
     return starts_with(t.name, kUnusedPrefix);
@@ -448,6 +473,7 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
         out.spec.num_classes = spec->num_classes;
         reset_head(out, out.spec.num_classes);
       }
+      apply_given_normalization(out, options);
       return out;
     }
     format = FileFormat::kSafetensors;
@@ -517,6 +543,7 @@ LoadedCheckpoint load_any_checkpoint(const std::string& path, const ForeignOptio
     if (!present) out.keep_model_names.emplace_back(name);
   }
   keep_missing_batch_counts(out);
+  apply_given_normalization(out, options);
   return out;
 }
 
@@ -526,8 +553,10 @@ LoadReport load_checkpoint_weights(models::ClassifierImpl& model, const LoadedCh
                                    ckpt.keep_model_names);
   const auto& keep = ckpt.keep_model_names;
   if (std::find(keep.begin(), keep.end(), kNormalizeNames[0]) != keep.end()) {
-    spdlog::info("{}: no normalization in the file; the model normalizes with model.mean/std",
-                 ckpt.path);
+    spdlog::info(
+        "{}: the model normalizes its inputs with mean {} and std {} (model.mean/std, "
+        "--mean/--std)",
+        ckpt.path, nlohmann::json(ckpt.spec.mean).dump(), nlohmann::json(ckpt.spec.std).dump());
   }
   if (!report.missing.empty()) {
     spdlog::warn("{}: {} model tensors not in the file keep their initialization: {}", ckpt.path,

@@ -213,6 +213,8 @@ void Trainer::build() {
     options.spec = spec;
     options.strict = config_.train.init_strict;
     options.reset_head = config_.train.init_reset_head;
+    options.mean = request_.given_mean;
+    options.std = request_.given_std;
     init = io::load_any_checkpoint(config_.train.init_checkpoint, options);
     // A foreign file has no spec of its own: load_any_checkpoint checked its layout instead.
     if (!init->foreign()) check_pretrained_matches(spec, *init);

@@ -72,6 +72,11 @@ struct ForeignOptions {
   /// A classifier head (`linear.*` / `fc.*`) whose class count differs from spec.num_classes is
   /// dropped, so the model keeps its freshly initialized head.
   bool reset_head = false;
+  /// Per-channel input mean and std given on the command line (--mean / --std). They replace
+  /// what the file records (an advft checkpoint's model, a robustness normalizer), with a
+  /// warning where that differs. Empty: the file's own, else the spec's.
+  std::vector<double> mean;
+  std::vector<double> std;
 };
 
 /// Recognizes the fast-AT PreActResNet, torchvision ResNet and TRADES WideResNet layouts.

@@ -3,6 +3,7 @@
 // per epoch, clean and robust validation, `last` / `best` checkpoints and metrics records.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,10 @@ struct RunRequest {
   config::RunConfig config;
   io::RunPaths paths;
   bool resume = false;  ///< continue from paths.last and its optimizer state
+  /// --mean / --std as given: they replace the normalization the pretrained checkpoint records
+  /// (empty: the checkpoint's own travels with its weights).
+  std::vector<double> given_mean;
+  std::vector<double> given_std;
   /// The processes of a data-parallel run (null: this one alone). Each trains on its shard of
   /// every batch (train.batch_size is their sum) and validates a shard of the validation set;
   /// only rank 0 writes to the run directory.
