@@ -129,6 +129,12 @@ TEST(Config, OverridesParseJsonOrKeepStrings) {
   EXPECT_EQ(root["model"]["blocks"].size(), 3u);
   EXPECT_THROW(apply_override(root, "noequals"), ConfigError);
   EXPECT_THROW(apply_override(root, "train..epochs=1"), ConfigError);
+  // Numbers no double or int64 holds are config errors naming what was written, not wrapped.
+  EXPECT_THROW(apply_override(root, "attack.eps=1e400"), ConfigError);
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 18446744073709551615}})")),
+            "config: train.epochs = 18446744073709551615: too large");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 1e30}})")),
+            "config: train.epochs = 1e+30: too large");
 }
 
 TEST(Config, SyntaxErrorGivesLineAndColumn) {
@@ -141,6 +147,8 @@ TEST(Config, SyntaxErrorGivesLineAndColumn) {
     EXPECT_NE(std::string(e.what()).find("bad.json:3:"), std::string::npos) << e.what();
   }
   EXPECT_THROW(read_config_json(dir.file("missing.json")), ConfigError);
+  testing::write_bytes(dir.file("huge.json"), R"({"train": {"epochs": 1e400}})");
+  EXPECT_THROW(read_config_json(dir.file("huge.json")), ConfigError);
 }
 
 TEST(Config, ResolvedConfigRoundTrips) {

@@ -1,5 +1,6 @@
 #include "json_reader.h"
 
+#include <cmath>
 #include <limits>
 
 #include "advft/config/load.h"
@@ -38,11 +39,21 @@ void JsonReader::read(const std::string& key, bool& out) {
 
 void JsonReader::read(const std::string& key, int64_t& out) {
   if (const auto* v = find(key)) {
+    // Beyond 2^63 an unsigned literal would wrap to a negative number and a double's cast is
+    // undefined: both are refused as what the user wrote.
+    constexpr double kLimit = 9.2e18;
+    if (v->is_number_unsigned() &&
+        v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      throw ConfigError(key_path(key) + " = " + v->dump() + ": too large");
+    }
     if (v->is_number_integer()) {
       out = v->get<int64_t>();
-    } else if (v->is_number_float() &&
+    } else if (v->is_number_float() && std::abs(v->get<double>()) < kLimit &&
                v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>()))) {
       out = static_cast<int64_t>(v->get<double>());  // 1e3 is a fine way to write 1000
+    } else if (v->is_number_float() && std::abs(v->get<double>()) >= kLimit &&
+               std::isfinite(v->get<double>())) {
+      throw ConfigError(key_path(key) + " = " + v->dump() + ": too large");
     } else {
       type_error(key, "an integer");
     }

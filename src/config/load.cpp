@@ -107,6 +107,8 @@ json read_config_json(const std::string& path) {
     std::size_t column = offset - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
     throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
                       ": not valid JSON (" + std::string(e.what()).substr(0, 120) + ")");
+  } catch (const json::out_of_range& e) {  // a number no double holds, e.g. 1e400
+    throw ConfigError(path + ": " + std::string(e.what()).substr(0, 120));
   }
 }
 
@@ -122,6 +124,8 @@ void apply_override(json& root, const std::string& assignment) {
     value = json::parse(text);
   } catch (const json::parse_error&) {
     value = text;  // bare words and fractions like 8/255 stay strings
+  } catch (const json::out_of_range&) {
+    throw ConfigError("--set " + assignment + ": the number is too large");
   }
   json* node = &root;
   std::size_t start = 0;
