@@ -686,6 +686,17 @@ TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {
                 missing);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\n19,1.9,"), std::string::npos) << r.output;  // 10 steps per epoch
+
+  // A schedule of 10^16 steps would run for months: SIGTERM ends it, with its code and one line.
+  BackgroundAdvft endless("schedule --config " + config_path +
+                              " --train-size 4000000000000000000 --every 1000000000000000000",
+                          tmp.file("endless.log"));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  endless.signal(SIGTERM);
+  EXPECT_EQ(endless.wait(std::chrono::seconds(30)), 143);
+  const std::string log = read_bytes(tmp.file("endless.log"));
+  EXPECT_NE(log.find("error: schedule interrupted by signal 15 after step "), std::string::npos)
+      << log;
 }
 
 }  // namespace
