@@ -265,7 +265,16 @@ TEST(RunDir, ResumeNeedsTheConfigAndTheLastCheckpoint) {
   const io::RunPaths paths = io::run_paths(tmp.file("run"));
   EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume), RunDirError);
   start_run(paths, "killed");
-  EXPECT_THROW(io::prepare_run_dir(paths.dir, io::RunDirMode::kResume), RunDirError);
+  // Killed before its first checkpoint (a second Ctrl-C): the message says what is missing.
+  try {
+    io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
+    ADD_FAILURE() << "resumed a run without a checkpoint";
+  } catch (const RunDirError& e) {
+    EXPECT_NE(std::string(e.what()).find("it has no last.safetensors: its run stopped before the "
+                                         "first checkpoint (start it again with --force)"),
+              std::string::npos)
+        << e.what();
+  }
   write_bytes(paths.last, "ckpt");
   const io::RunDir run = io::prepare_run_dir(paths.dir, io::RunDirMode::kResume);
   EXPECT_FALSE(run.created || run.replaced);

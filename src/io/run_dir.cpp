@@ -226,11 +226,14 @@ RunDir prepare_run_dir(const std::string& dir, RunDirMode mode) {
   if (exists && mode != RunDirMode::kNew) remove_abandoned_temporaries(paths);
   if (mode == RunDirMode::kResume) {
     if (!exists) throw RunDirError(dir + ": no such run directory to resume");
-    if (!fs::is_regular_file(paths.config, error) || !fs::is_regular_file(paths.last, error)) {
+    const bool has_config = fs::is_regular_file(paths.config, error);
+    if (!has_config || !fs::is_regular_file(paths.last, error)) {
       throw RunDirError(
-          dir +
-          ": cannot resume: it has no config.json and last.safetensors (was it interrupted "
-          "before the first checkpoint?)" +
+          dir + ": cannot resume: it has no " +
+          (has_config ? "last.safetensors: its run stopped before the first checkpoint (start "
+                        "it again with --force)"
+                      : "config.json and last.safetensors (was it interrupted before the "
+                        "first checkpoint?)") +
           (real_directory(aside) ? "; the run it replaced is in " + aside.string() +
                                        ": move its files back to resume that one"
                                  : std::string()));
