@@ -317,8 +317,28 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   EXPECT_GT(state["next_step"].get<int64_t>(), 0);
   EXPECT_LT(state["next_step"].get<int64_t>(), 24);
 
+  // As if the process had gone on past that checkpoint and been killed (SIGKILL, out of memory)
+  // before the next: the records it wrote meanwhile are the reference's after that step.
+  const int64_t saved_at = state["next_step"].get<int64_t>();
+  const std::vector<json> reference = io::read_jsonl(ref + "/metrics.jsonl");
+  {
+    std::ofstream out(run + "/metrics.jsonl", std::ios::app);
+    bool after = false;
+    for (const json& record : reference) {
+      after = after || (record["type"] == "step" && record["step"].get<int64_t>() > saved_at);
+      if (after) out << record.dump() << "\n";
+    }
+  }
+
   RunResult r = run_advft("finetune --resume " + run);
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Its metrics read as the uninterrupted run's: each record once, in order, the same values.
+  const std::vector<json> resumed = io::read_jsonl(run + "/metrics.jsonl");
+  ASSERT_EQ(resumed.size(), reference.size());
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    for (const char* key : {"type", "step", "epoch", "lr", "loss", "val_robust_accuracy"})
+      EXPECT_EQ(resumed[i].value(key, json()), reference[i].value(key, json())) << i << " " << key;
+  }
   auto a = io::load_checkpoint(ref + "/last.safetensors");
   auto b = io::load_checkpoint(run + "/last.safetensors");
   ASSERT_EQ(a.tensors.size(), b.tensors.size());

@@ -60,6 +60,29 @@ void write_json_atomic(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, dump_line(value, 2) + "\n");
 }
 
+size_t drop_records(const std::string& path,
+                    const std::function<bool(const nlohmann::json&)>& keep) {
+  const std::string bytes = read_file_bytes(path);
+  const std::vector<nlohmann::json> records = read_jsonl(path);  // checks every line
+  std::string kept;
+  size_t dropped = 0;
+  size_t index = 0;
+  for (size_t pos = 0; pos < bytes.size() && index < records.size();) {
+    const size_t newline = bytes.find('\n', pos);
+    if (newline == std::string::npos) break;  // torn, as MetricsWriter cuts it when appending
+    const std::string line = bytes.substr(pos, newline + 1 - pos);
+    pos = newline + 1;
+    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;  // as read_jsonl
+    if (keep(records[index++])) {
+      kept += line;
+    } else {
+      ++dropped;
+    }
+  }
+  if (kept.size() != bytes.size()) write_file_atomic(path, kept);
+  return dropped;
+}
+
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   const std::string bytes = read_file_bytes(path);
   std::vector<nlohmann::json> out;

@@ -131,6 +131,7 @@ class Trainer {
  private:
   void build();
   void build_step();
+  void forget_records_after_checkpoint();
   void train_step(int64_t step);
   void end_of_epoch(int64_t epoch);
   void record_input_wait(int64_t epoch, nlohmann::json& record);
@@ -282,8 +283,30 @@ void Trainer::build() {
     optimizer_->load_state(tensors, paths_.last_state);
     scaler_.load_state(meta.value("loss_scale", nlohmann::json()));
   }
+  if (writes_ && request_.resume) forget_records_after_checkpoint();
   if (writes_) metrics_.emplace(paths_.metrics, /*append=*/request_.resume);
   epoch_start_train_seconds_ = state_.train_seconds;
+}
+
+// A resumed run starts from its last checkpoint, which may be older than the last records: the
+// process was killed between checkpoints, or a checkpoint failed to write. It writes those steps'
+// and epochs' records again, so the ones after the checkpoint go; so does a finished run's
+// "done", which finishing again rewrites. metrics.jsonl then reads as an uninterrupted run's.
+void Trainer::forget_records_after_checkpoint() {
+  if (!std::filesystem::exists(paths_.metrics)) return;
+  const int64_t resumed_at = state_.next_step;
+  const size_t dropped = io::drop_records(paths_.metrics, [&](const nlohmann::json& r) {
+    const std::string type = r.value("type", "");
+    if (type == "step") return r.value("step", int64_t{0}) <= resumed_at;
+    if (type == "epoch") return r.value("epoch", int64_t{0}) * steps_per_epoch_ <= resumed_at;
+    return type != "done";
+  });
+  if (dropped > 0) {
+    spdlog::info(
+        "{}: dropped {} records written after the checkpoint at step {}; this run "
+        "writes them again",
+        paths_.metrics, dropped, resumed_at);
+  }
 }
 
 void Trainer::build_step() {

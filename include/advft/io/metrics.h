@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,13 @@ class MetricsWriter {
 
 /// Writes `value` pretty-printed (2-space indent, trailing newline) via write_file_atomic.
 void write_json_atomic(const std::string& path, const nlohmann::json& value);
+
+/// Rewrites a .jsonl file (atomically) without the records for which `keep` is false, each kept
+/// line as it was; a torn last line goes too. For a run resumed from a checkpoint older than its
+/// last records (a process killed, a checkpoint that failed to write): it writes those again.
+/// Returns how many records were dropped; advft::Error (kExitRunDir) as read_jsonl.
+size_t drop_records(const std::string& path,
+                    const std::function<bool(const nlohmann::json&)>& keep);
 
 /// Every JSON value of a .jsonl file, skipping blank lines and a torn (unterminated, unparsable)
 /// last line; advft::Error (kExitRunDir) naming path and line for an unreadable file or a bad line.
