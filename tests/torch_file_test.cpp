@@ -520,6 +520,21 @@ TEST(PickleHostileTest, RefusesGlobalsByName) {
       [&] { unpickle(pickle_p2("ctorch.nn.modules.container\nSequential\n"), "m.pt", nullptr); },
       {"m.pt: refuses to load global torch.nn.modules.container.Sequential",
        "a whole pickled model (torch.save(model)): save model.state_dict() instead"});
+  // The training code's own model class (the usual case) gets the hint, hedged; Python's and
+  // NumPy's classes (an argparse.Namespace saved beside the weights) do not.
+  expect_checkpoint_error(
+      [&] { unpickle(pickle_p2("cmodels.wideresnet\nWideResNet\n"), "w.pt", nullptr); },
+      {"w.pt: refuses to load global models.wideresnet.WideResNet",
+       "if it is a model class, the file holds a whole pickled model (torch.save(model)): save "
+       "model.state_dict() instead"});
+  for (const char* global : {"cargparse\nNamespace\n", "csubprocess\nPopen\n"}) {
+    try {
+      unpickle(pickle_p2(global), "other.pt", nullptr);
+      ADD_FAILURE() << global;
+    } catch (const CheckpointError& e) {
+      EXPECT_EQ(std::string(e.what()).find("state_dict"), std::string::npos) << e.what();
+    }
+  }
   try {
     unpickle(pickle_p2("(ios\nsystem\n"), "evil.pt", nullptr);
   } catch (const CheckpointError& e) {

@@ -1,6 +1,7 @@
 #include "advft/io/pickle.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
@@ -162,13 +163,24 @@ class Unpickler {
   // torch.nn, a model zoo's, or the training script's own. Its weights are there, but only
   // Python can rebuild the object; say how to save them in a form that loads.
   static std::string whole_model_hint(const std::string& name) {
+    static const std::string advice =
+        "(torch.save(model)): save model.state_dict() instead, or a TorchScript archive "
+        "(torch.jit.save, model.kind=torchscript)";
     for (const char* prefix : {"torch.nn.", "torchvision.", "timm.", "__main__."}) {
-      if (name.rfind(prefix, 0) == 0) {
-        return "; the file holds a whole pickled model (torch.save(model)): save "
-               "model.state_dict() instead, or a TorchScript archive (torch.jit.save, "
-               "model.kind=torchscript)";
-      }
+      if (name.rfind(prefix, 0) == 0) return "; the file holds a whole pickled model " + advice;
     }
+    // A class of the training code's own package (models.wideresnet.WideResNet) looks like any
+    // other class; Python's and NumPy's own are not models.
+    const size_t dot = name.rfind('.');
+    const std::string root = name.substr(0, name.find('.'));
+    const bool capitalized = dot != std::string::npos && dot + 1 < name.size() &&
+                             std::isupper(static_cast<unsigned char>(name[dot + 1]));
+    for (const char* library : {"argparse", "builtins", "__builtin__", "collections", "copyreg",
+                                "datetime", "enum", "functools", "numpy", "nt", "os", "pathlib",
+                                "posix", "subprocess", "sys", "torch", "types", "_codecs"})
+      if (root == library) return "";
+    if (capitalized)
+      return "; if it is a model class, the file holds a whole pickled model " + advice;
     return "";
   }
 
