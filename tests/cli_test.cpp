@@ -591,6 +591,7 @@ TEST(CliHostileFileTest, InspectAndEvalRefuseHostileFilesWithOneLine) {
       {"huge_header.safetensors", le_bytes(2'000'000'000, 8) + R"({"w":{"dtype":"F32"}})",
        "safetensors header of 2000000000 bytes"},
       {"random.pt", random, "not a torch.save file"},
+      {"empty.safetensors", "", "the file is empty (0 bytes)"},
   };
   // The well-formed archive the broken ones are made from loads: the refusals are about the harm.
   write_bytes(tmp.file("good.pt"), good);

@@ -217,7 +217,12 @@ std::string read_checkpoint_bytes(const std::string& path) {
   // Only a definite "not there" gets this message; permission errors come from the read.
   if (!std::filesystem::exists(path, ec) && !ec) throw CheckpointError(path + ": no such file");
   try {
-    return read_file_bytes(path);
+    std::string bytes = read_file_bytes(path);
+    // Said as it is: every reader would otherwise name the format it expected instead.
+    if (bytes.empty())
+      throw CheckpointError(path +
+                            ": the file is empty (0 bytes): an interrupted copy or download?");
+    return bytes;
   } catch (const CheckpointError&) {
     throw;
   } catch (const Error& e) {
