@@ -157,6 +157,9 @@ void run_eval(const EvalCliOptions& o) {
   io::load_checkpoint_weights(*model, ckpt, !o.non_strict, models::describe(ckpt.spec));
 
   data::DataSplits splits = data::load_splits(data, /*need_train=*/false);
+  // One batch holds the whole set at most: the batches are the same, and an image folder's batch
+  // buffer is allocated at this size.
+  options.batch_size = std::min(options.batch_size, std::max<int64_t>(1, splits.test.size()));
   const std::vector<int64_t> shape = splits.test.image_shape();  // [C, H, W]
   if (shape[0] != ckpt.spec.in_channels || shape[1] != ckpt.spec.input_size) {
     throw DataError(
@@ -228,7 +231,8 @@ void setup_eval(CLI::App& app) {
   command->add_option("--data-dir", o->data_dir,
                       "Data set directory (default: the one the checkpoint was trained on)");
   command->add_option("--dataset", o->dataset,
-                      "cifar10 | cifar100 | mnist | fashion_mnist (default: the checkpoint's)");
+                      "cifar10 | cifar100 | mnist | fashion_mnist | imagenet | image_folder "
+                      "(default: the checkpoint's)");
   command->add_option("-a,--attack", o->attacks,
                       "Attack spec, repeatable: fgsm, pgd:steps=20,eps=8/255,step_size=2/255, "
                       "pgd:restarts=5, pgd_l2:eps=0.5, pgd:loss=cw, apgd (APGD-CE-100), apgd_dlr, "
