@@ -694,6 +694,25 @@ TEST(Fab, FindsTheSmallestPerturbationThatFoolsALinearModel) {
   }
 }
 
+// Before an evaluation: targets cut to the classes there are, and attacks that cannot run on so
+// few classes refused by name.
+TEST(AttackSpec, FitToTheModelCutsTargetsAndRefusesTooFewClasses) {
+  const NamedAttack apgd_t =
+      fit_attack_to_model(parse_attack_spec("apgd_t", AttackOptions{}, "--attack"), 5);
+  EXPECT_EQ(apgd_t.options.targets, 4);
+  EXPECT_EQ(apgd_t.name, "APGD-T-100 Linf eps=8/255 targets=4");
+  EXPECT_EQ(
+      fit_attack_to_model(parse_attack_spec("fab_t", AttackOptions{}, "t"), 2).options.targets, 1);
+  EXPECT_EQ(fit_attack_to_model(parse_attack_spec("apgd_t", AttackOptions{}, "t"), 10).name,
+            "APGD-T-100 Linf eps=8/255 targets=9");
+  const NamedAttack pgd = parse_attack_spec("pgd:steps=20", AttackOptions{}, "t");
+  EXPECT_EQ(fit_attack_to_model(pgd, 2).name, pgd.name);
+  EXPECT_THROW(fit_attack_to_model(parse_attack_spec("apgd_t", AttackOptions{}, "t"), 3),
+               ConfigError);
+  EXPECT_THROW(fit_attack_to_model(parse_attack_spec("apgd_dlr", AttackOptions{}, "t"), 2),
+               ConfigError);
+}
+
 TEST(AttackSpec, FabTakesAutoAttacksSettings) {
   NamedAttack fab = parse_attack_spec("fab_t", AttackOptions{}, "--attack");
   EXPECT_EQ(fab.options.kind, "fab_t");

@@ -314,10 +314,17 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   return NamedAttack{describe_attack(o), o};
 }
 
-void check_attack_fits_model(const NamedAttack& attack, int64_t classes) {
+NamedAttack fit_attack_to_model(NamedAttack attack, int64_t classes) {
+  AttackOptions& o = attack.options;
   // FAB's steps read every logit and take no loss; the others check their loss as they run.
-  if (is_fab(attack.options.kind)) return;
-  detail::check_classes(attack.options, classes);
+  if (!is_fab(o.kind)) detail::check_classes(o, classes);
+  // The attacks run against at most every other class (AutoAttack's 9 targets on a 5-class
+  // model are 4): the name and the report say how many ran.
+  if (is_targeted(o.kind) && o.targets > classes - 1 && classes >= 2) {
+    o.targets = classes - 1;
+    attack.name = describe_attack(o);
+  }
+  return attack;
 }
 
 }  // namespace advft::attacks

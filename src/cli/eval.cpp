@@ -128,8 +128,8 @@ void run_eval(const EvalCliOptions& o) {
     for (auto& attack : attacks::parse_attack_specs(spec, base, "--attack"))
       attacks.push_back(std::move(attack));
   }
-  for (const auto& attack : attacks)
-    attacks::check_attack_fits_model(attack, ckpt.spec.num_classes);
+  for (auto& attack : attacks)
+    attack = attacks::fit_attack_to_model(std::move(attack), ckpt.spec.num_classes);
 
   eval::EvalOptions options;
   options.batch_size = o.batch_size > 0 ? o.batch_size : run->eval.batch_size;

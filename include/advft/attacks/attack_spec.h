@@ -36,10 +36,11 @@ std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const Attac
 /// Short human name of an attack ("PGD-20 Linf eps=8/255 step=2/255").
 std::string describe_attack(const AttackOptions& options);
 
-/// ConfigError when `attack` cannot run on a model with `classes` outputs (the DLR loss needs 3,
-/// targeted DLR 4): the check its loss makes when the attack's turn comes, made before an
-/// evaluation's first attack instead.
-void check_attack_fits_model(const NamedAttack& attack, int64_t classes);
+/// `attack` as it runs on a model with `classes` outputs: a targeted attack's targets cut to
+/// classes - 1, as the attack itself would cut them, and its name with them. ConfigError when it
+/// cannot run there (the DLR loss needs 3 classes, targeted DLR 4): the check its loss makes when
+/// the attack's turn comes, made before an evaluation's first attack instead.
+NamedAttack fit_attack_to_model(NamedAttack attack, int64_t classes);
 
 /// A value in pixel units written as k/255 when it is one, else as a plain number.
 std::string format_pixels(double value);
