@@ -158,11 +158,9 @@ void refuse_checkpoint_that_force_moves(const std::string& checkpoint, const std
   for (const std::string& run : {dir, io::previous_run_dir(dir)}) {
     for (const std::string& file : io::run_files(io::run_paths(run))) {
       if (fs::weakly_canonical(file, error) != wanted || error) continue;
-      throw RunDirError("--checkpoint " + checkpoint +
-                        " is a file of the run that --force moves "
-                        "aside in " +
-                        dir + "; copy it out of the run directory first (cp " + checkpoint +
-                        " pretrained.safetensors) and pass the copy");
+      throw RunDirError("--checkpoint " + checkpoint + " is a file of the run that --force moves " +
+                        "aside in " + dir + "; copy it out of the run directory first (cp " +
+                        checkpoint + " pretrained.safetensors) and pass the copy");
     }
   }
 }

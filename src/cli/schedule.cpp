@@ -65,12 +65,12 @@ void run_schedule(const ScheduleCliOptions& o) {
   std::cout << "step,epoch,lr\n";
   for (int64_t step = 0; step < total; ++step) {
     // A schedule of billions of steps prints for minutes: a Ctrl-C or SIGTERM ends it.
-    if (step % 65536 == 0 && runtime::stop_signal() != 0) {
+    if (const int signal = step % 65536 == 0 ? runtime::stop_signal() : 0) {
       std::cout << std::flush;
-      throw InterruptedError("schedule interrupted by signal " +
-                                 std::to_string(runtime::stop_signal()) + " after step " +
-                                 std::to_string(step) + " of " + std::to_string(total),
-                             128 + runtime::stop_signal());
+      throw InterruptedError("schedule interrupted by signal " + std::to_string(signal) +
+                                 " after step " + std::to_string(step) + " of " +
+                                 std::to_string(total),
+                             128 + signal);
     }
     if (step % o.every != 0 && step != total - 1) continue;
     const double epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);

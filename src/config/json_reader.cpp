@@ -46,14 +46,13 @@ void JsonReader::read(const std::string& key, int64_t& out) {
         v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       throw ConfigError(key_path(key) + " = " + v->dump() + ": too large");
     }
+    const double d = v->is_number_float() ? v->get<double>() : 0.0;
     if (v->is_number_integer()) {
       out = v->get<int64_t>();
-    } else if (v->is_number_float() && std::abs(v->get<double>()) < kLimit &&
-               v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>()))) {
-      out = static_cast<int64_t>(v->get<double>());  // 1e3 is a fine way to write 1000
-    } else if (v->is_number_float() && std::abs(v->get<double>()) >= kLimit &&
-               std::isfinite(v->get<double>())) {
+    } else if (v->is_number_float() && std::isfinite(d) && std::abs(d) >= kLimit) {
       throw ConfigError(key_path(key) + " = " + v->dump() + ": too large");
+    } else if (v->is_number_float() && d == static_cast<double>(static_cast<int64_t>(d))) {
+      out = static_cast<int64_t>(d);  // 1e3 is a fine way to write 1000
     } else {
       type_error(key, "an integer");
     }

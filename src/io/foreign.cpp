@@ -270,6 +270,17 @@ void adopt_file_normalization(LoadedCheckpoint& ckpt) {
   }
 }
 
+// The model keeps its own value of `name`: the file's tensor, if any, goes, and the name may be
+// missing even in strict loading.
+void keep_models_own(LoadedCheckpoint& ckpt, const std::string& name) {
+  auto& tensors = ckpt.tensors;
+  tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
+                               [&](const NamedTensor& t) { return t.name == name; }),
+                tensors.end());
+  auto& keep = ckpt.keep_model_names;
+  if (std::find(keep.begin(), keep.end(), name) == keep.end()) keep.push_back(name);
+}
+
 // --mean / --std win over what the file records: a checkpoint converted with the wrong values
 // (a PyTorch model that normalized outside the network, converted without them) is corrected by
 // giving the right ones, not silently evaluated with the recorded ones.
@@ -282,14 +293,7 @@ void apply_given_normalization(LoadedCheckpoint& ckpt, const ForeignOptions& opt
                    nlohmann::json(recorded).dump(), flag, nlohmann::json(given).dump());
     }
     recorded = given;
-    // The model builds the buffer from the spec; the file's copy must not overwrite it.
-    auto& tensors = ckpt.tensors;
-    tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
-                                 [&](const NamedTensor& t) { return t.name == tensor_name; }),
-                  tensors.end());
-    auto& keep = ckpt.keep_model_names;
-    if (std::find(keep.begin(), keep.end(), tensor_name) == keep.end())
-      keep.emplace_back(tensor_name);
+    keep_models_own(ckpt, tensor_name);  // the model builds the buffer from the spec
   };
   apply(options.mean, ckpt.spec.mean, kNormalizeNames[0], "--mean");
   apply(options.std, ckpt.spec.std, kNormalizeNames[1], "--std");
@@ -318,12 +322,8 @@ void reset_head(LoadedCheckpoint& ckpt, int64_t num_classes) {
         "{}: its head {}.weight has {} classes, the model {}: starting from a new, "
         "randomly initialized head (--reset-head)",
         ckpt.path, head, weight->tensor.size(0), num_classes);
-    for (const std::string& name : {head + ".weight", head + ".bias"}) {
-      ckpt.tensors.erase(std::remove_if(ckpt.tensors.begin(), ckpt.tensors.end(),
-                                        [&](const NamedTensor& t) { return t.name == name; }),
-                         ckpt.tensors.end());
-      ckpt.keep_model_names.push_back(name);
-    }
+    for (const std::string& name : {head + ".weight", head + ".bias"})
+      keep_models_own(ckpt, name);
   }
 }
 
@@ -377,13 +377,12 @@ LoadedCheckpoint whole_archive(LoadedCheckpoint out, const std::string& path,
 // matters to momentum=None, which advft's models do not use. Each such layer keeps its own.
 void keep_missing_batch_counts(LoadedCheckpoint& ckpt) {
   static const std::string kMean = ".running_mean";
-  std::set<std::string> names;
-  for (const auto& t : ckpt.tensors)
-    names.insert(t.name);
-  for (const auto& name : names) {
-    if (!ends_with(name, kMean)) continue;
-    const std::string count = name.substr(0, name.size() - kMean.size()) + ".num_batches_tracked";
-    if (names.count(count) == 0) ckpt.keep_model_names.push_back(count);
+  const KeyIndex keys(ckpt.tensors);
+  for (const auto& t : ckpt.tensors) {
+    if (!ends_with(t.name, kMean)) continue;
+    const std::string count =
+        t.name.substr(0, t.name.size() - kMean.size()) + ".num_batches_tracked";
+    if (!keys.has(count)) ckpt.keep_model_names.push_back(count);
   }
 }
 

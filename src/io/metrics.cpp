@@ -35,6 +35,44 @@ void drop_torn_last_line(const std::string& path) {
   }
 }
 
+// One record of a .jsonl file and where its line lies in the bytes, newline included.
+struct JsonlRecord {
+  nlohmann::json value;
+  size_t begin = 0;
+  size_t end = 0;
+  bool terminated = true;  ///< false: the last line, without its newline
+};
+
+// The records of a .jsonl file's bytes, skipping blank lines and a torn (unterminated,
+// unparsable) last line; advft::Error (kExitRunDir) naming path and line for a bad line.
+std::vector<JsonlRecord> parse_jsonl(const std::string& bytes, const std::string& path) {
+  std::vector<JsonlRecord> out;
+  size_t pos = 0;
+  size_t line_number = 0;
+  while (pos < bytes.size()) {
+    ++line_number;
+    const size_t newline = bytes.find('\n', pos);
+    const bool terminated = newline != std::string::npos;
+    const size_t end = terminated ? newline : bytes.size();
+    const std::string line = bytes.substr(pos, end - pos);
+    const size_t begin = pos;
+    pos = terminated ? newline + 1 : bytes.size();
+    if (line.find_first_not_of(" \t\r") == std::string::npos) {
+      continue;
+    }
+    try {
+      out.push_back({nlohmann::json::parse(line), begin, pos, terminated});
+    } catch (const nlohmann::json::exception& e) {
+      if (!terminated) {
+        break;  // torn by a crash mid-write; the records before it are whole
+      }
+      throw Error(path + ":" + std::to_string(line_number) + ": not valid JSON (" + e.what() + ")",
+                  kExitRunDir);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
@@ -63,18 +101,13 @@ void write_json_atomic(const std::string& path, const nlohmann::json& value) {
 size_t drop_records(const std::string& path,
                     const std::function<bool(const nlohmann::json&)>& keep) {
   const std::string bytes = read_file_bytes(path);
-  const std::vector<nlohmann::json> records = read_jsonl(path);  // checks every line
   std::string kept;
   size_t dropped = 0;
-  size_t index = 0;
-  for (size_t pos = 0; pos < bytes.size() && index < records.size();) {
-    const size_t newline = bytes.find('\n', pos);
-    if (newline == std::string::npos) break;  // torn, as MetricsWriter cuts it when appending
-    const std::string line = bytes.substr(pos, newline + 1 - pos);
-    pos = newline + 1;
-    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;  // as read_jsonl
-    if (keep(records[index++])) {
-      kept += line;
+  for (const JsonlRecord& record : parse_jsonl(bytes, path)) {
+    // An unterminated last line goes, as MetricsWriter cuts it when appending.
+    if (!record.terminated) break;
+    if (keep(record.value)) {
+      kept.append(bytes, record.begin, record.end - record.begin);
     } else {
       ++dropped;
     }
@@ -84,30 +117,9 @@ size_t drop_records(const std::string& path,
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
   std::vector<nlohmann::json> out;
-  size_t pos = 0;
-  size_t line_number = 0;
-  while (pos < bytes.size()) {
-    ++line_number;
-    const size_t newline = bytes.find('\n', pos);
-    const bool terminated = newline != std::string::npos;
-    const size_t end = terminated ? newline : bytes.size();
-    const std::string line = bytes.substr(pos, end - pos);
-    pos = terminated ? newline + 1 : bytes.size();
-    if (line.find_first_not_of(" \t\r") == std::string::npos) {
-      continue;
-    }
-    try {
-      out.push_back(nlohmann::json::parse(line));
-    } catch (const nlohmann::json::exception& e) {
-      if (!terminated) {
-        break;  // torn by a crash mid-write; the records before it are whole
-      }
-      throw Error(path + ":" + std::to_string(line_number) + ": not valid JSON (" + e.what() + ")",
-                  kExitRunDir);
-    }
-  }
+  for (JsonlRecord& record : parse_jsonl(read_file_bytes(path), path))
+    out.push_back(std::move(record.value));
   return out;
 }
 
