@@ -151,6 +151,22 @@ TEST_F(CliTest, TrainFinetuneEvalEndToEnd) {
   EXPECT_EQ(resolved["train"]["epochs"], 2);
   EXPECT_EQ(resolved["schedule"]["kind"], "slow_start_fast_decay");
 
+  // The pretrained model's normalization is the one the run uses, and config.json says so rather
+  // than repeating the config's.
+  const std::string renormalized = tmp.file("ft_normalization");
+  r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
+                "/best.safetensors --out " + renormalized +
+                " --epochs 1 --set model.mean=[0.1,0.2,0.3] --set model.std=[0.3,0.3,0.3]");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("normalization: the pretrained model's own, mean [0.5,0.5,0.5] std "
+                          "[0.25,0.25,0.25]"),
+            std::string::npos)
+      << r.output;
+  const json recorded = json::parse(read_bytes(renormalized + "/config.json"));
+  EXPECT_EQ(recorded["model"]["mean"], json::parse("[0.5,0.5,0.5]"));
+  EXPECT_EQ(recorded["model"]["std"], json::parse("[0.25,0.25,0.25]"));
+  EXPECT_EQ(recorded["train"]["epochs"], 1);
+
   // eval needs no config: data set, directory and eps come from the checkpoint.
   std::string json_out = tmp.file("eval.json");
   r = run_advft("eval --checkpoint " + ft + "/last.safetensors --json " + json_out +

@@ -131,6 +131,7 @@ class Trainer {
  private:
   void build();
   void build_step();
+  void record_model_in_config() const;
   void forget_records_after_checkpoint();
   void train_step(int64_t step);
   void end_of_epoch(int64_t epoch);
@@ -228,6 +229,7 @@ void Trainer::build() {
     if (spec.kind == init->spec.kind && spec.path.empty()) spec.path = init->spec.path;
   }
   config_.model = spec;
+  record_model_in_config();
   torch::manual_seed(config_.train.seed);  // the initial weights are part of a reproducible run
   model_ = models::make_model(spec);
   if (init) {
@@ -307,6 +309,22 @@ void Trainer::forget_records_after_checkpoint() {
         "writes them again",
         paths_.metrics, dropped, resumed_at);
   }
+}
+
+// prepare_run wrote config.json before the pretrained model was read, with the config's
+// normalization; the run uses the pretrained model's own (and a TorchScript file's path), so the
+// record is brought up to date: config.json says how the run's model sees its images.
+void Trainer::record_model_in_config() const {
+  const models::ModelSpec& written = request_.config.model;
+  const models::ModelSpec& used = config_.model;
+  if (!writes_ || request_.resume) return;
+  if (used.mean == written.mean && used.std == written.std && used.path == written.path) return;
+  if (used.mean != written.mean || used.std != written.std) {
+    spdlog::info("normalization: the pretrained model's own, mean {} std {} (not the config's; "
+                 "config.json records it)",
+                 nlohmann::json(used.mean).dump(), nlohmann::json(used.std).dump());
+  }
+  io::write_json_atomic(paths_.config, config::to_json(config_));
 }
 
 void Trainer::build_step() {
