@@ -320,9 +320,10 @@ void Trainer::record_model_in_config() const {
   if (!writes_ || request_.resume) return;
   if (used.mean == written.mean && used.std == written.std && used.path == written.path) return;
   if (used.mean != written.mean || used.std != written.std) {
-    spdlog::info("normalization: the pretrained model's own, mean {} std {} (not the config's; "
-                 "config.json records it)",
-                 nlohmann::json(used.mean).dump(), nlohmann::json(used.std).dump());
+    spdlog::info(
+        "normalization: the pretrained model's own, mean {} std {} (not the config's; "
+        "config.json records it)",
+        nlohmann::json(used.mean).dump(), nlohmann::json(used.std).dump());
   }
   io::write_json_atomic(paths_.config, config::to_json(config_));
 }
