@@ -107,8 +107,9 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
   for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
     if (options.stop_on_signal) runtime::throw_if_stopped("evaluation");
     data::Batch batch = loader.batch(0, b);
-    torch::Tensor robust = (*clean_row)({batch.images, batch.labels})[0].clone();
-    report.clean_correct += robust.sum().item<int64_t>();
+    const torch::Tensor clean = (*clean_row)({batch.images, batch.labels})[0].clone();
+    torch::Tensor robust = clean.clone();
+    report.clean_correct += clean.sum().item<int64_t>();
     for (std::size_t a = 0; a < attacks.size(); ++a) {
       // Also between attacks: a strong one on a large batch takes a while, longest on the CPU.
       if (a > 0 && options.stop_on_signal) runtime::throw_if_stopped("evaluation");
@@ -122,7 +123,11 @@ EvalReport evaluate(models::ClassifierImpl& model, const data::Dataset& full_dat
         }
         report.attacks[a].correct += robust.sum().item<int64_t>();
       } else {
-        const torch::Tensor correct = (*attack_rows[a])({batch.images, batch.labels})[0];
+        // An image the model gets wrong is not robust, whatever the attack's point does: the
+        // clean image is in the ball too. (The attack may land a wrong image on its right class;
+        // AutoAttack attacks only the right ones, so a row never exceeds the clean accuracy.)
+        const torch::Tensor correct =
+            (*attack_rows[a])({batch.images, batch.labels})[0].logical_and(clean);
         report.attacks[a].correct += correct.sum().item<int64_t>();
         robust = robust & correct;
       }
