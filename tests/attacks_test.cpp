@@ -208,6 +208,18 @@ TEST(AttackSpec, ParsesKindsOptionsAndDefaults) {
   EXPECT_EQ(f.options.kind, "fgsm");
   EXPECT_DOUBLE_EQ(f.options.step_size, base.eps);
   EXPECT_FALSE(f.options.random_start);
+  // FGSM with a random start steps 1.25 eps, with or without an eps of its own.
+  for (const char* spec : {"fgsm:random_start=true", "fgsm:random_start=true,eps=8/255",
+                           "fgsm:eps=4/255,random_start=true"}) {
+    const AttackOptions rs = parse_attack_spec(spec, base, "--attack").options;
+    EXPECT_TRUE(rs.random_start) << spec;
+    EXPECT_DOUBLE_EQ(rs.step_size, 1.25 * rs.eps) << spec;
+  }
+  EXPECT_DOUBLE_EQ(parse_attack_spec("fgsm:eps=4/255", base, "--attack").options.step_size,
+                   4.0 / 255.0);
+  EXPECT_DOUBLE_EQ(parse_attack_spec("fgsm:random_start=true,step_size=1/255", base, "--attack")
+                       .options.step_size,
+                   1.0 / 255.0);
   NamedAttack l2 = parse_attack_spec("pgd_l2:eps=0.5,step_size=0.1,restarts=3", base, "--attack");
   EXPECT_EQ(l2.options.norm, "l2");
   EXPECT_EQ(l2.options.restarts, 3);

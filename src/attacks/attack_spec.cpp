@@ -284,17 +284,14 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
     o.step_size = 2.0 * o.eps;  // recorded as APGD's first step
   } else if (o.kind == "square" || is_fab(o.kind)) {
     o.step_size = 0.0;  // none: Square sets windows to the ball's edge, FAB projects
+  } else if (o.kind == "fgsm" && !step_given) {
+    // One step, whatever the eps: to the ball's edge, or from a random start 1.25 eps, Wong et
+    // al.'s "fast" FGSM (the training attack's PGD step/eps ratio would make it 5x too short).
+    o.step_size = o.random_start ? 1.25 * o.eps : o.eps;
   } else if (eps_given && !step_given) {
     // Keep the step/eps ratio of the base attack (2/255 for 8/255): the usual way step sizes
     // are chosen, and it keeps "pgd:eps=4/255" meaningful without spelling out the step.
-    if (o.kind == "fgsm" && !o.random_start) {
-      o.step_size = o.eps;
-    } else {
-      o.step_size = base.eps > 0.0 ? base_step * o.eps / base.eps : o.eps / 4.0;
-    }
-  }
-  if (o.kind == "fgsm" && o.random_start && !step_given && !eps_given) {
-    o.step_size = 1.25 * o.eps;  // Wong et al.'s "fast" FGSM with random start
+    o.step_size = base.eps > 0.0 ? base_step * o.eps / base.eps : o.eps / 4.0;
   }
   if (o.norm != "linf" && o.norm != "l2") {
     throw ConfigError(context + ": norm must be linf or l2, got \"" + o.norm + "\"");
