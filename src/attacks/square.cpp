@@ -13,8 +13,9 @@ namespace {
 
 using detail::Candidate;
 
-// The milestones of AutoAttack's schedule for the window's share of the image, in queries of a
-// run stretched to 10,000: past each one the share halves.
+// The milestones of AutoAttack's schedule for the window's share of the image, in queries: past
+// each one the share halves. AutoAttack counts them as they come (SquareAttack with
+// resc_schedule=False); the Square paper's own code stretches any run to 10,000 queries first.
 constexpr int64_t kWindowMilestones[] = {10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000};
 
 // +1 or -1, evenly, in the images' dtype.
@@ -88,7 +89,7 @@ Candidate linf_run(models::ClassifierImpl& model, const torch::Tensor& x, const 
       (x + o.eps * random_sign(x, {batch, channels, 1, width})).clamp(0.0, 1.0);
   Search search{start, query(model, start, y, o)};
   for (int64_t i = 0; i < o.steps; ++i) {
-    const double share = square_window_fraction(kSquareInitialFraction, i, o.steps);
+    const double share = square_window_fraction(kSquareInitialFraction, i);
     const int64_t side =
         std::clamp<int64_t>(round_half_even(std::sqrt(share * static_cast<double>(height * width))),
                             1, std::min(height, width));
@@ -149,7 +150,7 @@ Candidate l2_run(models::ClassifierImpl& model, const torch::Tensor& x, const to
   Search search{start, query(model, start, y, o)};
   std::map<int64_t, torch::Tensor> patterns;  // by side: the schedule has a few
   for (int64_t i = 0; i < o.steps; ++i) {
-    const double share = square_window_fraction(kSquareInitialFraction, i, o.steps);
+    const double share = square_window_fraction(kSquareInitialFraction, i);
     int64_t side = std::max<int64_t>(
         round_half_even(std::sqrt(share * static_cast<double>(height * width))), 3);
     if (side % 2 == 0) ++side;  // an odd side, as AutoAttack's: the bumps have a centre
@@ -202,13 +203,10 @@ torch::Tensor bump(int64_t rows, int64_t cols, const torch::TensorOptions& optio
 
 }  // namespace
 
-double square_window_fraction(double initial, int64_t step, int64_t steps) {
-  // Python's int(it / n_iters * 10000): the same operations, truncated.
-  const auto stretched =
-      static_cast<int64_t>(static_cast<double>(step) / static_cast<double>(steps) * 10000.0);
+double square_window_fraction(double initial, int64_t step) {
   double share = initial;
   for (const int64_t milestone : kWindowMilestones) {
-    if (stretched > milestone) share /= 2.0;
+    if (step > milestone) share /= 2.0;
   }
   return share;
 }

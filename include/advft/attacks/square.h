@@ -32,10 +32,10 @@ constexpr double kSquareInitialFraction = 0.8;
 torch::Tensor square(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
                      const AttackOptions& options);
 
-/// The share of the image a window covers at query `step` (0-based) of `steps`: `initial`
-/// halved at AutoAttack's milestones (10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 of a
-/// schedule stretched to 10,000 queries), 1/512 of it at the end.
-double square_window_fraction(double initial, int64_t step, int64_t steps);
+/// The share of the image a window covers at query `step` (0-based): `initial` halved past each
+/// of AutoAttack's milestones (queries 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000), as
+/// AutoAttack runs it, whatever the number of queries: 1/128 of it over the last of 5,000.
+double square_window_fraction(double initial, int64_t step);
 
 /// The L2 attack's s x s window pattern (s >= 2): two pseudo-Gaussian bumps of opposite sign,
 /// the top half positive, of unit L2 norm.
