@@ -400,7 +400,8 @@ TEST_F(CliTest, ResumeAfterAStopDuringValidationValidatesThatEpoch) {
   for (const json& record : io::read_jsonl(run + "/metrics.jsonl"))
     if (record["type"] == "epoch") resumed.push_back(record);
   ASSERT_EQ(resumed.size(), 2u) << "epoch 2 was not validated on resume";
-  for (const char* key : {"val_clean_accuracy", "val_robust_accuracy"})
+  // The lr too: that of the epoch's last step, which ran before the stop.
+  for (const char* key : {"val_clean_accuracy", "val_robust_accuracy", "lr"})
     EXPECT_EQ(resumed[1][key], epochs[1][key]) << key;
   const json results = json::parse(read_bytes(run + "/results.json"));
   EXPECT_EQ(results["final"]["epoch"], 2);
@@ -527,6 +528,10 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
       {"finetune --bogus-flag", 2, "bogus"},
       {"eval --checkpoint " + pre + "/last.safetensors --attack cw", 3, "cw"},
       {"finetune --resume " + tmp.file("norun"), 6, "norun"},
+      {"finetune --resume " + tmp.file("norun") + " --epochs 3", 3, "drop --set, --epochs"},
+      {"train --resume " + pre + " --batch-size 25", 3, "--batch-size"},
+      {"finetune --resume " + pre, 2,
+       pre + " is a run of advft train; continue it with advft train --resume " + pre},
       {"train --config " + config_path + " --set data.placement=gpu --out " + tmp.file("x5"), 3,
        "data.placement"},
       {"train --config " + config_path + " --set cuda_graphs=maybe --out " + tmp.file("x6"), 3,

@@ -172,10 +172,11 @@ void prepare_run(const RunOptions& o, config::Command command, train::RunRequest
   if (!o.resume.empty()) {
     if (!o.sets.empty() || !o.checkpoint.empty() || o.force || !o.out.empty() || !o.key.empty() ||
         o.non_strict || o.reset_head || !o.normalization.mean.empty() ||
-        !o.normalization.std.empty()) {
+        !o.normalization.std.empty() || o.epochs > 0 || o.batch_size > 0) {
       throw ConfigError(
-          "--resume continues a run exactly as it was configured; drop --set, "
-          "--checkpoint, --key, --non-strict, --reset-head, --mean, --std, --out and --force");
+          "--resume continues a run exactly as it was configured; drop --set, --epochs, "
+          "--batch-size, --checkpoint, --key, --non-strict, --reset-head, --mean, --std, --out "
+          "and --force");
     }
     run_dir.emplace(io::prepare_run_dir(o.resume, io::RunDirMode::kResume));
     request.paths = run_dir->run().paths;

@@ -209,6 +209,14 @@ void Trainer::build() {
   std::optional<io::LoadedCheckpoint> init;
   if (request_.resume) {
     init = io::load_checkpoint(paths_.last);
+    // The other command would go on with the same steps but record itself as the run's.
+    const nlohmann::json& state = init->train_state;
+    const std::string started_by =
+        state.is_object() ? state.value("command", request_.command) : request_.command;
+    if (started_by != request_.command) {
+      throw UsageError(paths_.dir + " is a run of advft " + started_by + "; continue it with " +
+                       "advft " + started_by + " --resume " + paths_.dir);
+    }
   } else if (!config_.train.init_checkpoint.empty()) {
     io::ForeignOptions options;
     options.key = config_.train.init_key;
@@ -647,6 +655,7 @@ nlohmann::json Trainer::run() {
     // A stop that came during an epoch's validation (the evaluator polls for it too) saved the
     // epoch's last step without the epoch's record: validate that epoch first, as the run would
     // have, so that its record, best checkpoint and final accuracy are not skipped.
+    if (first_step > 0) last_lr_ = schedule_->lr(first_step - 1);  // the saved step's
     if (epoch_end_pending()) end_of_epoch(first_step / steps_per_epoch_ - 1);
     for (int64_t step = first_step; step < total_steps_; ++step) {
       // Checked before the step, not after: a stop asked for while the run was starting (Ctrl-C
@@ -674,8 +683,10 @@ nlohmann::json Trainer::run() {
     } else if (std::filesystem::exists(paths_.last)) {  // a resumed run stopped at once
       outcome = "; nothing new to save; continue with --resume " + paths_.dir;
     }
-    throw InterruptedError(std::string(e.what()) + " at step " + std::to_string(completed) +
-                               " of " + std::to_string(total_steps_) + outcome,
+    // Said afresh: the evaluator's own message ("nothing was written") is for eval's users.
+    throw InterruptedError("stopped by signal " + std::to_string(e.exit_code() - 128) +
+                               " at step " + std::to_string(completed) + " of " +
+                               std::to_string(total_steps_) + outcome,
                            e.exit_code());
   }
   writer_.wait();  // results.json names the checkpoints: they are on disk first
