@@ -247,6 +247,28 @@ TEST_F(CliTest, EvalRunsAutoattackAsACascade) {
   EXPECT_EQ(ev["worst_case"]["correct"], ev["attacks"][3]["correct"]);
 }
 
+// A SIGTERM during eval's last batch (here its only one) is a stop, not a success: the batch ends,
+// then exit 143 with no table and no JSON, as for a stop between batches.
+TEST_F(CliTest, EvalStoppedDuringItsLastBatchReportsNothing) {
+  const std::string pre = pretrain();
+  const std::string json_out = tmp.file("stopped.json");
+  const std::string log = tmp.file("stopped.log");
+  BackgroundAdvft eval("eval --checkpoint " + pre + "/last.safetensors --limit 20 --attack " +
+                           "pgd:steps=1000 --json " + json_out,
+                       log);
+  ASSERT_TRUE(eval.started());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read_bytes(log).find("evaluating ") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  eval.signal(SIGTERM);
+  EXPECT_EQ(eval.wait(std::chrono::seconds(300)), 143) << read_bytes(log);
+  EXPECT_FALSE(fs::exists(json_out));
+  EXPECT_NE(read_bytes(log).find("evaluation interrupted by signal 15"), std::string::npos)
+      << read_bytes(log);
+  EXPECT_EQ(read_bytes(log).find("worst case"), std::string::npos) << read_bytes(log);
+}
+
 // TRADES fine-tuning end to end: the objective is recorded, validated and resumable.
 TEST_F(CliTest, FinetunesWithTrades) {
   const std::string pre = pretrain();

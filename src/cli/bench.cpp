@@ -17,6 +17,7 @@
 #include "advft/runtime/device.h"
 #include "advft/runtime/logging.h"
 #include "advft/runtime/memory_format.h"
+#include "advft/runtime/signals.h"
 #include "advft/train/train_step.h"
 
 namespace advft::cli {
@@ -127,6 +128,7 @@ void run_bench_command(const BenchCliOptions& o) {
                options.device.str());
 
   const bench::BenchResult result = bench::run_bench(options);
+  runtime::throw_if_stopped("benchmark");  // during the last timed call: nothing is reported
   std::cout << bench::format_bench(result) << std::flush;
   if (!o.json.empty()) io::write_json_atomic(o.json, bench::to_json(result));
 }
@@ -169,7 +171,7 @@ void setup_bench(CLI::App& app) {
                    "Image channels (default 3; Fashion-MNIST's shape: --in-channels 1 "
                    "--input-size 28)")
       ->check(at_least(1));
-  command->add_option("--classes", o->classes, "Classes (default per model)")->check(at_least(1));
+  command->add_option("--classes", o->classes, "Classes (default per model)")->check(at_least(2));
   command->add_option("--warmup", o->warmup, "Untimed iterations first (default 3)")
       ->check(at_least(0));
   command->add_option("--iterations", o->iterations, "Timed iterations per loop (default 10)")

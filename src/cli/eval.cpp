@@ -1,5 +1,6 @@
 #include "advft/cli/eval.h"
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -25,6 +26,7 @@
 #include "advft/runtime/logging.h"
 #include "advft/runtime/memory_format.h"
 #include "advft/runtime/precision.h"
+#include "advft/runtime/signals.h"
 
 namespace advft::cli {
 
@@ -181,6 +183,9 @@ void run_eval(const EvalCliOptions& o) {
   device_warmup.wait();
   model->to(device);
   if (channels_last) runtime::to_channels_last(*model);
+  // All processes' images together: the log and the report speak of the whole test set.
+  const int64_t images =
+      options.limit > 0 ? std::min(options.limit, splits.test.size()) : splits.test.size();
   if (group) {
     // --limit's sample first, then this process's share of it: the run evaluates what one
     // process would have.
@@ -191,13 +196,15 @@ void run_eval(const EvalCliOptions& o) {
   }
   options.placement = data::resolve_placement(data.placement, splits.test, device);
   spdlog::info("evaluating {} ({}) on {} test images of {} on {}, {}{}", ckpt.path,
-               models::describe(ckpt.spec),
-               options.limit > 0 ? std::min(options.limit, splits.test.size()) : splits.test.size(),
-               data.dataset, device.str(), runtime::precision_name(options.precision),
+               models::describe(ckpt.spec), images, data.dataset, device.str(),
+               runtime::precision_name(options.precision),
                options.graphs == runtime::GraphMode::kCuda ? ", CUDA graphs" : "");
   eval::EvalReport report = eval::evaluate(
       *model, splits.test, attacks, options, device,
       [](int64_t done, int64_t total) { spdlog::debug("evaluated {}/{}", done, total); });
+  // The evaluator looks between batches; a stop during the last one is seen here, before the
+  // table and the JSON, so that a scheduler's SIGTERM is not reported as a success.
+  if (options.stop_on_signal) runtime::throw_if_stopped("evaluation");
   if (group) {
     report = eval::combine_over(report, *group);
     if (world.rank != 0) return;  // rank 0 reports the whole test set
