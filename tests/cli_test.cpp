@@ -13,11 +13,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "advft/config/load.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/metrics.h"
 #include "advft/io/run_dir.h"
 #include "advft/io/safetensors.h"
 #include "advft/models/factory.h"
+#include "advft/schedule/lr_schedule.h"
 #include "checkpoint_bytes.h"
 #include "fixtures.h"
 
@@ -733,6 +735,12 @@ TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("step,epoch,lr\n0,0,0\n1,0.125,"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\n15,1.875,"), std::string::npos) << r.output;
+  // Every digit of the lr the run uses: the schedule's text reads back as metrics.jsonl's double.
+  const std::string line_7 = r.output.substr(r.output.find("\n7,0.875,") + 9);
+  const double lr_7 = std::stod(line_7.substr(0, line_7.find('\n')));
+  const config::RunConfig finetune =
+      config::load_run_config(config::Command::kFinetune, config_path, {"train.epochs=2"});
+  EXPECT_EQ(lr_7, schedule::make_schedule(finetune.schedule, 16)->lr(7)) << r.output;
 
   // Without the data: ImageNet's standard size (1,281,167 less the 10,000 held out), and for a
   // folder of one's own no guess but the flag that gives the size.
