@@ -80,6 +80,18 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             "PGD on the KL divergence; use \"pgd\"");
   EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades", "trades_beta": -1}})")),
             "config: train.trades_beta = -1: must be >= 0");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades"}, "attack": {"loss":
+            "cw"}})")),
+            "config: attack.loss = \"cw\": train.objective = trades ascends the KL divergence, "
+            "not attack.loss; leave it \"ce\" (the default)");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades"}, "attack": {"restarts":
+            10}})")),
+            "config: attack.restarts = 10: train.objective = trades builds one set of examples "
+            "per step; set 1");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades"}, "attack":
+            {"random_start": false}})")),
+            "config: attack.random_start = false: train.objective = trades starts from x + 0.001 "
+            "N(0, 1), as its reference code; set true");
   // A clean pre-training run ignores the objective.
   EXPECT_EQ(
       config_error(json::parse(

@@ -423,6 +423,16 @@ void validate(const RunConfig& c) {
     require(c.train.clean_weight == 0.0, "train.clean_weight", num(c.train.clean_weight),
             "train.objective = trades has its own clean term (weighted by train.trades_beta); "
             "set 0");
+    // Its examples come from one ascent on the KL divergence from x + 0.001 N(0, 1): these keys
+    // of the attack section would be recorded and logged without changing a step.
+    require(c.attack.loss == "ce", "attack.loss", "\"" + c.attack.loss + "\"",
+            "train.objective = trades ascends the KL divergence, not attack.loss; leave it "
+            "\"ce\" (the default)");
+    require(c.attack.restarts == 1, "attack.restarts", std::to_string(c.attack.restarts),
+            "train.objective = trades builds one set of examples per step; set 1");
+    require(c.attack.random_start, "attack.random_start", "false",
+            "train.objective = trades starts from x + 0.001 N(0, 1), as its reference code; "
+            "set true");
   }
   require(c.train.log_every >= 1, "train.log_every", std::to_string(c.train.log_every),
           "must be >= 1");
