@@ -224,6 +224,9 @@ TEST(AttackSpec, ParsesKindsOptionsAndDefaults) {
   EXPECT_EQ(l2.options.norm, "l2");
   EXPECT_EQ(l2.options.restarts, 3);
   EXPECT_EQ(l2.name, "PGD-10x3 L2 eps=0.5 step=0.1");
+  // An L2 radius is a length, not a pixel level: 2, not 510/255.
+  EXPECT_EQ(parse_attack_spec("pgd_l2:eps=2,step_size=1", base, "--attack").name,
+            "PGD-10 L2 eps=2 step=1");
 }
 
 TEST(AttackSpec, BadSpecsNameTheProblem) {

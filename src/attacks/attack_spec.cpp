@@ -113,10 +113,16 @@ std::string describe_attack(const AttackOptions& o) {
   const char* usual_loss = o.kind == "square" ? "cw" : "ce";
   if (takes_loss(o.kind) && o.kind != "apgd" && o.loss != usual_loss) out << " " << upper(o.loss);
   if (o.eot > 1) out << " EOT-" << o.eot;
-  out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << format_pixels(o.eps);
+  // Linf radii are pixel levels (8/255); an L2 radius is a length over all pixels (0.5, 2).
+  const auto radius = [&o](double value) {
+    std::ostringstream text;
+    text << value;
+    return o.norm == "l2" ? text.str() : format_pixels(value);
+  };
+  out << (o.norm == "l2" ? " L2" : " Linf") << " eps=" << radius(o.eps);
   if (is_targeted(o.kind)) out << " targets=" << o.targets;
   if (!sets_own_steps(o.kind) && (o.kind != "fgsm" || o.random_start))
-    out << " step=" << format_pixels(o.step_size);
+    out << " step=" << radius(o.step_size);
   return out.str();
 }
 

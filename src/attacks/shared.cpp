@@ -51,10 +51,12 @@ void check_classes(const AttackOptions& o, int64_t classes) {
   const bool targeted = o.kind == "apgd_t";
   const int64_t needed = targeted ? 4 : o.loss == "dlr" ? 3 : 2;
   if (classes >= needed) return;
+  // The CE loss is the fallback that needs the fewest classes; below 2 there is nothing to fool.
+  const std::string fallback = needed > 2 && classes >= 2 ? "; use pgd or apgd with loss=ce" : "";
   throw ConfigError("attack " + describe_attack(o) + ": the " +
                     (targeted ? "targeted DLR" : o.loss) + " loss needs at least " +
                     std::to_string(needed) + " classes, the model has " + std::to_string(classes) +
-                    "; use pgd or apgd with loss=ce");
+                    fallback);
 }
 
 torch::Tensor ranked_targets(models::ClassifierImpl& model, const torch::Tensor& x,
