@@ -382,14 +382,6 @@ void validate(const RunConfig& c) {
           "must be >= 0");
   require(!(s.kind == "slow_start_fast_decay" && s.decay == "exponential" && s.end_lr <= 0.0),
           "schedule.end_lr", num(s.end_lr), "must be > 0 for an exponential decay");
-  // A decay that ends above its peak, or a slow start from above it, is a typo (a lost minus
-  // sign in an exponent): it would train at the wrong rate for the whole run without a word.
-  require(!((s.kind == "slow_start_fast_decay" || s.kind == "cosine") && s.end_lr > s.peak_lr),
-          "schedule.end_lr", num(s.end_lr),
-          "must be <= schedule.peak_lr (" + num(s.peak_lr) + "): the decay ends there");
-  require(!(s.kind == "slow_start_fast_decay" && s.warmup > 0.0 && s.start_lr > s.peak_lr),
-          "schedule.start_lr", num(s.start_lr),
-          "must be <= schedule.peak_lr (" + num(s.peak_lr) + "): the slow start climbs from it");
   require(s.warmup >= 0.0 && s.warmup < 1.0, "schedule.warmup", num(s.warmup),
           "must be a fraction of all iterations in [0, 1)");
   require(s.gamma > 0.0 && s.gamma <= 1.0, "schedule.gamma", num(s.gamma), "must be in (0, 1]");
