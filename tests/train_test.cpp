@@ -182,6 +182,35 @@ TEST(TrainStep, TradesLossIsCleanCrossEntropyPlusBetaTimesKl) {
   }
 }
 
+// Autocast keeps one cast copy of each weight for its region. A copy made under no_grad (TRADES'
+// clean pass, APGD-T's ranking of the targets) has no autograd history: a training forward that
+// reused it would give no conv or linear weight a gradient, silently (the cache ignores grad mode
+// up to LibTorch 2.10; PyTorch 2.11 fixed it). Each weight must get its gradient in bf16.
+TEST(TrainStep, Bf16WeightsGetTheirGradientsAfterAnAttackThatTookNone) {
+  for (const std::string kind : {"trades", "apgd_t", "pgd"}) {
+    torch::manual_seed(0);
+    testing::TinyNet net(3, 4);
+    Sgd sgd(*net, config::OptimizerConfig{});
+    LossScaler scaler(false);
+    StepOptions options;
+    options.precision = runtime::Precision::kBf16;
+    options.objective = kind == "trades" ? "trades" : "pgd_at";
+    options.attack.kind = kind == "trades" ? "pgd" : kind;
+    options.attack.loss = kind == "apgd_t" ? "dlr" : "ce";
+    options.attack.steps = 2;
+    options.attack.targets = 2;
+    TrainStep step(*net, sgd, scaler, options);
+    const torch::Tensor x = torch::rand({8, 3, 6, 6});
+    const torch::Tensor y = torch::randint(0, 4, {8}, torch::kLong);
+    step.run(x, y, 0.01);
+    for (const auto& p : net->named_parameters()) {
+      const torch::Tensor grad = p.value().grad();
+      EXPECT_TRUE(grad.defined() && grad.abs().sum().item<double>() > 0.0)
+          << kind << ": " << p.key() << " got no gradient";
+    }
+  }
+}
+
 TEST(Sgd, ReadsTheLrSetBeforeEachStep) {
   torch::manual_seed(0);
   testing::TinyNet net(3, 4);

@@ -67,4 +67,8 @@ AutocastGuard::~AutocastGuard() {
   compat::set_autocast(device_type_, previous_enabled_, previous_dtype_);
 }
 
+void drop_autocast_cache() {
+  at::autocast::clear_cache();
+}
+
 }  // namespace advft::runtime

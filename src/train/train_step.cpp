@@ -44,6 +44,7 @@ std::pair<torch::Tensor, torch::Tensor> TrainStep::pgd_at_loss(const torch::Tens
   // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
   const torch::Tensor x_train =
       options_.adversarial ? attacks::run_attack(model_, x, y, options_.attack) : x;
+  runtime::drop_autocast_cache();  // the weights' casts again, with their autograd history
   torch::Tensor logits = model_.forward(x_train);
   torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);  // autocast: in fp32
   if (options_.adversarial && options_.clean_weight > 0.0) {
@@ -61,6 +62,7 @@ std::pair<torch::Tensor, torch::Tensor> TrainStep::trades_loss(const torch::Tens
   // twice).
   model_.eval();
   const torch::Tensor x_adv = attacks::trades_examples(model_, x, options_.attack);
+  runtime::drop_autocast_cache();  // its clean pass cast the weights under no_grad
   model_.train();
   const torch::Tensor clean_logits = model_.forward(x);
   torch::Tensor adv_logits = model_.forward(x_adv);

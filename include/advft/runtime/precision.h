@@ -39,4 +39,10 @@ class AutocastGuard {
   at::ScalarType previous_dtype_ = at::kFloat;
 };
 
+/// Drops autocast's cached casts of the weights inside a region. The training step calls it
+/// between the attack and the training forward: a cast made under no_grad (TRADES' clean pass,
+/// APGD-T's ranking of targets) has no autograd history, and a training forward that reused it
+/// would leave those weights without gradients (the cache ignores grad mode up to LibTorch 2.10).
+void drop_autocast_cache();
+
 }  // namespace advft::runtime
