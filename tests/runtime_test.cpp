@@ -160,6 +160,29 @@ TEST(CudaGraphs, GraphedCallWarmsUpThenReplaysOnStaticInputs) {
   EXPECT_EQ(call.replays(), 2);
 }
 
+// The capture is never a shape's first call (cuDNN's benchmark mode would synchronize inside it):
+// an evaluation of two full batches and a short third one runs all three eagerly.
+TEST(CudaGraphs, WarmUpCountsCallsOfTheShapeItCaptures) {
+  int calls = 0;
+  GraphedCall call(
+      [&](const std::vector<torch::Tensor>& in) {
+        ++calls;
+        return std::vector<torch::Tensor>{in[0] + 1};
+      },
+      GraphMode::kEmulated, /*warmup=*/2, "increment");
+  call({torch::ones({4})});
+  call({torch::ones({4})});
+  call({torch::ones({3})});  // the third call, but this shape's first
+  EXPECT_FALSE(call.captured());
+  call({torch::ones({3})});
+  EXPECT_FALSE(call.captured());
+  EXPECT_TRUE(call({torch::ones({3})})[0].equal(torch::full({3}, 2.0)));  // warmed up: captured
+  EXPECT_TRUE(call.captured());
+  EXPECT_EQ(call.replays(), 1);
+  EXPECT_TRUE(call({torch::ones({4})})[0].equal(torch::full({4}, 2.0)));  // another shape: eager
+  EXPECT_EQ(call.replays(), 1);
+}
+
 TEST(CudaGraphs, OffRunsEveryCallEagerly) {
   int calls = 0;
   GraphedCall call(

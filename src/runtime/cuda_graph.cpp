@@ -63,15 +63,20 @@ GraphedCall::GraphedCall(Fn fn, GraphMode mode, int64_t warmup, std::string what
 
 GraphedCall::~GraphedCall() = default;
 
+bool GraphedCall::InputShape::operator==(const InputShape& other) const {
+  return sizes == other.sizes && dtype == other.dtype && device == other.device;
+}
+
+std::vector<GraphedCall::InputShape> GraphedCall::shapes_of(
+    const std::vector<torch::Tensor>& inputs) {
+  std::vector<InputShape> shapes;
+  for (const torch::Tensor& input : inputs)
+    shapes.push_back({input.sizes().vec(), input.scalar_type(), input.device()});
+  return shapes;
+}
+
 bool GraphedCall::fits(const std::vector<torch::Tensor>& inputs) const {
-  if (inputs.size() != static_inputs_.size()) return false;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const torch::Tensor& a = inputs[i];
-    const torch::Tensor& b = static_inputs_[i];
-    if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type() || a.device() != b.device())
-      return false;
-  }
-  return true;
+  return shapes_of(inputs) == captured_shapes_;
 }
 
 void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
@@ -79,6 +84,7 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
   static_inputs_.clear();
   for (const auto& input : inputs)
     static_inputs_.push_back(input.detach().clone());
+  captured_shapes_ = shapes_of(inputs);
   auto graph = std::make_unique<Graph>();
 #ifdef ADVFT_HAVE_CUDA
   if (mode_ == GraphMode::kCuda) {
@@ -107,6 +113,7 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
       at::autocast::clear_cache();
       static_inputs_.clear();
       static_outputs_.clear();
+      captured_shapes_.clear();
       throw Error("CUDA graph capture of " + what_ + " failed (" + first_line(e.what()) +
                   "); run without graphs: --set cuda_graphs=off (eval and bench: --graphs off)");
     }
@@ -122,11 +129,20 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
 }
 
 std::vector<torch::Tensor> GraphedCall::operator()(const std::vector<torch::Tensor>& inputs) {
-  if (mode_ == GraphMode::kOff || eager_calls_ < warmup_) {
-    ++eager_calls_;
-    return fn_(inputs);
-  }
+  if (mode_ == GraphMode::kOff) return fn_(inputs);
   if (!graph_) {
+    // The warm-up counts calls of one shape: the capture must not be the first call of its
+    // shape (cuDNN's benchmark mode times its algorithms then, and the synchronization would
+    // break the capture), e.g. an evaluation whose third and last batch is a short one.
+    std::vector<InputShape> shapes = shapes_of(inputs);
+    if (shapes != warm_shapes_) {
+      warm_shapes_ = std::move(shapes);
+      eager_calls_ = 0;
+    }
+    if (eager_calls_ < warmup_) {
+      ++eager_calls_;
+      return fn_(inputs);
+    }
     capture(inputs);
   } else if (fits(inputs)) {
     torch::NoGradGuard no_grad;

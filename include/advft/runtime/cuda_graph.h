@@ -31,8 +31,9 @@ bool cuda_graphs_available(const torch::Device& device);
 GraphMode resolve_graph_mode(const std::string& setting, const torch::Device& device,
                              const std::string& where, const std::string& not_capturable = "");
 
-/// A function of tensors of fixed shapes, run eagerly for its first `warmup` calls (cuDNN picks
-/// its kernels; lazily created state such as momentum buffers comes into being), then captured
+/// A function of tensors of fixed shapes, run eagerly for its first `warmup` calls in a row of one
+/// shape (cuDNN picks its kernels; lazily created state such as momentum buffers comes into being;
+/// a call of another shape starts the count again), then captured
 /// once over static copies of its inputs and replayed with each call's inputs copied in. A call
 /// whose input shapes differ from the captured ones (a last partial batch) runs eagerly.
 ///
@@ -61,12 +62,22 @@ class GraphedCall {
   void capture(const std::vector<torch::Tensor>& inputs);
   bool fits(const std::vector<torch::Tensor>& inputs) const;
 
+  struct InputShape {
+    std::vector<int64_t> sizes;
+    c10::ScalarType dtype;
+    c10::Device device;
+    bool operator==(const InputShape& other) const;
+  };
+  static std::vector<InputShape> shapes_of(const std::vector<torch::Tensor>& inputs);
+
   struct Graph;
   Fn fn_;
   GraphMode mode_;
   int64_t warmup_;
   std::string what_;
-  int64_t eager_calls_ = 0;
+  std::vector<InputShape> warm_shapes_;      // of the eager calls counted towards the warm-up
+  std::vector<InputShape> captured_shapes_;  // what a replay takes
+  int64_t eager_calls_ = 0;                  // in a row, of warm_shapes_
   int64_t replays_ = 0;
   std::vector<torch::Tensor> static_inputs_;
   std::vector<torch::Tensor> static_outputs_;
