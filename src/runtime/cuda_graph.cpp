@@ -76,7 +76,7 @@ std::vector<GraphedCall::InputShape> GraphedCall::shapes_of(
 }
 
 bool GraphedCall::fits(const std::vector<torch::Tensor>& inputs) const {
-  return shapes_of(inputs) == captured_shapes_;
+  return shapes_of(inputs) == shapes_;  // the warmed-up shapes are the captured ones
 }
 
 void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
@@ -84,7 +84,6 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
   static_inputs_.clear();
   for (const auto& input : inputs)
     static_inputs_.push_back(input.detach().clone());
-  captured_shapes_ = shapes_of(inputs);
   auto graph = std::make_unique<Graph>();
 #ifdef ADVFT_HAVE_CUDA
   if (mode_ == GraphMode::kCuda) {
@@ -113,7 +112,6 @@ void GraphedCall::capture(const std::vector<torch::Tensor>& inputs) {
       at::autocast::clear_cache();
       static_inputs_.clear();
       static_outputs_.clear();
-      captured_shapes_.clear();
       throw Error("CUDA graph capture of " + what_ + " failed (" + first_line(e.what()) +
                   "); run without graphs: --set cuda_graphs=off (eval and bench: --graphs off)");
     }
@@ -135,8 +133,8 @@ std::vector<torch::Tensor> GraphedCall::operator()(const std::vector<torch::Tens
     // shape (cuDNN's benchmark mode times its algorithms then, and the synchronization would
     // break the capture), e.g. an evaluation whose third and last batch is a short one.
     std::vector<InputShape> shapes = shapes_of(inputs);
-    if (shapes != warm_shapes_) {
-      warm_shapes_ = std::move(shapes);
+    if (shapes != shapes_) {
+      shapes_ = std::move(shapes);
       eager_calls_ = 0;
     }
     if (eager_calls_ < warmup_) {

@@ -326,8 +326,9 @@ void Trainer::record_model_in_config() const {
   const models::ModelSpec& written = request_.config.model;
   const models::ModelSpec& used = config_.model;
   if (!writes_ || request_.resume) return;
-  if (used.mean == written.mean && used.std == written.std && used.path == written.path) return;
-  if (used.mean != written.mean || used.std != written.std) {
+  const bool normalization_differs = used.mean != written.mean || used.std != written.std;
+  if (!normalization_differs && used.path == written.path) return;
+  if (normalization_differs) {
     spdlog::info(
         "normalization: the pretrained model's own, mean {} std {} (not the config's; "
         "config.json records it)",

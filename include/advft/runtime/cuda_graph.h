@@ -75,9 +75,9 @@ class GraphedCall {
   GraphMode mode_;
   int64_t warmup_;
   std::string what_;
-  std::vector<InputShape> warm_shapes_;      // of the eager calls counted towards the warm-up
-  std::vector<InputShape> captured_shapes_;  // what a replay takes
-  int64_t eager_calls_ = 0;                  // in a row, of warm_shapes_
+  // Of the eager calls counted towards the warm-up; once captured, what a replay takes.
+  std::vector<InputShape> shapes_;
+  int64_t eager_calls_ = 0;  // in a row, of shapes_
   int64_t replays_ = 0;
   std::vector<torch::Tensor> static_inputs_;
   std::vector<torch::Tensor> static_outputs_;
