@@ -334,10 +334,11 @@ TEST_F(CliTest, SameSeedSameMetrics) {
 
 TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   std::string pre = pretrain();
-  // Reference: the same fine-tune without interruption.
+  // Reference: the same fine-tune without interruption. Step records every 5 steps (and at each
+  // epoch's end, every 8): a stop between two records leaves a window for the resumed run.
   std::string ref = tmp.file("ref");
   std::string common = "finetune --config " + config_path + " --checkpoint " + pre +
-                       "/last.safetensors --epochs 3 --set train.log_every=1";
+                       "/last.safetensors --epochs 3 --set train.log_every=5";
   ASSERT_EQ(run_advft(common + " --out " + ref).exit_code, 0);
 
   std::string run = tmp.file("interrupted");
@@ -356,6 +357,9 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   auto state = io::load_checkpoint(run + "/last.safetensors").train_state;
   EXPECT_GT(state["next_step"].get<int64_t>(), 0);
   EXPECT_LT(state["next_step"].get<int64_t>(), 24);
+  const int64_t into_window = state["next_step"].get<int64_t>() % 8 % 5;
+  EXPECT_EQ(state["log_window"].is_object(), into_window != 0) << state.dump();
+  if (into_window != 0) EXPECT_EQ(state["log_window"]["steps"], into_window) << state.dump();
 
   // As if the process had gone on past that checkpoint and been killed (SIGKILL, out of memory)
   // before the next: the records it wrote meanwhile are the reference's after that step.
@@ -376,7 +380,8 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   const std::vector<json> resumed = io::read_jsonl(run + "/metrics.jsonl");
   ASSERT_EQ(resumed.size(), reference.size());
   for (std::size_t i = 0; i < reference.size(); ++i) {
-    for (const char* key : {"type", "step", "epoch", "lr", "loss", "val_robust_accuracy"})
+    for (const char* key :
+         {"type", "step", "epoch", "lr", "loss", "train_adv_accuracy", "val_robust_accuracy"})
       EXPECT_EQ(resumed[i].value(key, json()), reference[i].value(key, json())) << i << " " << key;
   }
   auto a = io::load_checkpoint(ref + "/last.safetensors");

@@ -560,14 +560,25 @@ TEST_F(DataParallelCli, EvalSplitsTheTestSetAndCountsItOnce) {
       << testing::read_bytes(output(1));
 }
 
+// Step records every 3 steps: a stop between two leaves a logging window that the resumed
+// processes complete, so the metrics read as the uninterrupted run's.
 TEST_F(DataParallelCli, SigtermStopsBothAtOneStepAndTheyResume) {
-  const std::string run = tmp.file("run");
+  const std::string args = "train --config " + config_path + " --epochs 4 --set train.log_every=3";
+  const std::string ref = tmp.file("ref");
   {
-    auto ranks = start_both("train --config " + config_path + " --out " + run + " --epochs 4");
+    auto ranks = start_both(args + " --out " + ref);
+    ASSERT_EQ(ranks[0]->wait(std::chrono::seconds(300)), 0) << testing::read_bytes(output(0));
+    ASSERT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 0) << testing::read_bytes(output(1));
+  }
+  const std::string run = tmp.file("run");
+  port = free_loopback_port();
+  {
+    auto ranks = start_both(args + " --out " + run);
+    // Until step 9's record (after 3, 6, 8 and epoch 1's): the stop comes at 10 or 11, most often.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
     while (std::chrono::steady_clock::now() < deadline &&
            !(fs::exists(run + "/metrics.jsonl") &&
-             io::read_jsonl(run + "/metrics.jsonl").size() >= 3)) {
+             io::read_jsonl(run + "/metrics.jsonl").size() >= 5)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     // A cluster scheduler's stop reaches each process at its own moment.
@@ -578,10 +589,20 @@ TEST_F(DataParallelCli, SigtermStopsBothAtOneStepAndTheyResume) {
     EXPECT_EQ(ranks[1]->wait(std::chrono::seconds(60)), 143) << testing::read_bytes(output(1));
   }
   ASSERT_TRUE(fs::exists(run + "/last.safetensors")) << testing::read_bytes(output(0));
-  const int64_t stopped_at =
-      io::load_checkpoint(run + "/last.safetensors").train_state["next_step"].get<int64_t>();
+  const json state = io::load_checkpoint(run + "/last.safetensors").train_state;
+  const int64_t stopped_at = state["next_step"].get<int64_t>();
   EXPECT_GT(stopped_at, 0);
   EXPECT_LT(stopped_at, 32);
+  int64_t last_record = stopped_at;  // the last step with a record: every 3rd, and epochs' ends
+  while (last_record % 3 != 0 && last_record % 8 != 0)
+    --last_record;
+  const json window = state.value("log_window", json());
+  if (last_record < stopped_at) {
+    ASSERT_TRUE(window.is_object()) << state.dump();
+    EXPECT_EQ(window.value("steps", int64_t{0}), stopped_at - last_record) << state.dump();
+  } else {
+    EXPECT_TRUE(window.is_null()) << state.dump();
+  }
 
   port = free_loopback_port();
   auto ranks = start_both("train --resume " + run);
@@ -591,6 +612,14 @@ TEST_F(DataParallelCli, SigtermStopsBothAtOneStepAndTheyResume) {
   EXPECT_EQ(results["steps"], 32);
   EXPECT_NE(testing::read_bytes(output(0)).find("resuming at step " + std::to_string(stopped_at)),
             std::string::npos);
+  const std::vector<json> reference = io::read_jsonl(ref + "/metrics.jsonl");
+  const std::vector<json> resumed = io::read_jsonl(run + "/metrics.jsonl");
+  ASSERT_EQ(resumed.size(), reference.size());
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    for (const char* key : {"type", "step", "epoch", "lr", "loss", "train_adv_accuracy",
+                            "val_clean_accuracy", "val_robust_accuracy"})
+      EXPECT_EQ(resumed[i].value(key, json()), reference[i].value(key, json())) << i << " " << key;
+  }
 }
 
 TEST_F(DataParallelCli, AProcessThatDiesStopsTheOtherWithOneLine) {

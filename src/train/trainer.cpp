@@ -89,12 +89,41 @@ std::string describe_objective(const config::RunConfig& c) {
   return out.str();
 }
 
+// The steps since the last step record, when a stop saved the run inside a logging window: the
+// resumed run folds them into that window's record, so metrics.jsonl reads as if uninterrupted.
+struct CarriedWindow {
+  int64_t steps = 0;      // this process's steps (every process ran as many)
+  int64_t images = 0;     // this process's images
+  double loss_sum = 0.0;  // all processes' together
+  int64_t correct = 0;    // all processes' together
+  double seconds = 0.0;
+
+  nlohmann::json to_json() const {
+    return {{"steps", steps},
+            {"images", images},
+            {"loss_sum", loss_sum},
+            {"correct", correct},
+            {"seconds", seconds}};
+  }
+  static CarriedWindow from_json(const nlohmann::json& j) {
+    CarriedWindow w;
+    if (!j.is_object()) return w;  // none carried, or a checkpoint from before it was kept
+    w.steps = j.at("steps").get<int64_t>();
+    w.images = j.at("images").get<int64_t>();
+    w.loss_sum = j.at("loss_sum").get<double>();
+    w.correct = j.at("correct").get<int64_t>();
+    w.seconds = j.at("seconds").get<double>();
+    return w;
+  }
+};
+
 struct TrainState {
   int64_t next_step = 0;
   double best_val_score = -1.0;
   int64_t best_epoch = 0;
-  double train_seconds = 0.0;
-  nlohmann::json last_epoch;  // the latest epoch record
+  double train_seconds = 0.0;  // without the carried window's, which its record adds
+  nlohmann::json last_epoch;   // the latest epoch record
+  CarriedWindow window;
 
   static TrainState from_json(const nlohmann::json& j, const std::string& source) {
     TrainState s;
@@ -104,6 +133,7 @@ struct TrainState {
       s.best_epoch = j.at("best_epoch").get<int64_t>();
       s.train_seconds = j.value("train_seconds", 0.0);
       s.last_epoch = j.value("last_epoch", nlohmann::json());
+      s.window = CarriedWindow::from_json(j.value("log_window", nlohmann::json()));
     } catch (const nlohmann::json::exception& e) {
       throw CheckpointError(source + ": training state is incomplete (" + e.what() + ")");
     }
@@ -149,6 +179,11 @@ class Trainer {
   void check_finite(int64_t step) const;
   [[noreturn]] void throw_diverged(int64_t step, const std::string& what) const;
   void flush_step_record(int64_t step, int64_t epoch);
+  /// The logging window's sums over every process (a collective), and an empty window after;
+  /// a DivergedError when its loss is not finite.
+  CarriedWindow close_window(int64_t step);
+  /// A resumed run's window goes on from the stopped run's.
+  void reopen_window(const CarriedWindow& carried);
   nlohmann::json results() const;
   nlohmann::json state_json(int64_t epoch) const;
 
@@ -389,31 +424,54 @@ void Trainer::train_step(int64_t step) {
   ++window_steps_;
 }
 
-void Trainer::flush_step_record(int64_t step, int64_t epoch) {
-  if (window_steps_ == 0) return;
-  int64_t images = window_images_;
-  int64_t loss_terms = window_steps_;
+CarriedWindow Trainer::close_window(int64_t step) {
+  CarriedWindow window;
+  window.steps = window_steps_;
+  window.images = window_images_;
+  window.seconds = seconds_since(window_start_);
+  // Every process decides on the same loss whether the run diverged.
   if (group_) {
-    // The record is of the whole batch, and every process decides on the same loss whether the
-    // run diverged.
     std::vector<torch::Tensor> sums{window_loss_, window_correct_};
     group_->all_reduce_sum(sums);
-    images *= group_->size();
-    loss_terms *= group_->size();
   }
-  const double loss_sum = window_loss_.item<double>();  // waits for the window's steps
-  const int64_t correct = window_correct_.item<int64_t>();
-  const double seconds = seconds_since(window_start_);
-  state_.train_seconds += seconds;
-  if (!std::isfinite(loss_sum)) {
-    const int64_t first = step + 2 - window_steps_;
-    const std::string steps = window_steps_ > 1 ? "steps " + std::to_string(first) + "-" : "step ";
+  window.loss_sum = window_loss_.item<double>();  // waits for the window's steps
+  window.correct = window_correct_.item<int64_t>();
+  window_loss_.zero_();
+  window_correct_.zero_();
+  window_images_ = window_steps_ = 0;
+  if (!std::isfinite(window.loss_sum)) {
+    const int64_t first = step + 2 - window.steps;
+    const std::string steps = window.steps > 1 ? "steps " + std::to_string(first) + "-" : "step ";
     throw_diverged(step, "the loss of " + steps + std::to_string(step + 1) + " is " +
-                             (std::isnan(loss_sum) ? "NaN" : "infinite"));
+                             (std::isnan(window.loss_sum) ? "NaN" : "infinite"));
   }
+  return window;
+}
+
+void Trainer::reopen_window(const CarriedWindow& carried) {
+  window_steps_ = carried.steps;
+  window_images_ = carried.images;
+  // The sums are of all processes: one of them holds them, the others add their own steps.
+  if (writes_) {
+    window_loss_.fill_(carried.loss_sum);
+    window_correct_.fill_(carried.correct);
+  }
+  window_start_ = Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(carried.seconds));
+}
+
+void Trainer::flush_step_record(int64_t step, int64_t epoch) {
+  if (window_steps_ == 0) return;
+  const CarriedWindow window = close_window(step);
+  state_.train_seconds += window.seconds;
+  // The record is of the whole batch.
+  const int64_t processes = group_ ? group_->size() : 1;
+  const int64_t images = window.images * processes;
+  const int64_t loss_terms = window.steps * processes;
+  const double seconds = window.seconds;
   const double images_per_s = seconds > 0 ? static_cast<double>(images) / seconds : 0.0;
-  const double loss = loss_sum / static_cast<double>(loss_terms);
-  const double accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(images);
+  const double loss = window.loss_sum / static_cast<double>(loss_terms);
+  const double accuracy = 100.0 * static_cast<double>(window.correct) / static_cast<double>(images);
   if (metrics_)
     metrics_->write(
         {{"type", "step"},
@@ -426,9 +484,6 @@ void Trainer::flush_step_record(int64_t step, int64_t epoch) {
   spdlog::info("epoch {}/{} step {}/{} lr {:.5f} loss {:.4f} {} acc {:.2f}% {:.0f} img/s",
                epoch + 1, config_.train.epochs, step + 1, total_steps_, last_lr_, loss,
                config_.train.adversarial ? "adv" : "train", accuracy, images_per_s);
-  window_loss_.zero_();
-  window_correct_.zero_();
-  window_images_ = window_steps_ = 0;
 }
 
 // The loss can stay finite while BatchNorm statistics have already overflowed (BN renormalizes
@@ -603,6 +658,7 @@ nlohmann::json Trainer::state_json(int64_t epoch) const {
           {"best_epoch", state_.best_epoch},
           {"train_seconds", state_.train_seconds},
           {"last_epoch", state_.last_epoch},
+          {"log_window", state_.window.steps > 0 ? state_.window.to_json() : nlohmann::json()},
           {"data",
            {{"dataset", config_.data.dataset},
             {"dir", config_.data.dir},
@@ -658,6 +714,8 @@ nlohmann::json Trainer::run() {
     // have, so that its record, best checkpoint and final accuracy are not skipped.
     if (first_step > 0) last_lr_ = schedule_->lr(first_step - 1);  // the saved step's
     if (epoch_end_pending()) end_of_epoch(first_step / steps_per_epoch_ - 1);
+    reopen_window(state_.window);
+    state_.window = {};
     for (int64_t step = first_step; step < total_steps_; ++step) {
       // Checked before the step, not after: a stop asked for while the run was starting (Ctrl-C
       // during the data loading) saves nothing, so a forced run gives back the run it replaced.
@@ -674,7 +732,8 @@ nlohmann::json Trainer::run() {
   } catch (const InterruptedError& e) {
     // The model is consistent after every completed step: keep it so --resume continues here.
     if (completed > first_step) {
-      flush_step_record(completed - 1, (completed - 1) / steps_per_epoch_);
+      // The window's record is written when the resumed run completes the window.
+      if (window_steps_ > 0) state_.window = close_window(completed - 1);
       save_last(completed, /*also_best=*/false);
     }
     writer_.wait();
