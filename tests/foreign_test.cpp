@@ -21,6 +21,7 @@
 #include "advft/error.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/foreign.h"
+#include "advft/io/safetensors.h"
 #include "advft/io/torch_file.h"
 #include "advft/models/factory.h"
 #include "expect_error.h"
@@ -563,6 +564,22 @@ TEST_F(ForeignCliTest, InspectPrintsLayoutAndKeys) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   r = run_advft("inspect " + tmp.file("missing.pt"));
   EXPECT_EQ(r.exit_code, kExitCheckpoint) << r.output;
+}
+
+// A stranger's tensor name may hold a terminal escape sequence or a line break: inspect shows it
+// with those characters replaced, on its row, and --json escapes them.
+TEST_F(ForeignCliTest, InspectShowsControlCharactersInNamesAsQuestionMarks) {
+  const std::string file = tmp.file("hostile.safetensors");
+  const std::string name = "conv\x1b[2J\nweight";
+  io::write_safetensors(file, {{name, torch::zeros({2, 3})}}, {});
+  RunResult r = run_advft("inspect " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find('\x1b'), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  conv?[2J?weight  [2, 3]"), std::string::npos) << r.output;
+
+  r = run_advft("inspect --json " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(r.output)["tensors"][0]["name"], name);
 }
 
 TEST_F(ForeignCliTest, EvalAndFinetuneTakeTorchSaveFiles) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "advft/io/foreign.h"
+#include "advft/io/printable.h"
 #include "advft/runtime/logging.h"
 #include "advft/runtime/signals.h"
 
@@ -37,7 +38,13 @@ std::string grouped(int64_t n) {
   return digits;
 }
 
-// Names come from strangers' files: never let one throw while printing.
+// Names come from strangers' files: a control character in one (an escape sequence) must not
+// reach the terminal. Whole, unlike in an error message: inspect is where a user reads them.
+std::string shown(const std::string& name) {
+  return io::printable(name, std::string::npos);
+}
+
+// ... and never let one throw while printing.
 std::string dump(const nlohmann::json& j, int indent = -1) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -82,17 +89,18 @@ void print_text(const io::FileInfo& info) {
   out << "format:     " << io::format_name(info.format) << "\n";
   out << "keys:       " << info.tensors.size() << "\n";
   out << "parameters: " << grouped(info.parameters) << "\n";
-  out << "layout:     " << info.layout << "\n";
+  out << "layout:     " << shown(info.layout) << "\n";
   const auto& m = info.metadata;
   if (info.format == io::FileFormat::kAdvftCheckpoint) {
-    out << "model:      " << m.value("model", "") << "\n";
+    out << "model:      " << shown(m.value("model", "")) << "\n";
     out << "model_spec: " << dump(m.at("model_spec")) << "\n";
     const std::string summary = train_state_summary(m.at("train_state"));
     if (!summary.empty()) out << "training:   " << summary << "\n";
   } else if (io::is_torch_save(info.format)) {
     const std::string chosen = m.value("chosen_key", "");
     out << "state_dict: "
-        << (chosen.empty() ? std::string("the file itself") : "under key '" + chosen + "'") << "\n";
+        << (chosen.empty() ? std::string("the file itself") : "under key '" + shown(chosen) + "'")
+        << "\n";
     if (!m.at("candidate_keys").empty())
       out << "candidates: " << dump(m.at("candidate_keys")) << "\n";
   } else if (info.format == io::FileFormat::kTorchScript) {
@@ -102,12 +110,12 @@ void print_text(const io::FileInfo& info) {
     out << "metadata:   " << dump(m.at("metadata")) << "\n";
   }
   const std::string prefix = m.value("stripped_prefix", "");
-  if (!prefix.empty()) out << "stripped:   prefix '" << prefix << "' of every name\n";
+  if (!prefix.empty()) out << "stripped:   prefix '" << shown(prefix) << "' of every name\n";
 
   size_t name_width = 4;
   size_t shape_width = 5;
   for (const auto& t : info.tensors) {
-    name_width = std::max(name_width, t.name.size());
+    name_width = std::max(name_width, shown(t.name).size());
     shape_width = std::max(shape_width, shape_text(t.tensor).size());
   }
   auto row = [&](const std::string& name, const std::string& shape, const std::string& dtype) {
@@ -117,7 +125,7 @@ void print_text(const io::FileInfo& info) {
   out << "\n";
   row("name", "shape", "dtype");
   for (const auto& t : info.tensors) {
-    row(t.name, shape_text(t.tensor),
+    row(shown(t.name), shape_text(t.tensor),
         t.tensor.defined() ? io::dtype_name(t.tensor.scalar_type()) : std::string("undefined"));
   }
 }

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "advft/error.h"
-#include "printable.h"
+#include "advft/io/printable.h"
 
 #ifndef ADVFT_VERSION
 #error "ADVFT_VERSION must be defined by the build (CMake sets it from the project version)"
@@ -13,9 +13,6 @@
 
 namespace advft::io {
 namespace {
-
-using detail::printable;
-using detail::printable_list;
 
 std::string shape_text(torch::IntArrayRef shape) {
   std::string out = "[";

@@ -9,17 +9,14 @@
 
 #include "advft/error.h"
 #include "advft/io/atomic_file.h"
+#include "advft/io/printable.h"
 #include "advft/io/torch_file.h"
 #include "advft/io/zip_reader.h"
 #include "advft/models/factory.h"
 #include "advft/models/torchscript.h"
-#include "printable.h"
 
 namespace advft::io {
 namespace {
-
-using detail::printable;
-using detail::printable_list;
 
 // TRADES' WideResNet defines a second first block that forward() never calls.
 constexpr const char* kUnusedPrefix = "sub_block1.";

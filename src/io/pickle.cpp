@@ -11,16 +11,14 @@
 #include <utility>
 
 #include "advft/error.h"
+#include "advft/io/printable.h"
 #include "pickle_opcodes.h"
-#include "printable.h"
 
 // Storage bytes are little-endian (torch_file checks the archive's byteorder) and copied raw.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the unpickler assumes little-endian");
 
 namespace advft::io {
 namespace {
-
-using detail::printable;
 
 // Bounds on what a hostile pickle can make us hold. A ResNet-152 state_dict needs about 10^4
 // nodes and a stack of a few dozen; these are orders of magnitude above any real checkpoint.

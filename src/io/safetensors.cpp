@@ -9,15 +9,13 @@
 
 #include "advft/error.h"
 #include "advft/io/atomic_file.h"
-#include "printable.h"
+#include "advft/io/printable.h"
 
 // The format is little-endian and we copy raw bytes; a big-endian port needs byte swapping here.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes little-endian");
 
 namespace advft::io {
 namespace {
-
-using detail::printable;
 
 // The reference implementation refuses larger headers too; it bounds what a lying file costs us.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;

@@ -5,14 +5,12 @@
 
 #include "advft/error.h"
 #include "advft/io/atomic_file.h"
+#include "advft/io/printable.h"
 #include "advft/io/zip_reader.h"
-#include "printable.h"
 #include "torch_legacy.h"
 
 namespace advft::io {
 namespace {
-
-using detail::printable;
 
 // Where training code commonly puts the state_dict, most specific first.
 constexpr const char* kKnownKeys[] = {"state_dict", "model_state_dict", "model", "net",

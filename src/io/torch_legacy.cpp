@@ -5,8 +5,8 @@
 #include <unordered_map>
 
 #include "advft/error.h"
+#include "advft/io/printable.h"
 #include "pickle_opcodes.h"
-#include "printable.h"
 
 namespace advft::io::detail {
 namespace {

@@ -6,12 +6,10 @@
 #include <limits>
 
 #include "advft/error.h"
-#include "printable.h"
+#include "advft/io/printable.h"
 
 namespace advft::io {
 namespace {
-
-using detail::printable;
 
 constexpr uint32_t kLocalHeaderSignature = 0x04034b50;
 constexpr uint32_t kCentralHeaderSignature = 0x02014b50;

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-namespace advft::io::detail {
+namespace advft::io {
 
 inline std::string printable(std::string_view s, std::size_t max_len = 120) {
   std::string out;
@@ -28,4 +28,4 @@ inline std::string printable_list(const std::vector<std::string>& items,
   return out;
 }
 
-}  // namespace advft::io::detail
+}  // namespace advft::io
