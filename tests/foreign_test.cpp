@@ -588,6 +588,7 @@ TEST_F(ForeignCliTest, EvalAndFinetuneTakeTorchSaveFiles) {
                           " --limit 50 --attack fgsm");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("clean"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("outputs but"), std::string::npos) << r.output;
 
   r = run_advft("eval --checkpoint " + checkpoint + " --data-dir " + data_dir);
   EXPECT_EQ(r.exit_code, kExitCheckpoint) << r.output;
@@ -605,11 +606,20 @@ TEST_F(ForeignCliTest, EvalAndFinetuneTakeTorchSaveFiles) {
                 " --reset-head --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("new, randomly initialized head"), std::string::npos) << r.output;
+  // 20 outputs for 10 classes trains, with a warning; so does evaluating the result.
+  EXPECT_NE(r.output.find("model.num_classes = 20 but cifar10 has 10 classes: the other 10 "
+                          "outputs are never a label"),
+            std::string::npos)
+      << r.output;
   const json resolved = json::parse(read_bytes(out + "/config.json"));
   EXPECT_EQ(resolved["train"]["init_reset_head"], true);
   EXPECT_EQ(resolved["train"]["init_strict"], true);
   const io::LoadedCheckpoint last = io::load_checkpoint(out + "/last.safetensors");
   EXPECT_EQ(last.spec.num_classes, 20);
+  r = run_advft("eval --checkpoint " + out + "/last.safetensors --limit 20 --attack fgsm");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("has 20 outputs but cifar10 has 10 classes"), std::string::npos)
+      << r.output;
 }
 
 }  // namespace

@@ -180,6 +180,15 @@ void run_eval(const EvalCliOptions& o) {
                     ckpt.path + " has " + std::to_string(ckpt.spec.num_classes) +
                     " outputs; pass the data set it was trained on (--dataset / --data-dir)");
   }
+  // More outputs than classes scores, but rarely what was meant: a CIFAR-100 model on CIFAR-10,
+  // or an ImageNet model on a folder of some of its classes (labelled 0..k-1 in sorted order).
+  if (splits.test.num_classes < ckpt.spec.num_classes) {
+    spdlog::warn(
+        "the model in {} has {} outputs but {} has {} classes: an image of class i counts as "
+        "right when output i wins; if the model learned other classes, pass its data set "
+        "(--dataset / --data-dir)",
+        ckpt.path, ckpt.spec.num_classes, data.dataset, splits.test.num_classes);
+  }
   device_warmup.wait();
   model->to(device);
   if (channels_last) runtime::to_channels_last(*model);

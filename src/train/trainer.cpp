@@ -61,6 +61,15 @@ void check_model_fits_data(const models::ModelSpec& spec, const data::Dataset& t
     throw ConfigError("model.num_classes = " + std::to_string(spec.num_classes) + " but " +
                       dataset + " has " + std::to_string(train.num_classes) + " classes");
   }
+  // Trains, but the extra outputs are never a label, and targeted attacks pick them as targets.
+  if (spec.num_classes > train.num_classes) {
+    spdlog::warn(
+        "model.num_classes = {} but {} has {} classes: the other {} outputs are never a label "
+        "(targeted attacks still aim at them); set model.num_classes = {} (finetune: with "
+        "--reset-head, for a new head)",
+        spec.num_classes, dataset, train.num_classes, spec.num_classes - train.num_classes,
+        train.num_classes);
+  }
 }
 
 // The pretrained checkpoint must be the architecture the config asks for.
