@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "advft/config/load.h"
+#include "advft/error.h"
 #include "advft/io/checkpoint.h"
 #include "advft/io/metrics.h"
 #include "advft/io/run_dir.h"
@@ -733,6 +734,19 @@ TEST(CliStopTest, ConvertAndInspectStopAfterReadingWithNothingWritten) {
   EXPECT_NE(inspect.output.find("error: inspect interrupted by signal 2"), std::string::npos)
       << inspect.output;
   EXPECT_EQ(inspect.output.find("model_spec:"), std::string::npos) << inspect.output;  // no report
+}
+
+// --help's footer is where a script's author looks up what an exit status means: every code.
+TEST(CliHelpTest, HelpNamesEveryExitCode) {
+  const RunResult r = run_advft("--help");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string footer = r.output.substr(r.output.find("Exit codes:"));
+  for (const int code : {kExitOk, kExitInternal, kExitUsage, kExitConfig, kExitData,
+                         kExitCheckpoint, kExitRunDir, kExitDiverged, kExitDistributed}) {
+    EXPECT_NE(footer.find(" " + std::to_string(code) + " "), std::string::npos)
+        << code << " not in: " << footer;
+  }
+  EXPECT_NE(footer.find("130/143"), std::string::npos) << footer;
 }
 
 TEST_F(CliTest, ScheduleCommandPrintsTheCurve) {

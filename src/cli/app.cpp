@@ -15,12 +15,14 @@ namespace advft::cli {
 
 void setup_app(CLI::App& app) {
   app.description(
-      "advft: adversarial fine-tuning of pretrained image classifiers (PGD-AT with a slow-start, "
-      "fast-decay learning rate) and clean / FGSM / PGD evaluation");
+      "advft: adversarial fine-tuning of pretrained image classifiers (PGD-AT or TRADES with a "
+      "slow-start, fast-decay learning rate) and their evaluation: clean, FGSM, PGD, APGD, FAB, "
+      "Square, AutoAttack");
   app.require_subcommand(0, 1);
   app.footer(
       "Exit codes: 0 ok, 1 internal error, 2 usage, 3 config, 4 data, 5 checkpoint, 6 run "
-      "directory, 7 diverged (NaN), 130/143 stopped by SIGINT/SIGTERM (training saves a "
+      "directory, 7 diverged (NaN), 8 distributed run (a process lost or not started), 130/143 "
+      "stopped by SIGINT/SIGTERM (training saves a "
       "resumable checkpoint unless no step had run; the other commands write nothing). Run `advft "
       "<command> --help` for each command's options.");
 
