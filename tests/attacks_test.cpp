@@ -229,6 +229,13 @@ TEST(AttackSpec, ParsesKindsOptionsAndDefaults) {
             "PGD-10 L2 eps=2 step=1");
 }
 
+TEST(AttackSpec, FormatPixelsWritesLevelsAsFractionsAndOtherValuesPlainly) {
+  EXPECT_EQ(format_pixels(8.0 / 255.0), "8/255");
+  EXPECT_EQ(format_pixels(0.1), "0.1");
+  EXPECT_EQ(format_pixels(0.0), "0");
+  EXPECT_EQ(format_pixels(255e16), "2.55e+18");  // a whole number of levels past int64's range
+}
+
 TEST(AttackSpec, BadSpecsNameTheProblem) {
   AttackOptions base;
   for (const char* bad : {"cw",
@@ -266,7 +273,20 @@ TEST(AttackSpec, BadSpecsNameTheProblem) {
                           "autoattack:version=plus,restarts=2",
                           "autoattack:steps=10",
                           "autoattack:eps=8",
-                          "autoattack:norm=l1"}) {
+                          "autoattack:norm=l1",
+                          // Ranges: a typo must not run for days, nor a zero step pass as an attack.
+                          "pgd:steps=100000000000",
+                          "pgd:restarts=1001",
+                          "apgd:eot=1001",
+                          "square:steps=100001",
+                          "pgd:step_size=0",
+                          "pgd:step_size=2",
+                          "pgd_l2:eps=1e18",
+                          // Each key once; FGSM takes neither steps nor restarts.
+                          "pgd:steps=2,steps=3",
+                          "pgd:alpha=1/255,step_size=2/255",
+                          "fgsm:steps=5",
+                          "fgsm:restarts=3"}) {
     // parse_attack_specs: one spec's attacks, all of AutoAttack's for "autoattack".
     try {
       parse_attack_specs(bad, base, "--attack");

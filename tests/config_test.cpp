@@ -69,6 +69,18 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
   EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "eot": 0}})")),
             "config: attack.eot = 0: must be in [1, 1000]");
   EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "apgd", "eot": 4}})")), "");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"kind": "fgsm", "restarts": 3}})")),
+            "config: attack.restarts = 3: FGSM is one step from one start; use attack.kind = "
+            "\"pgd\" for restarts");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"targets": 500}})")),
+            "config: attack.targets = 500: only apgd_t attacks target classes; drop it");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"step_size": 0}})")),
+            "config: attack.step_size = 0: must be > 0: a zero step never leaves the start, and "
+            "the robust accuracy would be the clean one");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"norm": "l2", "eps": 1e18}})")),
+            "config: attack.eps = 1e+18: must be in [0, 1000] (an L2 length in pixel units)");
+  EXPECT_EQ(config_error(json::parse(R"({"attack": {"steps": 100001}})")),
+            "config: attack.steps = 100001: must be in [1, 100000]");
   EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "mart"}})")),
             "config: train.objective = \"mart\": must be \"pgd_at\" or \"trades\"");
   EXPECT_EQ(config_error(json::parse(R"({"train": {"objective": "trades", "clean_weight": 0.2}})")),

@@ -1,5 +1,6 @@
 #include "advft/attacks/attack_spec.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <sstream>
@@ -15,7 +16,7 @@ namespace advft::attacks {
 std::string format_pixels(double value) {
   double in_255 = value * 255.0;
   std::ostringstream out;
-  if (value != 0.0 && std::abs(in_255 - std::round(in_255)) < 1e-9) {
+  if (value != 0.0 && std::abs(in_255) < 1e12 && std::abs(in_255 - std::round(in_255)) < 1e-9) {
     out << std::llround(in_255) << "/255";
   } else {
     out << value;
@@ -75,6 +76,14 @@ bool parse_bool(const std::string& text, const std::string& context) {
   throw ConfigError(context + ": expected true or false, got \"" + text + "\"");
 }
 
+// One name per key, whichever alias was written.
+std::string canonical_key(const std::string& key) {
+  if (key == "alpha" || key == "step") return "step_size";
+  if (key == "rs") return "random_start";
+  if (key == "eot_iter") return "eot";
+  return key;
+}
+
 int64_t parse_int(const std::string& text, const std::string& context) {
   std::size_t used = 0;
   int64_t value = 0;
@@ -90,6 +99,41 @@ int64_t parse_int(const std::string& text, const std::string& context) {
 }
 
 }  // namespace
+
+void check_attack_ranges(const AttackOptions& o, const std::string& prefix) {
+  const auto require = [&prefix](bool ok, const char* key, const std::string& value,
+                                 const std::string& rule) {
+    if (!ok) throw ConfigError(prefix + key + " = " + value + ": " + rule);
+  };
+  const auto number = [](double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+  };
+  // The farthest two images are apart: 1 per pixel in Linf, sqrt(pixels) in L2 (388 for
+  // 224x224x3), so 1000 bounds every ball that is not the whole image space.
+  const bool l2 = o.norm == "l2";
+  const double widest = l2 ? 1000.0 : 1.0;
+  const std::string range =
+      l2 ? "[0, 1000] (an L2 length in pixel units)" : "[0, 1] (pixel units; write 8/255, not 8)";
+  require(std::isfinite(o.eps) && o.eps >= 0.0 && o.eps <= widest, "eps", number(o.eps),
+          "must be in " + range);
+  if (o.kind == "pgd" || o.kind == "fgsm") {  // the others choose their own steps
+    require(std::isfinite(o.step_size) && o.step_size >= 0.0 && o.step_size <= widest, "step_size",
+            number(o.step_size), "must be in " + range);
+    require(o.step_size > 0.0 || o.eps == 0.0, "step_size", "0",
+            "must be > 0: a zero step never leaves the start, and the robust accuracy would be "
+            "the clean one");
+  }
+  // Bounds that keep a typo (steps=1000000000) from running for days before anyone notices.
+  require(o.steps >= 1 && o.steps <= 100000, "steps", std::to_string(o.steps),
+          "must be in [1, 100000]");
+  require(o.restarts >= 1 && o.restarts <= 1000, "restarts", std::to_string(o.restarts),
+          "must be in [1, 1000]");
+  require(o.targets >= 1 && o.targets <= 1000, "targets", std::to_string(o.targets),
+          "must be in [1, 1000]");
+  require(o.eot >= 1 && o.eot <= 1000, "eot", std::to_string(o.eot), "must be in [1, 1000]");
+}
 
 std::string describe_attack(const AttackOptions& o) {
   std::ostringstream out;
@@ -236,6 +280,7 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   if (colon != std::string::npos) {
     std::stringstream items(spec.substr(colon + 1));
     std::string item;
+    std::vector<std::string> given;  // each key once, by its canonical name
     while (std::getline(items, item, ',')) {
       auto eq = item.find('=');
       if (eq == std::string::npos) {
@@ -244,6 +289,14 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
       std::string key = item.substr(0, eq);
       std::string value = item.substr(eq + 1);
       std::string key_context = context + " " + key;
+      const std::string canonical = canonical_key(key);
+      if (std::find(given.begin(), given.end(), canonical) != given.end())
+        throw ConfigError(key_context + ": given twice; keep one");
+      given.push_back(canonical);
+      if (o.kind == "fgsm" && (key == "steps" || key == "restarts")) {
+        throw ConfigError(key_context + ": FGSM is one step from one start; for more use " +
+                          "pgd:steps=N,restarts=R");
+      }
       if (sets_own_steps(o.kind) && (key == "step_size" || key == "alpha" || key == "step" ||
                                      key == "random_start" || key == "rs")) {
         throw ConfigError(key_context + ": " + own_steps_reason(o.kind) + "; drop " + key);
@@ -305,15 +358,7 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   if (o.loss != "ce" && o.loss != "cw" && o.loss != "dlr") {
     throw ConfigError(context + ": loss must be ce, cw or dlr, got \"" + o.loss + "\"");
   }
-  if (!(o.eps >= 0.0) || !std::isfinite(o.eps) || (o.norm == "linf" && o.eps > 1.0)) {
-    throw ConfigError(context + ": eps must be in [0, 1] in pixel units (write 8/255, not 8)");
-  }
-  if (!(o.step_size >= 0.0) || !std::isfinite(o.step_size)) {
-    throw ConfigError(context + ": step_size must be >= 0");
-  }
-  if (o.steps < 1 || o.restarts < 1 || o.targets < 1 || o.eot < 1) {
-    throw ConfigError(context + ": steps, restarts, targets and eot must be >= 1");
-  }
+  check_attack_ranges(o, context + " ");
   return NamedAttack{describe_attack(o), o};
 }
 
