@@ -536,8 +536,16 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
   two_classes.num_classes = 2;
   io::save_checkpoint(tmp.file("two.safetensors"), *models::make_model(two_classes), two_classes,
                       json::object());
+  // A run whose config.json was edited by hand since: resume checks it as a new run's.
+  const std::string edited = tmp.file("edited");
+  copy_directory(pre, edited);
+  json edited_config = json::parse(read_bytes(edited + "/config.json"));
+  edited_config["train"]["log_every"] = 0;
+  write_bytes(edited + "/config.json", edited_config.dump(2));
+  const std::string edited_metrics = read_bytes(edited + "/metrics.jsonl");
   std::vector<Case> cases = {
       {"train --config " + tmp.file("typo.json"), 3, "did you mean train.epochs?"},
+      {"train --resume " + edited, 3, "train.log_every = 0: must be >= 1"},
       // Said before any image is attacked, not as a failed loss inside the first attack.
       {"eval --checkpoint " + pre + "/last.safetensors --dataset cifar100 --data-dir " +
            tmp.file("c100"),
@@ -600,6 +608,7 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
     EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << "\n" << r.output;
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   }
+  EXPECT_EQ(read_bytes(edited + "/metrics.jsonl"), edited_metrics);
   // Runs that failed before their first checkpoint leave no directory behind.
   for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11"})
     EXPECT_FALSE(fs::exists(tmp.file(out))) << out;

@@ -183,6 +183,8 @@ void prepare_run(const RunOptions& o, config::Command command, train::RunRequest
     request.config = config::parse_run_config(config::read_config_json(request.paths.config),
                                               config::default_config(command));
     apply_machine_flags(o, request.config);
+    // The run's config.json may have been edited since (or written by an older advft).
+    config::validate(request.config);
     request.resume = true;
     return;
   }
@@ -215,6 +217,7 @@ void join_run(const RunOptions& o, config::Command command, dist::ProcessGroup& 
   request.config = config::parse_run_config(config::read_config_json(request.paths.config),
                                             config::default_config(command));
   apply_machine_flags(o, request.config);
+  config::validate(request.config);
   request.resume = !o.resume.empty();
   request.given_mean = o.normalization.mean;
   request.given_std = o.normalization.std;
