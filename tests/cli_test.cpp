@@ -493,7 +493,7 @@ TEST_F(CliTest, DivergingRunStopsAndKeepsTheLastGoodCheckpoint) {
   RunResult r = run_advft("finetune --config " + config_path + " --checkpoint " + pre +
                           "/last.safetensors --out " + run +
                           " --epochs 12 --set schedule.warmup=0 --set schedule.peak_lr=0.001 --set "
-                          "schedule.end_lr=1e40");
+                          "schedule.end_lr=1e38");
   EXPECT_EQ(r.exit_code, 7) << r.output;
   EXPECT_NE(r.output.find("diverged"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("last.safetensors"), std::string::npos) << r.output;
@@ -594,6 +594,11 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
       {"train --config " + config_path + " --batch-size 0 --out " + tmp.file("x11"), 2,
        "--batch-size: must be a whole number >= 1, got 0"},
       {"bench --device cpu --warmup -1", 2, "--warmup: must be a whole number >= 0, got -1"},
+      {"finetune --config " + config_path + " --checkpoint " + pre +
+           "/last.safetensors --mean nan --out " + tmp.file("x12"),
+       2, "--mean: must be a finite number, got nan"},
+      {"train --config " + config_path + " --threads 4294967296 --out " + tmp.file("x13"), 2,
+       "--threads: must be a whole number in [1, 1024], got 4294967296"},
   };
   if (!torch::cuda::is_available()) {
     // Asking for graphs where there is no GPU is a config error, not a silent fallback.
@@ -610,7 +615,8 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
   }
   EXPECT_EQ(read_bytes(edited + "/metrics.jsonl"), edited_metrics);
   // Runs that failed before their first checkpoint leave no directory behind.
-  for (const char* out : {"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11"})
+  for (const char* out :
+       {"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13"})
     EXPECT_FALSE(fs::exists(tmp.file(out))) << out;
 }
 
@@ -743,6 +749,20 @@ TEST(CliStopTest, ConvertAndInspectStopAfterReadingWithNothingWritten) {
   EXPECT_NE(inspect.output.find("error: inspect interrupted by signal 2"), std::string::npos)
       << inspect.output;
   EXPECT_EQ(inspect.output.find("model_spec:"), std::string::npos) << inspect.output;  // no report
+}
+
+// A batch far past the machine's memory is the user's to lower: one line that says so, exit 3,
+// not an internal error. (Under AddressSanitizer the allocation fails the same way only when
+// its allocator may return null.)
+TEST(CliOutOfMemoryTest, AnAllocationPastTheMemoryIsAConfigError) {
+  const RunResult r = run_command(
+      "ASAN_OPTIONS=\"${ASAN_OPTIONS}:allocator_may_return_null=1\" " + std::string(ADVFT_BINARY) +
+      " bench --device cpu --model preact18 --in-channels 1 --input-size 8 --iterations 1 "
+      "--warmup 0 --loops at --batch 100000000000");
+  EXPECT_EQ(r.exit_code, kExitConfig) << r.output;
+  EXPECT_NE(r.output.find("error: out of memory: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lower the batch size"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("enforce fail"), std::string::npos) << r.output;
 }
 
 // --help's footer is where a script's author looks up what an exit status means: every code.

@@ -130,7 +130,8 @@ TEST(Config, WrongTypesAndRangesNameTheKey) {
             "algorithm; PyTorch's default 10)");
   EXPECT_EQ(config_error(json::parse(R"({"cudnn_benchmark_limit": 0})")), "");
   EXPECT_EQ(config_error(json::parse(R"({"device": "cuda:x"})")),
-            "config: device = \"cuda:x\": must be auto, cpu, cuda or cuda:N");
+            "config: device = \"cuda:x\": must be auto, cpu, cuda or cuda:N (N: the GPU's "
+            "index, 0 to 9999)");
   EXPECT_EQ(config_error(json::parse(R"({"device": "cuda:1"})")), "");  // a GPU is asked for later
   EXPECT_EQ(config_error(json::parse(R"({"data": {"image_size": 224, "resize_size": 200}})")),
             "config: data.resize_size = 200: must be in [data.image_size, 8192] (evaluation "
@@ -159,6 +160,24 @@ TEST(Config, OverridesParseJsonOrKeepStrings) {
             "config: train.epochs = 18446744073709551615: too large");
   EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 1e30}})")),
             "config: train.epochs = 1e+30: too large");
+  // Spaces around the key are not part of it.
+  apply_override(root, " train.batch_size = 64");
+  EXPECT_EQ(root["train"]["batch_size"], 64);
+}
+
+// Values that fit their type but no run: each is refused naming its key and range, before a
+// run that would overflow fp32 or count steps past int64.
+TEST(Config, ValuesPastWhatARunCanUseNameTheirRange) {
+  EXPECT_EQ(config_error(json::parse(R"({"schedule": {"peak_lr": 1e300}})")),
+            "config: schedule.peak_lr = 1e+300: must be > 0 and at most 3.40282e+38 (fp32's "
+            "largest)");
+  EXPECT_EQ(config_error(json::parse(R"({"optimizer": {"weight_decay": 2}})")),
+            "config: optimizer.weight_decay = 2: must be in [0, 1]");
+  EXPECT_EQ(config_error(json::parse(R"({"train": {"epochs": 100000000000000000}})")),
+            "config: train.epochs = 100000000000000000: must be in [1, 100000]");
+  EXPECT_EQ(config_error(json::parse(R"({"threads": 4294967296})")),
+            "config: threads = 4294967296: must be in [0, 1024] (0: every core)");
+  // The model's sizes and normalization: Models.SizesPastAnyRealModelAreRefusedByName.
 }
 
 TEST(Config, SyntaxErrorGivesLineAndColumn) {
@@ -173,6 +192,32 @@ TEST(Config, SyntaxErrorGivesLineAndColumn) {
   EXPECT_THROW(read_config_json(dir.file("missing.json")), ConfigError);
   testing::write_bytes(dir.file("huge.json"), R"({"train": {"epochs": 1e400}})");
   EXPECT_THROW(read_config_json(dir.file("huge.json")), ConfigError);
+}
+
+// JSON keeps the last of two equal keys without a word; a config that says one twice means
+// only one of them.
+TEST(Config, AKeySetTwiceOrATopLevelThatIsNoObjectIsRefused) {
+  testing::TempDir dir;
+  const auto error = [&dir](const std::string& text) {
+    testing::write_bytes(dir.file("c.json"), text);
+    try {
+      read_config_json(dir.file("c.json"));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error(R"({"train": {"epochs": 3, "batch_size": 8, "epochs": 4}})"),
+            "config: " + dir.file("c.json") +
+                ": key train.epochs is set twice; JSON would keep only the last, so delete the "
+                "other");
+  EXPECT_NE(error(R"({"train": {"epochs": 3}, "attack": {}, "train": {"batch_size": 8}})")
+                .find("key train is set twice"),
+            std::string::npos);
+  // Equal keys in two objects of one list are no repeat.
+  EXPECT_EQ(error(R"({"x": [{"a": 1}, {"a": 2}], "model": {"mean": [0.5]}})"), "");
+  EXPECT_EQ(error("[]"), "config: " + dir.file("c.json") +
+                             ": the config must be a JSON object ({...}), not array");
 }
 
 TEST(Config, ResolvedConfigRoundTrips) {

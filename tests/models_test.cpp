@@ -372,6 +372,44 @@ TEST(Models, KnownArchitecturesAllBuild) {
   }
 }
 
+// A typo in a size is refused by name, not met as an allocation of terabytes; a normalization
+// far off [0, 1] pixels, not as a run that diverges at its first step.
+TEST(Models, SizesPastAnyRealModelAreRefusedByName) {
+  const auto error = [](const ModelSpec& spec) {
+    try {
+      validate(spec);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  ModelSpec spec = spec_for("preact_resnet");
+  spec.num_classes = 100000000;
+  EXPECT_EQ(error(spec), "config: model.num_classes: must be in [1, 100000], got 100000000");
+  spec = spec_for("preact_resnet");
+  spec.width = 4000000000;
+  EXPECT_EQ(error(spec), "config: model.width: must be in [1, 4096], got 4000000000");
+  spec = spec_for("preact_resnet");
+  spec.blocks = {1, 1001};
+  EXPECT_EQ(error(spec), "config: model.blocks: every stage needs 1 to 1000 blocks, got [1, 1001]");
+  spec = spec_for("wide_resnet");
+  spec.widen_factor = 65;
+  EXPECT_EQ(error(spec), "config: model.widen_factor: must be in [1, 64], got 65");
+  spec = spec_for("preact_resnet");
+  spec.std = {1e-300};
+  EXPECT_EQ(error(spec),
+            "config: model.std: value 1e-300 must be in [0.001, 1000] (pixel units: images are "
+            "in [0, 1])");
+  spec = spec_for("preact_resnet");
+  spec.mean = {1e300};
+  EXPECT_EQ(error(spec),
+            "config: model.mean: value 1e+300 must be in [-1000, 1000] (pixel units: images "
+            "are in [0, 1])");
+  spec = spec_for("preact_resnet");
+  spec.input_size = 5000;
+  EXPECT_EQ(error(spec), "config: model.input_size: must be in [1, 4096], got 5000");
+}
+
 TEST(Models, DescribeIsShortAndSpecific) {
   EXPECT_EQ(describe(spec_for("preact_resnet18")), "PreActResNet-18, 10 classes, 3x32x32");
   auto spec = spec_for("preact_resnet");

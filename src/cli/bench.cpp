@@ -148,7 +148,7 @@ void setup_bench(CLI::App& app) {
   command->add_option("--attack", o->attack,
                       "Training attack (default pgd:steps=10, eps 8/255, step 2/255)");
   command->add_option("--eval-steps", o->eval_steps, "PGD steps of the evaluation (default 20)")
-      ->check(at_least(1));
+      ->check(between(1, 100000));
   command->add_option("--precision", o->precision,
                       "auto | fp32 | tf32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on the CPU)");
   command->add_option("--channels-last", o->channels_last, "auto | on | off (auto: on for CUDA)");
@@ -176,7 +176,7 @@ void setup_bench(CLI::App& app) {
       ->check(at_least(0));
   command->add_option("--iterations", o->iterations, "Timed iterations per loop (default 10)")
       ->check(at_least(1));
-  command->add_option("--threads", o->threads, "CPU threads")->check(at_least(1));
+  command->add_option("--threads", o->threads, "CPU threads")->check(between(1, 1024));
   command->add_option("--loops", o->loops,
                       "Which loops to time, comma-separated: at (the AT step), eval (PGD "
                       "evaluation), input (the --data folder's decoding); default at,eval, and "

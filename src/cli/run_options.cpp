@@ -25,12 +25,14 @@ void add_normalization_flags(CLI::App& command, NormalizationFlags& flags) {
       .add_option("--mean", flags.mean,
                   "Per-channel input mean of a PyTorch model that normalized outside the "
                   "network, e.g. 0.4914,0.4822,0.4465 (config key: model.mean)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(finite_number());
   command
       .add_option("--std", flags.std,
                   "Per-channel input std to go with --mean, e.g. 0.2471,0.2435,0.2616 (config "
                   "key: model.std)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(finite_number());
 }
 
 void append_normalization_overrides(const NormalizationFlags& flags,
@@ -113,7 +115,7 @@ void add_run_options(CLI::App& command, RunOptions& o, bool pretrained_checkpoin
   command.add_option("--batch-size", o.batch_size, "Batch size (config key: train.batch_size)")
       ->check(at_least(1));
   command.add_option("--threads", o.threads, "CPU threads (config key: threads)")
-      ->check(at_least(1));
+      ->check(between(1, 1024));
   add_nproc_flag(command, o.nproc);
   command.add_flag("-v,--verbose", o.verbose, "Debug logging");
   resume->excludes(config);

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -91,13 +93,73 @@ std::string resolve_config_path(const std::string& path_or_name) {
                     (known.empty() ? std::string() : " (shipped: " + known + ")"));
 }
 
+// JSON keeps the last of two equal keys in an object, silently: a config that sets a key twice
+// (or has two "train" sections) loses one of them. The parser's callback sees every key.
+class DuplicateKeyFinder {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        frames_.push_back({event == json::parse_event_t::object_start, {}, {}});
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        const std::string key = parsed.get<std::string>();
+        Frame& frame = frames_.back();
+        if (!frame.keys.insert(key).second && duplicate_.empty()) duplicate_ = path_to(key);
+        frame.key = key;
+        break;
+      }
+      case json::parse_event_t::value:
+        break;
+    }
+    return true;
+  }
+  /// The first key found twice, as a dotted path ("train.epochs"), or "".
+  const std::string& duplicate() const { return duplicate_; }
+
+ private:
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;  // the latest key of an object
+  };
+  std::string path_to(const std::string& key) const {
+    std::string path;
+    for (std::size_t i = 0; i + 1 < frames_.size(); ++i)
+      path += frames_[i].object ? frames_[i].key + "." : "";
+    return path + key;
+  }
+  std::vector<Frame> frames_;
+  std::string duplicate_;
+};
+
 json read_config_json(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open config file: " + std::strerror(errno));
   std::stringstream buffer;
   buffer << in.rdbuf();
   try {
-    return json::parse(buffer.str(), nullptr, true, /*ignore_comments=*/true);
+    DuplicateKeyFinder finder;
+    json root = json::parse(
+        buffer.str(),
+        [&finder](int depth, json::parse_event_t event, json& parsed) {
+          return finder(depth, event, parsed);
+        },
+        true, /*ignore_comments=*/true);
+    if (!finder.duplicate().empty()) {
+      throw ConfigError(path + ": key " + finder.duplicate() +
+                        " is set twice; JSON would keep only the last, so delete the other");
+    }
+    if (!root.is_object()) {
+      throw ConfigError(path + ": the config must be a JSON object ({...}), not " +
+                        std::string(root.type_name()));
+    }
+    return root;
   } catch (const json::parse_error& e) {
     // nlohmann reports the byte offset; users want line:column.
     std::string text = buffer.str();
@@ -117,7 +179,10 @@ void apply_override(json& root, const std::string& assignment) {
   if (eq == std::string::npos || eq == 0) {
     throw ConfigError("--set " + assignment + ": expected key.path=value, e.g. train.epochs=5");
   }
+  // "--set 'train.epochs = 2'" means train.epochs: spaces around the key are not part of it.
   std::string path = assignment.substr(0, eq);
+  path.erase(path.find_last_not_of(" \t") + 1);
+  path.erase(0, path.find_first_not_of(" \t"));
   std::string text = assignment.substr(eq + 1);
   json value;
   try {
@@ -367,12 +432,15 @@ void validate(const RunConfig& c) {
           "must be one of slow_start_fast_decay, piecewise, cosine, constant");
   require(s.decay == "exponential" || s.decay == "linear" || s.decay == "cosine", "schedule.decay",
           "\"" + s.decay + "\"", "must be exponential, linear or cosine");
-  require(s.start_lr >= 0.0 && std::isfinite(s.start_lr), "schedule.start_lr", num(s.start_lr),
-          "must be >= 0");
-  require(s.peak_lr > 0.0 && std::isfinite(s.peak_lr), "schedule.peak_lr", num(s.peak_lr),
-          "must be > 0");
-  require(s.end_lr >= 0.0 && std::isfinite(s.end_lr), "schedule.end_lr", num(s.end_lr),
-          "must be >= 0");
+  // The update multiplies fp32 weights by the lr: one past fp32's range cannot be applied at all.
+  const double max_lr = std::numeric_limits<float>::max();
+  const std::string lr_range = " and at most " + num(max_lr) + " (fp32's largest)";
+  require(s.start_lr >= 0.0 && s.start_lr <= max_lr, "schedule.start_lr", num(s.start_lr),
+          "must be >= 0" + lr_range);
+  require(s.peak_lr > 0.0 && s.peak_lr <= max_lr, "schedule.peak_lr", num(s.peak_lr),
+          "must be > 0" + lr_range);
+  require(s.end_lr >= 0.0 && s.end_lr <= max_lr, "schedule.end_lr", num(s.end_lr),
+          "must be >= 0" + lr_range);
   require(!(s.kind == "slow_start_fast_decay" && s.decay == "exponential" && s.end_lr <= 0.0),
           "schedule.end_lr", num(s.end_lr), "must be > 0 for an exponential decay");
   require(s.warmup >= 0.0 && s.warmup < 1.0, "schedule.warmup", num(s.warmup),
@@ -388,9 +456,11 @@ void validate(const RunConfig& c) {
           num(c.optimizer.momentum), "must be in [0, 1)");
   require(!(c.optimizer.nesterov && c.optimizer.momentum == 0.0), "optimizer.nesterov", "true",
           "needs optimizer.momentum > 0");
-  require(c.optimizer.weight_decay >= 0.0, "optimizer.weight_decay", num(c.optimizer.weight_decay),
-          "must be >= 0");
-  require(c.train.epochs >= 1, "train.epochs", std::to_string(c.train.epochs), "must be >= 1");
+  // Above 1 the decay alone would flip the weights' signs at an lr of 1.
+  require(c.optimizer.weight_decay >= 0.0 && c.optimizer.weight_decay <= 1.0,
+          "optimizer.weight_decay", num(c.optimizer.weight_decay), "must be in [0, 1]");
+  require(c.train.epochs >= 1 && c.train.epochs <= 100000, "train.epochs",
+          std::to_string(c.train.epochs), "must be in [1, 100000]");
   require(c.train.batch_size >= 1, "train.batch_size", std::to_string(c.train.batch_size),
           "must be >= 1");
   require(c.train.val_batch_size >= 1, "train.val_batch_size",
@@ -441,7 +511,8 @@ void validate(const RunConfig& c) {
     attacks::parse_attack_specs(c.eval.attacks[i], c.attack,
                                 "eval.attacks[" + std::to_string(i) + "]");
   }
-  require(c.threads >= 0, "threads", std::to_string(c.threads), "must be >= 0");
+  require(c.threads >= 0 && c.threads <= 1024, "threads", std::to_string(c.threads),
+          "must be in [0, 1024] (0: every core)");
   const std::vector<std::string> precisions = {"auto", "fp32", "tf32", "bf16", "fp16"};
   require(std::find(precisions.begin(), precisions.end(), c.precision) != precisions.end(),
           "precision", "\"" + c.precision + "\"", "must be auto, fp32, tf32, bf16 or fp16");

@@ -90,12 +90,21 @@ void validate_stats(const char* key, const std::vector<double>& values, int64_t 
     fail(key, "has " + std::to_string(values.size()) + " values; expected 1 or in_channels (" +
                   std::to_string(channels) + ")");
   }
+  // Pixels are in [0, 1]: a mean past 1000 or a std outside [0.001, 1000] would blow the
+  // normalized images up (or down) until the first steps overflow.
   for (double v : values) {
-    if (!std::isfinite(v) || (positive && v <= 0)) {
+    if (!std::isfinite(v) || (positive ? (v < 1e-3 || v > 1e3) : std::abs(v) > 1e3)) {
       std::ostringstream s;
-      s << "value " << v << " must be " << (positive ? "finite and > 0" : "finite");
+      s << "value " << v << " must be " << (positive ? "in [0.001, 1000]" : "in [-1000, 1000]")
+        << " (pixel units: images are in [0, 1])";
       fail(key, s.str());
     }
+  }
+}
+
+void check_count(const char* key, int64_t value, int64_t maximum) {
+  if (value < 1 || value > maximum) {
+    fail(key, "must be in [1, " + std::to_string(maximum) + "], got " + std::to_string(value));
   }
 }
 
@@ -148,15 +157,11 @@ void validate(const ModelSpec& spec) {
     throw ConfigError("model.arch = \"" + spec.arch +
                       "\": unknown architecture; known: " + known_architectures_text());
   }
-  if (spec.num_classes < 1) {
-    fail("num_classes", "must be >= 1, got " + std::to_string(spec.num_classes));
-  }
-  if (spec.in_channels < 1) {
-    fail("in_channels", "must be >= 1, got " + std::to_string(spec.in_channels));
-  }
-  if (spec.input_size < 1) {
-    fail("input_size", "must be >= 1, got " + std::to_string(spec.input_size));
-  }
+  // Upper bounds far past any real model (ImageNet-21k has 21,841 classes): a typo is refused
+  // by name instead of failing as an allocation of terabytes.
+  check_count("num_classes", spec.num_classes, 100000);
+  check_count("in_channels", spec.in_channels, 1024);
+  check_count("input_size", spec.input_size, 4096);
   validate_stats("mean", spec.mean, spec.in_channels, /*positive=*/false);
   validate_stats("std", spec.std, spec.in_channels, /*positive=*/true);
   if (spec.arch == "preact_resnet") {
@@ -164,13 +169,11 @@ void validate(const ModelSpec& spec) {
       fail("blocks", "must list at least one stage, e.g. [2, 2, 2, 2]");
     }
     for (int64_t b : spec.blocks) {
-      if (b < 1) {
-        fail("blocks", "every stage needs >= 1 block, got [" + join(spec.blocks, ", ") + "]");
+      if (b < 1 || b > 1000) {
+        fail("blocks", "every stage needs 1 to 1000 blocks, got [" + join(spec.blocks, ", ") + "]");
       }
     }
-    if (spec.width < 1) {
-      fail("width", "must be >= 1, got " + std::to_string(spec.width));
-    }
+    check_count("width", spec.width, 4096);
     // Widths double per stage; keep the last stage's channel count representable.
     if (spec.blocks.size() > 16) {
       fail("blocks", "at most 16 stages, got " + std::to_string(spec.blocks.size()));
@@ -181,9 +184,8 @@ void validate(const ModelSpec& spec) {
       fail("depth", "must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, 70, ...), got " +
                         std::to_string(spec.depth));
     }
-    if (spec.widen_factor < 1) {
-      fail("widen_factor", "must be >= 1, got " + std::to_string(spec.widen_factor));
-    }
+    if (spec.depth > 1000) fail("depth", "must be at most 1000, got " + std::to_string(spec.depth));
+    check_count("widen_factor", spec.widen_factor, 64);
   }
 }
 

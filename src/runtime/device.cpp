@@ -31,7 +31,8 @@ void check_device_name(const std::string& name) {
       std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
                   [](unsigned char c) { return std::isdigit(c) != 0; });
   if (name == "auto" || name == "cpu" || name == "cuda" || cuda_n) return;
-  throw ConfigError("device = \"" + name + "\": must be auto, cpu, cuda or cuda:N");
+  throw ConfigError("device = \"" + name +
+                    "\": must be auto, cpu, cuda or cuda:N (N: the GPU's index, 0 to 9999)");
 }
 
 torch::Device resolve_device(const std::string& name) {
