@@ -360,7 +360,9 @@ TEST_F(CliTest, SigtermSavesAResumableCheckpointAndResumeIsExact) {
   EXPECT_LT(state["next_step"].get<int64_t>(), 24);
   const int64_t into_window = state["next_step"].get<int64_t>() % 8 % 5;
   EXPECT_EQ(state["log_window"].is_object(), into_window != 0) << state.dump();
-  if (into_window != 0) EXPECT_EQ(state["log_window"]["steps"], into_window) << state.dump();
+  if (into_window != 0) {
+    EXPECT_EQ(state["log_window"]["steps"], into_window) << state.dump();
+  }
 
   // As if the process had gone on past that checkpoint and been killed (SIGKILL, out of memory)
   // before the next: the records it wrote meanwhile are the reference's after that step.
@@ -597,6 +599,8 @@ TEST_F(CliTest, BadInputGetsOneClearLineAndADocumentedExitCode) {
       {"finetune --config " + config_path + " --checkpoint " + pre +
            "/last.safetensors --mean nan --out " + tmp.file("x12"),
        2, "--mean: must be a finite number, got nan"},
+      {"eval --checkpoint " + pre + "/last.safetensors --seed -1", 2,
+       "--seed: must be a whole number >= 0, got -1"},
       {"train --config " + config_path + " --threads 4294967296 --out " + tmp.file("x13"), 2,
        "--threads: must be a whole number in [1, 1024], got 4294967296"},
   };
@@ -763,6 +767,19 @@ TEST(CliOutOfMemoryTest, AnAllocationPastTheMemoryIsAConfigError) {
   EXPECT_NE(r.output.find("error: out of memory: "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("lower the batch size"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("enforce fail"), std::string::npos) << r.output;
+}
+
+// `--config configs/cifar10.json` works from any directory: a path that is not there means the
+// shipped config of its name. Said in the log, in case the path was a typo.
+TEST(CliConfigTest, APathThatIsNotThereFallsBackToTheShippedConfigAndSaysSo) {
+  const RunResult r = run_advft("schedule --config /no/such/dir/cifar10.json --every 1000");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--config /no/such/dir/cifar10.json: no such file; using the shipped "),
+            std::string::npos)
+      << r.output;
+  const RunResult by_name = run_advft("schedule --config cifar10 --every 1000");
+  ASSERT_EQ(by_name.exit_code, 0) << by_name.output;
+  EXPECT_EQ(by_name.output.find("no such file"), std::string::npos) << by_name.output;
 }
 
 // --help's footer is where a script's author looks up what an exit status means: every code.

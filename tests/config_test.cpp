@@ -25,6 +25,8 @@ TEST(Config, FractionsAndNumbers) {
   EXPECT_DOUBLE_EQ(parse_number(0.25, "x"), 0.25);
   EXPECT_DOUBLE_EQ(parse_number("0.5", "x"), 0.5);
   EXPECT_THROW(parse_number("8/0", "x"), ConfigError);
+  for (const char* not_finite : {"nan", "inf", "-inf/2", "1/nan"})
+    EXPECT_THROW(parse_number(not_finite, "x"), ConfigError) << not_finite;
   EXPECT_THROW(parse_number("eight", "x"), ConfigError);
   EXPECT_THROW(parse_number(json::array(), "x"), ConfigError);
 }

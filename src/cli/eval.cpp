@@ -286,7 +286,7 @@ void setup_eval(CLI::App& app) {
   command->add_flag("--cascade", o->cascade,
                     "Each attack only on the images the earlier ones left robust, as AutoAttack "
                     "does (rows then count what survives each attack and those before it)");
-  command->add_option("--seed", o->seed, "Seed of the attacks' random starts");
+  command->add_option("--seed", o->seed, "Seed of the attacks' random starts")->check(at_least(0));
   command->add_option("--threads", o->threads, "CPU threads")->check(between(1, 1024));
   add_nproc_flag(*command, o->nproc);
   command->add_flag("-v,--verbose", o->verbose, "Debug logging");

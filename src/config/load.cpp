@@ -12,6 +12,8 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include "advft/attacks/attack_spec.h"
 #include "advft/error.h"
 #include "advft/io/directory.h"
@@ -84,7 +86,13 @@ std::string resolve_config_path(const std::string& path_or_name) {
   // Only a bare name (or a path that does not exist) falls back to the shipped recipes.
   for (const auto& dir : config_search_dirs()) {
     fs::path candidate = dir / name;
-    if (fs::is_regular_file(candidate, error)) return fs::weakly_canonical(candidate).string();
+    if (!fs::is_regular_file(candidate, error)) continue;
+    const std::string shipped = fs::weakly_canonical(candidate).string();
+    // A path to a file that is not there, taken to mean the shipped config of its name (so
+    // that configs/x.json works from any directory): said, in case the path was a typo.
+    if (fs::path(path_or_name).has_parent_path())
+      spdlog::info("--config {}: no such file; using the shipped {}", path_or_name, shipped);
+    return shipped;
   }
   std::string known;
   for (const auto& n : shipped_config_names())
@@ -232,10 +240,18 @@ double parse_number(const json& value, const std::string& key_path) {
       return number;
     };
     auto slash = text.find('/');
-    if (slash == std::string::npos) return parse_plain(text);
-    double denominator = parse_plain(text.substr(slash + 1));
-    if (denominator == 0.0) throw ConfigError(key_path + " = \"" + text + "\": division by zero");
-    return parse_plain(text.substr(0, slash)) / denominator;
+    double number = 0.0;
+    if (slash == std::string::npos) {
+      number = parse_plain(text);
+    } else {
+      const double denominator = parse_plain(text.substr(slash + 1));
+      if (denominator == 0.0) throw ConfigError(key_path + " = \"" + text + "\": division by zero");
+      number = parse_plain(text.substr(0, slash)) / denominator;
+    }
+    // stod reads "nan" and "inf", which no setting means (JSON itself has neither).
+    if (!std::isfinite(number))
+      throw ConfigError(key_path + " = \"" + text + "\": expected a finite number");
+    return number;
   }
   throw ConfigError(key_path + " = " + value.dump() +
                     ": expected a number or a fraction like 8/255");
