@@ -100,41 +100,6 @@ int64_t parse_int(const std::string& text, const std::string& context) {
 
 }  // namespace
 
-void check_attack_ranges(const AttackOptions& o, const std::string& prefix) {
-  const auto require = [&prefix](bool ok, const char* key, const std::string& value,
-                                 const std::string& rule) {
-    if (!ok) throw ConfigError(prefix + key + " = " + value + ": " + rule);
-  };
-  const auto number = [](double v) {
-    std::ostringstream out;
-    out << v;
-    return out.str();
-  };
-  // The farthest two images are apart: 1 per pixel in Linf, sqrt(pixels) in L2 (388 for
-  // 224x224x3), so 1000 bounds every ball that is not the whole image space.
-  const bool l2 = o.norm == "l2";
-  const double widest = l2 ? 1000.0 : 1.0;
-  const std::string range =
-      l2 ? "[0, 1000] (an L2 length in pixel units)" : "[0, 1] (pixel units; write 8/255, not 8)";
-  require(std::isfinite(o.eps) && o.eps >= 0.0 && o.eps <= widest, "eps", number(o.eps),
-          "must be in " + range);
-  if (o.kind == "pgd" || o.kind == "fgsm") {  // the others choose their own steps
-    require(std::isfinite(o.step_size) && o.step_size >= 0.0 && o.step_size <= widest, "step_size",
-            number(o.step_size), "must be in " + range);
-    require(o.step_size > 0.0 || o.eps == 0.0, "step_size", "0",
-            "must be > 0: a zero step never leaves the start, and the robust accuracy would be "
-            "the clean one");
-  }
-  // Bounds that keep a typo (steps=1000000000) from running for days before anyone notices.
-  require(o.steps >= 1 && o.steps <= 100000, "steps", std::to_string(o.steps),
-          "must be in [1, 100000]");
-  require(o.restarts >= 1 && o.restarts <= 1000, "restarts", std::to_string(o.restarts),
-          "must be in [1, 1000]");
-  require(o.targets >= 1 && o.targets <= 1000, "targets", std::to_string(o.targets),
-          "must be in [1, 1000]");
-  require(o.eot >= 1 && o.eot <= 1000, "eot", std::to_string(o.eot), "must be in [1, 1000]");
-}
-
 std::string describe_attack(const AttackOptions& o) {
   std::ostringstream out;
   if (o.kind == "fgsm") {
@@ -358,7 +323,7 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
   if (o.loss != "ce" && o.loss != "cw" && o.loss != "dlr") {
     throw ConfigError(context + ": loss must be ce, cw or dlr, got \"" + o.loss + "\"");
   }
-  check_attack_ranges(o, context + " ");
+  config::check_attack_ranges(o, context + " ");
   return NamedAttack{describe_attack(o), o};
 }
 

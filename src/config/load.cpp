@@ -398,6 +398,37 @@ std::string num(double v) {
   return out.str();
 }
 
+}  // namespace
+
+void check_attack_ranges(const AttackConfig& a, const std::string& prefix) {
+  // The farthest two images are apart: 1 per pixel in Linf, sqrt(pixels) in L2 (388 for
+  // 224x224x3), so 1000 bounds every ball that is not the whole image space.
+  const bool l2 = a.norm == "l2";
+  const double widest = l2 ? 1000.0 : 1.0;
+  const std::string range =
+      l2 ? "[0, 1000] (an L2 length in pixel units)" : "[0, 1] (pixel units; write 8/255, not 8)";
+  require(std::isfinite(a.eps) && a.eps >= 0.0 && a.eps <= widest, prefix + "eps", num(a.eps),
+          "must be in " + range);
+  if (a.kind == "pgd" || a.kind == "fgsm") {  // the others choose their own steps
+    require(std::isfinite(a.step_size) && a.step_size >= 0.0 && a.step_size <= widest,
+            prefix + "step_size", num(a.step_size), "must be in " + range);
+    require(a.step_size > 0.0 || a.eps == 0.0, prefix + "step_size", "0",
+            "must be > 0: a zero step never leaves the start, and the robust accuracy would be "
+            "the clean one");
+  }
+  // Bounds that keep a typo (steps=1000000000) from running for days before anyone notices.
+  require(a.steps >= 1 && a.steps <= 100000, prefix + "steps", std::to_string(a.steps),
+          "must be in [1, 100000]");
+  require(a.restarts >= 1 && a.restarts <= 1000, prefix + "restarts", std::to_string(a.restarts),
+          "must be in [1, 1000]");
+  require(a.targets >= 1 && a.targets <= 1000, prefix + "targets", std::to_string(a.targets),
+          "must be in [1, 1000]");
+  require(a.eot >= 1 && a.eot <= 1000, prefix + "eot", std::to_string(a.eot),
+          "must be in [1, 1000]");
+}
+
+namespace {
+
 void validate_attack(const AttackConfig& a, const std::string& path) {
   require(a.kind == "pgd" || a.kind == "fgsm" || a.kind == "apgd" || a.kind == "apgd_t",
           path + ".kind", "\"" + a.kind + "\"",
@@ -406,7 +437,7 @@ void validate_attack(const AttackConfig& a, const std::string& path) {
           "must be \"ce\", \"cw\" or \"dlr\"");
   require(a.norm == "linf" || a.norm == "l2", path + ".norm", "\"" + a.norm + "\"",
           "must be \"linf\" or \"l2\"");
-  attacks::check_attack_ranges(a, path + ".");
+  check_attack_ranges(a, path + ".");
   require(a.eot == 1 || a.kind == "apgd" || a.kind == "apgd_t", path + ".eot",
           std::to_string(a.eot), "only apgd and apgd_t average gradients over several forwards");
   require(a.restarts == 1 || a.kind != "fgsm", path + ".restarts", std::to_string(a.restarts),

@@ -33,10 +33,6 @@ NamedAttack parse_attack_spec(const std::string& spec, const AttackOptions& base
 std::vector<NamedAttack> parse_attack_specs(const std::string& spec, const AttackOptions& base,
                                             const std::string& where);
 
-/// The ranges an attack's settings must lie in, wherever they were given (a config's attack
-/// section, a spec): a ConfigError "<prefix><key> = <value>: <rule>" for the first outside them.
-void check_attack_ranges(const AttackOptions& options, const std::string& prefix);
-
 /// Short human name of an attack ("PGD-20 Linf eps=8/255 step=2/255").
 std::string describe_attack(const AttackOptions& options);
 

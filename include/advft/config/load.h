@@ -36,6 +36,11 @@ RunConfig parse_run_config(const nlohmann::json& root, RunConfig base);
 /// Checks cross-field rules of a complete config (called after named flags are applied too).
 void validate(const RunConfig& config);
 
+/// The ranges an attack's settings must lie in, wherever they were given (a config's attack
+/// section, an attack spec): a ConfigError "<prefix><key> = <value>: <rule>" for the first
+/// outside them.
+void check_attack_ranges(const AttackConfig& attack, const std::string& prefix);
+
 /// Full chain for a command: defaults, file (may be empty), overrides, validation.
 RunConfig load_run_config(Command command, const std::string& path_or_name,
                           const std::vector<std::string>& overrides);
