@@ -20,12 +20,11 @@ void setup_app(CLI::App& app) {
       "Square, AutoAttack");
   app.require_subcommand(0, 1);
   app.footer(
-      "Exit codes: 0 ok, 1 internal error, 2 usage, 3 config (or out of memory), 4 data, 5 "
-      "checkpoint, 6 run "
-      "directory, 7 diverged (NaN), 8 distributed run (a process lost or not started), 130/143 "
-      "stopped by SIGINT/SIGTERM (training saves a "
-      "resumable checkpoint unless no step had run; the other commands write nothing). Run `advft "
-      "<command> --help` for each command's options.");
+      "Exit codes: 0 ok, 1 internal error, 2 usage, 3 config (or out of memory), 4 data, "
+      "5 checkpoint, 6 run directory, 7 diverged (NaN), 8 distributed run (a process lost or not "
+      "started), 130/143 stopped by SIGINT/SIGTERM (training saves a resumable checkpoint unless "
+      "no step had run; the other commands write nothing). Run `advft <command> --help` for each "
+      "command's options.");
 
   app.add_flag_callback(
       "--version",
