@@ -491,6 +491,40 @@ TEST(Apgd, HalvesItsStepToReachAMaximumInsideTheBall) {
   EXPECT_LT(distance("apgd:eps=0.1"), 0.001);  // without the halving: 0.0075
 }
 
+// One pixel; the wrong class wins only on a narrow ridge around 0.6. From 0.5, a PGD step of
+// 0.15 lands on the ridge's far side at 0.65 (fooled), whose gradient sends it back to 0.5 (not
+// fooled), and so on: the last iterate of an even number of steps does not fool.
+class RidgeImpl : public models::ClassifierImpl {
+ public:
+  torch::Tensor forward(torch::Tensor x) override {
+    const torch::Tensor pixel = x.flatten(1).select(1, 0);
+    const torch::Tensor wrong_logit = 0.9 - 100.0 * (pixel - 0.6).square();
+    return torch::stack({torch::zeros_like(wrong_logit), wrong_logit}, 1);
+  }
+};
+TORCH_MODULE(Ridge);
+
+TEST(Pgd, AnEvaluationKeepsTheIterateThatFooledTrainingTakesTheLast) {
+  torch::manual_seed(0);
+  Ridge model;
+  const torch::Tensor x = torch::full({4, 1, 1, 1}, 0.5);
+  const torch::Tensor y = torch::zeros({4}, torch::kLong);
+  const auto fooled = [&](const torch::Tensor& x_adv) {
+    torch::NoGradGuard no_grad;
+    return model->forward(x_adv).argmax(1).ne(y).all().item<bool>();
+  };
+  for (const char* spec : {"pgd:eps=0.2,step_size=0.15,steps=4,random_start=false",
+                           "pgd:eps=0.2,step_size=0.15,steps=2,restarts=2,random_start=false"}) {
+    const AttackOptions o = apgd_options(spec);
+    const torch::Tensor last = run_attack(*model, x, y, o, AttackPurpose::kTraining);
+    EXPECT_TRUE(torch::allclose(last, x)) << spec;
+    EXPECT_FALSE(fooled(last)) << spec;
+    const torch::Tensor kept = run_attack(*model, x, y, o, AttackPurpose::kEvaluation);
+    EXPECT_TRUE(torch::allclose(kept, torch::full_like(x, 0.65))) << spec;
+    EXPECT_TRUE(fooled(kept)) << spec;
+  }
+}
+
 TEST(Apgd, RefusesTooFewClassesForDlrWithOneLine) {
   torch::manual_seed(0);
   testing::TinyNet two_classes(3, 2);

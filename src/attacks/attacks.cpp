@@ -24,9 +24,11 @@ torch::Tensor random_start(const torch::Tensor& x, const AttackOptions& o) {
 }
 
 torch::Tensor pgd_once(models::ClassifierImpl& model, const torch::Tensor& x,
-                       const torch::Tensor& y, const AttackOptions& o) {
+                       const torch::Tensor& y, const AttackOptions& o, AttackPurpose purpose) {
   torch::Tensor delta = o.random_start ? random_start(x, o) : torch::zeros_like(x);
-  return detail::ascend(model, x, delta, detail::untargeted_loss(o, y), o);
+  const torch::Tensor keep_first_fooling_of =
+      purpose == AttackPurpose::kEvaluation ? y : torch::Tensor();
+  return detail::ascend(model, x, delta, detail::untargeted_loss(o, y), o, keep_first_fooling_of);
 }
 
 // Scores a PGD restart by the loss it ascended, for the worst case over restarts.
@@ -44,25 +46,28 @@ torch::Tensor fgsm(models::ClassifierImpl& model, const torch::Tensor& x, const 
   detail::check_inputs(x, y);
   AttackOptions o = options;
   o.steps = 1;  // one step from the (optional) random start: PGD-1
-  return pgd_once(model, x, y, o).detach();
+  // Its one step is the attack, whatever the purpose: a start that fooled (a clean image the
+  // model gets wrong) would otherwise come back unmoved.
+  return pgd_once(model, x, y, o, AttackPurpose::kTraining).detach();
 }
 
 torch::Tensor pgd(models::ClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& y,
-                  const AttackOptions& options) {
+                  const AttackOptions& options, AttackPurpose purpose) {
   detail::check_inputs(x, y);
-  torch::Tensor first = pgd_once(model, x, y, options);
+  torch::Tensor first = pgd_once(model, x, y, options, purpose);
   if (options.restarts <= 1) return first.detach();
 
   detail::Candidate worst = score(model, first, y, options);
   for (int64_t r = 1; r < options.restarts; ++r)
-    detail::keep_worst(worst, score(model, pgd_once(model, x, y, options), y, options));
+    detail::keep_worst(worst, score(model, pgd_once(model, x, y, options, purpose), y, options));
   return worst.x_adv.detach();
 }
 
 torch::Tensor run_attack(models::ClassifierImpl& model, const torch::Tensor& x,
-                         const torch::Tensor& y, const AttackOptions& options) {
+                         const torch::Tensor& y, const AttackOptions& options,
+                         AttackPurpose purpose) {
   if (options.kind == "fgsm") return fgsm(model, x, y, options);
-  if (options.kind == "pgd") return pgd(model, x, y, options);
+  if (options.kind == "pgd") return pgd(model, x, y, options, purpose);
   if (options.kind == "apgd") return apgd(model, x, y, options);
   if (options.kind == "apgd_t") return apgd_targeted(model, x, y, options);
   if (options.kind == "square") return square(model, x, y, options);

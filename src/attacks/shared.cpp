@@ -89,12 +89,27 @@ LossAndGradient loss_and_gradient(models::ClassifierImpl& model, const torch::Te
 }
 
 torch::Tensor ascend(models::ClassifierImpl& model, const torch::Tensor& x, torch::Tensor delta,
-                     const LossFn& loss_fn, const AttackOptions& o) {
-  for (int64_t step = 0; step < o.steps; ++step) {
-    const torch::Tensor grad = loss_and_gradient(model, (x + delta).clamp(0.0, 1.0), loss_fn).grad;
-    delta = project(x, delta + o.step_size * ascent_direction(grad, o), o);
+                     const LossFn& loss_fn, const AttackOptions& o, const torch::Tensor& labels) {
+  const bool keep_fooling = labels.defined();
+  // Tensor operations only, no host reads: the loop stays capturable in a CUDA graph.
+  torch::Tensor fooled, first_fooling;
+  if (keep_fooling) {
+    fooled = torch::zeros({x.size(0)}, labels.options().dtype(torch::kBool));
+    first_fooling = torch::zeros_like(x);
   }
-  return (x + delta).clamp(0.0, 1.0);
+  for (int64_t step = 0; step < o.steps; ++step) {
+    const torch::Tensor x_adv = (x + delta).clamp(0.0, 1.0);
+    const LossAndGradient at = loss_and_gradient(model, x_adv, loss_fn);
+    if (keep_fooling) {
+      const torch::Tensor newly = at.logits.argmax(1).ne(labels) & ~fooled;
+      first_fooling = torch::where(newly.view({-1, 1, 1, 1}), x_adv, first_fooling);
+      fooled = fooled | newly;
+    }
+    delta = project(x, delta + o.step_size * ascent_direction(at.grad, o), o);
+  }
+  const torch::Tensor last = (x + delta).clamp(0.0, 1.0);
+  if (!keep_fooling) return last;
+  return torch::where(fooled.view({-1, 1, 1, 1}), first_fooling, last);
 }
 
 void keep_worst(Candidate& best, Candidate next) {

@@ -58,10 +58,12 @@ LossAndGradient loss_and_gradient(models::ClassifierImpl& model, const torch::Te
 
 /// Fixed-step ascent from x + delta (a perturbation already in the ball): o.steps steps of
 /// o.step_size along ascent_direction of loss_fn's gradient, each projected onto the ball and
-/// the box. Returns the final images, in [0, 1]. FGSM, PGD and TRADES's examples are this loop
-/// with their own start and loss.
+/// the box. Returns the final images, in [0, 1]; given `labels`, per image the first iterate the
+/// model already misclassified (the forward of each step shows it), else the final one.
+/// FGSM, PGD and TRADES's examples are this loop with their own start and loss.
 torch::Tensor ascend(models::ClassifierImpl& model, const torch::Tensor& x, torch::Tensor delta,
-                     const LossFn& loss_fn, const AttackOptions& o);
+                     const LossFn& loss_fn, const AttackOptions& o,
+                     const torch::Tensor& labels = {});
 
 /// One restart's answer: the adversarial images, which of them fool the model, and their loss.
 struct Candidate {

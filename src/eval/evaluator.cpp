@@ -52,7 +52,8 @@ torch::Tensor correct_mask(models::ClassifierImpl& model, const torch::Tensor& x
                            const torch::Tensor& y, const attacks::AttackOptions* attack,
                            runtime::Precision precision) {
   const runtime::AutocastGuard autocast(precision, x.device());
-  const torch::Tensor input = attack ? attacks::run_attack(model, x, y, *attack) : x;
+  const torch::Tensor input =
+      attack ? attacks::run_attack(model, x, y, *attack, attacks::AttackPurpose::kEvaluation) : x;
   torch::NoGradGuard no_grad;
   return model.forward(input).argmax(1).eq(y);
 }

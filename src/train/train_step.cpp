@@ -43,7 +43,9 @@ std::pair<torch::Tensor, torch::Tensor> TrainStep::pgd_at_loss(const torch::Tens
                                                                const torch::Tensor& y) {
   // Like the public PGD-AT code, examples are built in train mode (BatchNorm batch statistics).
   const torch::Tensor x_train =
-      options_.adversarial ? attacks::run_attack(model_, x, y, options_.attack) : x;
+      options_.adversarial
+          ? attacks::run_attack(model_, x, y, options_.attack, attacks::AttackPurpose::kTraining)
+          : x;
   runtime::drop_autocast_cache();  // the weights' casts again, with their autograd history
   torch::Tensor logits = model_.forward(x_train);
   torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);  // autocast: in fp32
