@@ -62,6 +62,13 @@ TEST_F(CliTest, TrainsWithBf16Autocast) {
   EXPECT_NE(r.output.find("bf16"), std::string::npos) << r.output;
   const json config = json::parse(read_bytes(out + "/config.json"));
   EXPECT_EQ(config["precision"], "bf16");
+  // Evaluation reports at its own precision (--precision), not at the run's training one.
+  r = run_advft("eval --checkpoint " + out + "/best.safetensors --attack fgsm");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("on cpu, fp32"), std::string::npos) << r.output;
+  r = run_advft("eval --checkpoint " + out + "/best.safetensors --attack fgsm --precision bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("on cpu, bf16"), std::string::npos) << r.output;
   r = run_advft("train --config " + config_path + " --out " + tmp.file("fp16") +
                 " --set precision=fp16");
   EXPECT_EQ(r.exit_code, 3) << r.output;  // no fp16 autocast on the CPU: a config error

@@ -433,6 +433,11 @@ TEST(Training, TrainsAndEvaluatesOnTheGpuInBf16_CUDA) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json j = nlohmann::json::parse(read_bytes(dir.file("eval.json")));
   EXPECT_EQ(j["total"], 128);
+  // Without --precision, evaluation takes TF32, not the run's bf16.
+  r = run_advft("eval --checkpoint " + dir.file("run/best.safetensors") + common +
+                " --attack fgsm --limit 64");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(", tf32"), std::string::npos) << r.output;
   // TRADES (eval-mode attack, train-mode loss) through the captured step, and APGD evaluation
   // through the captured attack.
   r = run_advft(

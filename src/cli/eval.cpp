@@ -146,8 +146,12 @@ void run_eval(const EvalCliOptions& o) {
   auto setting = [&](const std::string& flag, std::string config::RunConfig::*key) {
     return !flag.empty() ? flag : (*run).*key;
   };
-  options.precision = runtime::resolve_precision(
-      setting(o.precision, &config::RunConfig::precision), device, "--precision");
+  // The numbers this command reports are computed at its own precision, not at the config's
+  // (training's: bf16 on CUDA by default, for speed). Its auto is TF32 on CUDA, the numerics
+  // PyTorch's defaults give AutoAttack and RobustBench: bf16's coarse logits would decide APGD's
+  // step-size halving and Square's acceptances, and borderline predictions.
+  options.precision = runtime::resolve_precision(o.precision.empty() ? "auto" : o.precision, device,
+                                                 "--precision", runtime::Precision::kTf32);
   runtime::configure_matmul_precision(options.precision);
   runtime::set_cudnn_benchmark_limit(run->cudnn_benchmark_limit, device);
   options.graphs =
@@ -269,8 +273,9 @@ void setup_eval(CLI::App& app) {
   command->add_option("--json", o->json, "Also write the results as JSON to this file");
   command->add_option("--device", o->device, "auto | cpu | cuda | cuda:N");
   command->add_option("--precision", o->precision,
-                      "auto | fp32 | tf32 | bf16 | fp16 (default: the config's, else auto: bf16 "
-                      "on CUDA, fp32 on the CPU)");
+                      "auto | fp32 | tf32 | bf16 | fp16 (default auto: tf32 on CUDA, the "
+                      "numerics of PyTorch's defaults, fp32 on the CPU; not the config's "
+                      "precision, which is training's; bf16 is faster)");
   command->add_option("--channels-last", o->channels_last,
                       "auto | on | off (default: the config's, else auto: on for CUDA)");
   command->add_option("--graphs", o->graphs,

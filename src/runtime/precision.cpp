@@ -8,12 +8,11 @@
 namespace advft::runtime {
 
 Precision resolve_precision(const std::string& name, const torch::Device& device,
-                            const std::string& where) {
+                            const std::string& where, Precision auto_on_cuda) {
   const bool cuda = device.is_cuda();
   if (name == "auto") {
-    // Every GPU advft targets (Ampere and later) computes bf16 at full rate; older ones are
-    // better served by fp32 than by emulated bf16.
-    if (cuda && at::globalContext().hasCUDA()) return Precision::kBf16;
+    // Every GPU advft targets (Ampere and later) computes bf16 and TF32 at full rate.
+    if (cuda && at::globalContext().hasCUDA()) return auto_on_cuda;
     return Precision::kFp32;
   }
   if (name == "fp32") return Precision::kFp32;

@@ -9,11 +9,11 @@ namespace advft::runtime {
 
 enum class Precision { kFp32, kTf32, kBf16, kFp16 };
 
-/// "fp32" | "tf32" | "bf16" | "fp16", or "auto": bf16 on a CUDA device that supports it, else
-/// fp32. ConfigError naming `where` for other names, and for tf32/fp16 off CUDA (the CPU has no
-/// TensorFloat-32, and LibTorch's CPU autocast only knows bf16).
+/// "fp32" | "tf32" | "bf16" | "fp16", or "auto": `auto_on_cuda` (bf16, training's speed-up) on a
+/// CUDA device, else fp32. ConfigError naming `where` for other names, and for tf32/fp16 off CUDA
+/// (the CPU has no TensorFloat-32, and LibTorch's CPU autocast only knows bf16).
 Precision resolve_precision(const std::string& name, const torch::Device& device,
-                            const std::string& where);
+                            const std::string& where, Precision auto_on_cuda = Precision::kBf16);
 
 /// "fp32", "tf32", "bf16", "fp16".
 const char* precision_name(Precision precision);
