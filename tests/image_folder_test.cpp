@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <set>
 #include <string>
 #include <utility>
@@ -133,12 +134,13 @@ TEST(ImageFile, RefusesOtherFormatsAndDamagedFilesNamingThem) {
   EXPECT_NE(message.find("cannot read /nonexistent/dog.jpg: "), std::string::npos) << message;
 }
 
+std::string be32(uint32_t v) {
+  return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
 // A PNG chunk: big-endian length, type, data, CRC-32 of type and data.
 std::string png_chunk(const std::string& type, const std::string& data) {
-  const auto be32 = [](uint32_t v) {
-    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                       static_cast<char>(v >> 8), static_cast<char>(v)};
-  };
   const std::string body = type + data;
   const auto crc =
       ::crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()));
@@ -163,6 +165,109 @@ TEST(ImageFile, RefusesHeadersAnnouncingImpossibleSizesBeforeAllocating) {
   EXPECT_NE(message.find("x/huge.png: PNG header says 20000x20000 pixels; the file is damaged"),
             std::string::npos)
       << message;
+}
+
+std::string bytes_of(std::initializer_list<int> values) {
+  std::string bytes;
+  for (const int v : values)
+    bytes += static_cast<char>(v);
+  return bytes;
+}
+
+/// A PNG file of `height` rows of `samples` (unfiltered, rows back to back, 16-bit samples
+/// big-endian), with the `extra` chunks before its image data.
+std::string png_file(uint32_t width, uint32_t height, int bit_depth, int color_type,
+                     const std::string& samples, const std::string& extra = "") {
+  const std::size_t row_bytes = samples.size() / height;
+  std::string scanlines;
+  for (std::size_t y = 0; y < height; ++y)
+    scanlines += '\0' + samples.substr(y * row_bytes, row_bytes);  // filter type 0: none
+  uLongf size = compressBound(static_cast<uLong>(scanlines.size()));
+  std::string compressed(size, '\0');
+  EXPECT_EQ(compress(reinterpret_cast<Bytef*>(compressed.data()), &size,
+                     reinterpret_cast<const Bytef*>(scanlines.data()),
+                     static_cast<uLong>(scanlines.size())),
+            Z_OK);
+  compressed.resize(size);
+  const std::string ihdr = be32(width) + be32(height) + bytes_of({bit_depth, color_type, 0, 0, 0});
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + extra +
+         png_chunk("IDAT", compressed) + png_chunk("IEND", "");
+}
+
+/// Decoded [3, H, W] pixels as r, g, b of each pixel in turn, row by row.
+std::vector<int> rgb_values(const torch::Tensor& pixels) {
+  const torch::Tensor hwc = pixels.permute({1, 2, 0}).contiguous().to(torch::kInt);
+  return std::vector<int>(hwc.data_ptr<int>(), hwc.data_ptr<int>() + hwc.numel());
+}
+
+TEST(Png, GivesTheStoredSamplesWhateverTheGammaChunkSays) {
+  if (!data::png_supported()) GTEST_SKIP() << "built without libpng";
+  // Pillow ignores gAMA: a file marked linear (1.0) or with another gamma than sRGB's gives its
+  // stored values, which libpng's simplified API re-encoded for sRGB ((64, 128, 200) at gamma 1.0
+  // came out as (136, 186, 228)).
+  const std::string rgb = bytes_of({64, 128, 200, 10, 20, 30});
+  for (const uint32_t gamma : {100000u, 55556u, 45455u}) {
+    const std::string png = png_file(2, 1, 8, 2, rgb, png_chunk("gAMA", be32(gamma)));
+    EXPECT_EQ(rgb_values(data::decode_png(png, "x/gamma.png")),
+              (std::vector<int>{64, 128, 200, 10, 20, 30}))
+        << "gAMA " << gamma;
+  }
+  const std::string gray =
+      png_file(2, 1, 8, 0, bytes_of({64, 200}), png_chunk("gAMA", be32(100000)));
+  EXPECT_EQ(rgb_values(data::decode_png(gray, "x/gray.png")),
+            (std::vector<int>{64, 64, 64, 200, 200, 200}));
+}
+
+TEST(Png, KeepsTheTopByteOf16BitSamples) {
+  if (!data::png_supported()) GTEST_SKIP() << "built without libpng";
+  // Pillow unpacks 16-bit colour to v >> 8 (its "RGB;16B" mode), where rounding v / 257, as
+  // libpng's simplified API does, turns 0x00FF into 1.
+  const std::string rgb16 =
+      bytes_of({0x7F, 0xFF, 0x80, 0xFF, 0x01, 0x80, 0x00, 0xFF, 0xFF, 0x7F, 0x12, 0x34});
+  EXPECT_EQ(rgb_values(data::decode_png(png_file(2, 1, 16, 2, rgb16), "x/rgb16.png")),
+            (std::vector<int>{0x7F, 0x80, 0x01, 0x00, 0xFF, 0x12}));
+  // 16-bit grey differs from Pillow on purpose: Pillow opens it as 32-bit integers (mode "I")
+  // and convert("RGB") clips them at 255 (python-pillow #2574, #4044), so 1000 and 40000 both
+  // come out white there. The top byte, as for colour, keeps the picture: 3 and 156.
+  const std::string gray16 = bytes_of({0x03, 0xE8, 0x9C, 0x40});
+  EXPECT_EQ(rgb_values(data::decode_png(png_file(2, 1, 16, 0, gray16), "x/gray16.png")),
+            (std::vector<int>{3, 3, 3, 156, 156, 156}));
+}
+
+TEST(Png, RefusesDamagedFilesNamingThemWithoutPrintingAnything) {
+  if (!data::png_supported()) GTEST_SKIP() << "built without libpng";
+  const std::string pixels = bytes_of({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  const std::string good = png_file(2, 2, 8, 2, pixels);
+  const std::size_t idat = good.find("IDAT") - 4;  // where the chunk starts: its length
+  const std::size_t iend = good.find("IEND") - 4;
+  // libpng reports through callbacks whose default prints to stderr; worker threads printing
+  // "libpng warning: ..." for every odd file would bury the log.
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(rgb_values(data::decode_png(good, "x/good.png")),
+            (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
+
+  std::string bad_crc = good;
+  bad_crc[iend - 1] = static_cast<char>(bad_crc[iend - 1] ^ 1);  // the IDAT chunk's CRC
+  const std::string not_zlib = std::string("\x89PNG\r\n\x1a\n", 8) + good.substr(8, idat - 8) +
+                               png_chunk("IDAT", "not zlib data") + png_chunk("IEND", "");
+  for (const auto& [name, bytes] :
+       std::vector<std::pair<std::string, std::string>>{{"x/cut.png", good.substr(0, idat + 10)},
+                                                        {"x/crc.png", bad_crc},
+                                                        {"x/garbage.png", not_zlib}}) {
+    const std::string message = data_error_of([&] { data::decode_image(bytes, name); });
+    EXPECT_NE(message.find(name + ": damaged PNG: "), std::string::npos) << message;
+  }
+
+  // As Pillow does, a file that ends after its image data, without IEND, is read.
+  EXPECT_TRUE(torch::equal(data::decode_png(good.substr(0, iend), "x/no_iend.png"),
+                           data::decode_png(good, "x/good.png")));
+  // A damaged ancillary chunk is dropped with a warning (libpng's default; Pillow refuses the
+  // file) and the pixels are read.
+  std::string gamma = png_chunk("gAMA", be32(100000));
+  gamma.back() = static_cast<char>(gamma.back() ^ 1);
+  EXPECT_EQ(rgb_values(data::decode_png(png_file(2, 2, 8, 2, pixels, gamma), "x/gama.png")),
+            rgb_values(data::decode_png(good, "x/good.png")));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 TEST(ImageTransform, EvaluationResizesTheShorterSideAndTakesTheCentre) {
@@ -248,13 +353,16 @@ torch::Tensor read_pixels(const std::string& path, const std::vector<int64_t>& s
 
 // The pixels the Python peers train on: Pillow's decoding, torchvision's Resize + CenterCrop and
 // resized_crop, on files Pillow wrote: JPEG (RGB, grayscale, Photoshop-style CMYK, both
-// orientations) and PNG (RGB, RGBA, grayscale, palette, and one named .JPEG, like ImageNet's).
+// orientations) and PNG (RGB, RGBA, grayscale, palette, and one named .JPEG, like ImageNet's),
+// and on PNGs whose stored values libpng alone would change: gAMA, sRGB and iCCP chunks, 16-bit
+// samples, palettes with tRNS, grey with alpha, 1-bit, Adam7. The pixels expected are Pillow's
+// but for 16-bit grey, which Pillow clips at 255: its top byte (see make_image_fixtures.py).
 TEST(ImageFolder, GivesThePixelsPillowAndTorchvisionGive) {
   const FixtureFiles& fixtures = python_fixtures("make_image_fixtures.py");
   ASSERT_EQ(fixtures.status, 0) << fixtures.command;
   const std::string dir = fixtures.dir.string();
   const json index = json::parse(read_bytes(dir + "/index.json"));
-  ASSERT_EQ(index.size(), 10u);
+  ASSERT_EQ(index.size(), 22u);
   data::ImageTransform eval;  // torchvision's defaults: Resize(256), CenterCrop(224)
   for (const json& entry : index) {
     const std::string name = entry["name"];
