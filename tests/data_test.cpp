@@ -19,6 +19,7 @@
 #include "advft/data/loader.h"
 #include "advft/data/source.h"
 #include "advft/error.h"
+#include "numpy_pickle.h"
 #include "test_util.h"
 
 namespace {
@@ -158,6 +159,10 @@ TEST(Cifar10, MissingFolderOrFilesNameWhatIsExpected) {
   msg = data_error([&] { data::read_cifar10(tmp.path().string(), true); });
   EXPECT_CONTAINS(msg, "no CIFAR-10 files found");
   EXPECT_CONTAINS(msg, "data_batch_1.bin..data_batch_5.bin and test_batch.bin");
+  EXPECT_CONTAINS(msg, "cifar-10-batches-bin/");
+  // Both releases: the python one is what torchvision downloads.
+  EXPECT_CONTAINS(msg, "python release's data_batch_1..data_batch_5 and test_batch");
+  EXPECT_CONTAINS(msg, "cifar-10-batches-py/");
 
   write_cifar10(tmp.path());
   std::filesystem::remove(tmp.path() / "data_batch_3.bin");
@@ -235,6 +240,249 @@ TEST(Cifar100, ParentFolderAndErrors) {
   TempDir empty;
   msg = data_error([&] { data::read_cifar100(empty.path().string(), true); });
   EXPECT_CONTAINS(msg, "no CIFAR-100 files found");
+}
+
+// ---- CIFAR's python release (torchvision's download) ------------------------------------------
+
+using advft::testing::cifar_py_batch;
+using advft::testing::CifarPyBatch;
+using PyStrings = advft::testing::Py2Pickle::Strings;
+
+/// The pixel rows of images first..first+count-1, as the python release's 'data' holds them.
+std::string pixel_rows(int64_t first, int64_t count) {
+  std::string rows;
+  for (int64_t i = 0; i < count; ++i)
+    rows += image_bytes(first + i);
+  return rows;
+}
+
+std::vector<int64_t> labels_of(int64_t first, int64_t count, int64_t (*label)(int64_t)) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < count; ++i)
+    out.push_back(label(first + i));
+  return out;
+}
+
+/// The CIFAR-10 test batch of the python release, images and labels as write_cifar10's.
+CifarPyBatch cifar10_py_test_batch() {
+  return {pixel_rows(0, kTestRecords),
+          {kTestRecords, kPixels},
+          {{"labels", labels_of(0, kTestRecords, cifar10_label)}},
+          "testing batch 1 of 1"};
+}
+
+/// batches.meta / meta: the class names, which advft does not need; written as the release has it.
+std::string py_meta(const std::string& key, const std::vector<std::string>& names) {
+  advft::testing::Py2Pickle p;
+  p.op("}").put().op("(").str(key).str_list(names);
+  return p.op("u").bytes();
+}
+
+/// The CIFAR-10 python release in `dir` with the data write_cifar10 writes in the binary one.
+void write_cifar10_python(const std::filesystem::path& dir,
+                          PyStrings strings = PyStrings::kPython2) {
+  for (int b = 1; b <= 5; ++b) {
+    const int64_t first = (b - 1) * kPerBatch;
+    const CifarPyBatch batch{pixel_rows(first, kPerBatch),
+                             {kPerBatch, kPixels},
+                             {{"labels", labels_of(first, kPerBatch, cifar10_label)}},
+                             "training batch " + std::to_string(b) + " of 5"};
+    write_bytes((dir / ("data_batch_" + std::to_string(b))).string(),
+                cifar_py_batch(batch, strings));
+  }
+  write_bytes((dir / "test_batch").string(), cifar_py_batch(cifar10_py_test_batch(), strings));
+  write_bytes((dir / "batches.meta").string(), py_meta("label_names", {"airplane", "truck"}));
+}
+
+/// The CIFAR-100 python release in `dir` with the data write_cifar100 writes in the binary one.
+void write_cifar100_python(const std::filesystem::path& dir,
+                           PyStrings strings = PyStrings::kPython2) {
+  for (const auto& [name, count] : {std::pair<std::string, int64_t>{"train", 20},
+                                    std::pair<std::string, int64_t>{"test", kTestRecords}}) {
+    const CifarPyBatch batch{pixel_rows(0, count),
+                             {count, kPixels},
+                             {{"fine_labels", labels_of(0, count, cifar100_fine)},
+                              {"coarse_labels", labels_of(0, count, cifar100_coarse)}},
+                             name};
+    write_bytes((dir / name).string(), cifar_py_batch(batch, strings));
+  }
+  write_bytes((dir / "meta").string(), py_meta("fine_label_names", {"apple", "worm"}));
+}
+
+void expect_same_data(const data::Dataset& got, const data::Dataset& expected) {
+  EXPECT_EQ(got.name, expected.name);
+  EXPECT_EQ(got.num_classes, expected.num_classes);
+  EXPECT_EQ(got.images.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(got.labels.scalar_type(), torch::kLong);
+  EXPECT_TRUE(got.images.is_contiguous());
+  ASSERT_EQ(got.images.sizes(), expected.images.sizes());
+  EXPECT_TRUE(torch::equal(got.images, expected.images));
+  EXPECT_TRUE(torch::equal(got.labels, expected.labels));
+}
+
+TEST(Cifar10Python, LoadsTheSameTensorsAsTheBinaryRelease) {
+  TempDir binary;
+  TempDir python;
+  write_cifar10(binary.path());
+  write_cifar10_python(python.path());
+  for (bool train : {true, false}) {
+    SCOPED_TRACE(train);
+    const data::Dataset expected = data::read_cifar10(binary.path().string(), train);
+    const data::Dataset got = data::read_cifar10(python.path().string(), train);
+    expect_same_data(got, expected);
+    expect_cifar_images(got, train ? 5 * kPerBatch : kTestRecords);
+  }
+}
+
+// torchvision unpacks into root/cifar-10-batches-py; a batch re-pickled by Python 3 (bytes keys
+// and data, protocol 2's _codecs.encode) reads the same.
+TEST(Cifar10Python, ParentFolderAndPython3Repickles) {
+  TempDir binary;
+  write_cifar10(binary.path());
+  for (PyStrings strings : {PyStrings::kPython2, PyStrings::kPython3Bytes}) {
+    TempDir root;
+    write_cifar10_python(root.path() / "cifar-10-batches-py", strings);
+    for (bool train : {true, false}) {
+      expect_same_data(data::read_cifar10(root.path().string(), train),
+                       data::read_cifar10(binary.path().string(), train));
+    }
+  }
+}
+
+TEST(Cifar10Python, TheBinaryReleaseIsReadWhenBothArePresent) {
+  TempDir tmp;
+  write_cifar10(tmp.path());
+  for (const char* name : {"data_batch_1", "test_batch"})
+    write_bytes(tmp.file(name), "not a pickle");
+  EXPECT_EQ(data::read_cifar10(tmp.path().string(), true).size(), 5 * kPerBatch);
+
+  // The folder itself before the tarball folders, and of these the binary one first.
+  TempDir parent;
+  write_cifar10(parent.path() / "cifar-10-batches-bin");
+  write_bytes((parent.path() / "cifar-10-batches-py" / "test_batch").string(), "not a pickle");
+  EXPECT_EQ(data::read_cifar10(parent.path().string(), false).size(), kTestRecords);
+  write_bytes(parent.file("test_batch"), cifar_py_batch(cifar10_py_test_batch()));
+  EXPECT_EQ(data::read_cifar10(parent.path().string(), false).size(), kTestRecords);
+  const std::string msg = data_error([&] { data::read_cifar10(parent.path().string(), true); });
+  EXPECT_CONTAINS(msg, parent.file("data_batch_1") +
+                           ": missing (the CIFAR-10 python release has "
+                           "data_batch_1..data_batch_5 and test_batch)");
+}
+
+TEST(Cifar100Python, FineAndCoarseLabelsAsTheBinaryRelease) {
+  TempDir binary;
+  write_cifar100(binary.path());
+  for (PyStrings strings : {PyStrings::kPython2, PyStrings::kPython3Bytes}) {
+    TempDir here;
+    TempDir parent;
+    write_cifar100_python(here.path(), strings);
+    write_cifar100_python(parent.path() / "cifar-100-python", strings);
+    for (const TempDir* dir : {&here, &parent}) {
+      for (bool train : {true, false}) {
+        for (bool coarse : {false, true}) {
+          SCOPED_TRACE(dir->path().string() + (train ? " train" : " test") +
+                       (coarse ? " coarse" : " fine"));
+          expect_same_data(data::read_cifar100(dir->path().string(), train, coarse),
+                           data::read_cifar100(binary.path().string(), train, coarse));
+        }
+      }
+    }
+  }
+  TempDir empty;
+  const std::string msg = data_error([&] { data::read_cifar100(empty.path().string(), true); });
+  EXPECT_CONTAINS(msg, "python release's train and test, here or in cifar-100-python/");
+}
+
+// Every way a batch can be wrong is one DataError line naming the file and what is wrong.
+TEST(CifarPython, MalformedBatchesNameTheFileAndTheFault) {
+  const std::string good = cifar_py_batch(cifar10_py_test_batch());
+  std::vector<std::pair<std::string, std::string>> cases;  // (test_batch's bytes, message part)
+  cases.emplace_back(good.substr(0, good.size() / 2),
+                     "truncated pickle: a 18432-byte field runs past its end");
+  cases.emplace_back("", "file is empty (expected a pickled CIFAR-10 batch)");
+  cases.emplace_back(advft::testing::Py2Pickle().int_list({1, 2}).bytes(),
+                     "holds a pickled list, expected the dict of a CIFAR-10 python batch");
+  {
+    CifarPyBatch b = cifar10_py_test_batch();
+    b.shape = {kTestRecords, kPixels - 1};
+    b.pixels = std::string(static_cast<size_t>(kTestRecords * (kPixels - 1)), '\7');
+    cases.emplace_back(cifar_py_batch(b),
+                       "'data' is a numpy array of Byte and shape [6, 3071], expected uint8");
+  }
+  {
+    CifarPyBatch b = cifar10_py_test_batch();
+    b.pixels.pop_back();
+    cases.emplace_back(cifar_py_batch(b),
+                       "numpy array of shape (6, 3072) and dtype 'u1' needs "
+                       "18432 bytes, its data holds 18431");
+  }
+  {
+    CifarPyBatch b = cifar10_py_test_batch();
+    b.labels[0].second.pop_back();
+    cases.emplace_back(cifar_py_batch(b), "'labels' has 5 labels for the 6 images of 'data'");
+  }
+  for (int64_t bad : {int64_t{10}, int64_t{-1}}) {
+    CifarPyBatch b = cifar10_py_test_batch();
+    b.labels[0].second[3] = bad;
+    cases.emplace_back(cifar_py_batch(b),
+                       "record 3 has CIFAR-10 label " + std::to_string(bad) + ", expected 0..9");
+  }
+  {
+    CifarPyBatch b = cifar10_py_test_batch();
+    b.labels[0].first = "fine_labels";
+    cases.emplace_back(cifar_py_batch(b),
+                       "no 'labels' in the pickled dict (a CIFAR-10 python batch holds "
+                       "batch_label, labels, data, filenames)");
+  }
+  {
+    std::string evil = good;
+    const std::string numpy = "cnumpy.core.multiarray\n_reconstruct\n";
+    evil.replace(evil.find(numpy), numpy.size(), "cos\nsystem\n");
+    cases.emplace_back(evil,
+                       "refuses to load global os.system: loading a data file must never run code");
+  }
+  {
+    advft::testing::Py2Pickle p;
+    p.op("}").put().op("(").str("data");
+    p.ndarray({2, kPixels}, "u1", "|", std::string(2 * kPixels, '\0'), /*fortran=*/true);
+    cases.emplace_back(p.op("u").bytes(), "Fortran-order numpy arrays are not supported");
+  }
+  {
+    advft::testing::Py2Pickle p;
+    p.op("}").put().op("(").str("data");
+    p.ndarray({kPixels}, "O8", "|", std::string(8 * kPixels, '\0'));
+    cases.emplace_back(p.op("u").bytes(), "numpy dtype 'O8' is not supported (an object array");
+  }
+  {
+    advft::testing::Py2Pickle p;
+    p.op("}").put().op("(").str("data");
+    p.ndarray({1, kPixels}, "i8", "<", std::string(8 * kPixels, '\0'));
+    cases.emplace_back(p.op("u").bytes(), "'data' is a numpy array of Long and shape [1, 3072]");
+  }
+  for (const auto& [bytes, what] : cases) {
+    SCOPED_TRACE(what);
+    TempDir tmp;
+    write_cifar10_python(tmp.path());
+    write_bytes(tmp.file("test_batch"), bytes);
+    const std::string msg = data_error([&] { data::read_cifar10(tmp.path().string(), false); });
+    EXPECT_EQ(msg.rfind("data: " + tmp.file("test_batch") + ": ", 0), 0u) << msg;
+    EXPECT_CONTAINS(msg, what);
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+// A missing label list of CIFAR-100 (both are checked, whichever is used, as in the binary files).
+TEST(CifarPython, Cifar100NeedsBothLabelLists) {
+  TempDir tmp;
+  write_cifar100_python(tmp.path());
+  CifarPyBatch b{pixel_rows(0, 2), {2, kPixels}, {{"fine_labels", {1, 99}}}, "test"};
+  write_bytes(tmp.file("test"), cifar_py_batch(b));
+  std::string msg = data_error([&] { data::read_cifar100(tmp.path().string(), false, false); });
+  EXPECT_CONTAINS(msg, tmp.file("test") + ": no 'coarse_labels' in the pickled dict");
+  b.labels.emplace_back("coarse_labels", std::vector<int64_t>{0, 20});
+  write_bytes(tmp.file("test"), cifar_py_batch(b));
+  msg = data_error([&] { data::read_cifar100(tmp.path().string(), false, false); });
+  EXPECT_CONTAINS(msg, "record 1 has CIFAR-100 coarse label 20, expected 0..19");
 }
 
 // ---- IDX ------------------------------------------------------------------------------------

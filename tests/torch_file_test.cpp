@@ -24,6 +24,7 @@
 #include "checkpoint_bytes.h"
 #include "expect_error.h"
 #include "fixtures.h"
+#include "numpy_pickle.h"
 
 namespace {
 
@@ -580,6 +581,178 @@ TEST(PickleHostileTest, MalformedPicklesThrow) {
   }
   expect_checkpoint_error([&] { unpickle(pickle_p2(shared), "wide.pkl", nullptr); },
                           {"shares values too many times"});
+}
+
+// ---------------------------------------------------------------- numpy arrays (data files only)
+
+using advft::testing::Py2Pickle;
+
+advft::io::UnpickleOptions numpy_allowed() {
+  advft::io::UnpickleOptions options;
+  options.numpy_arrays = true;
+  return options;
+}
+
+std::string raw_bytes(const torch::Tensor& t) {
+  return std::string(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+}
+
+std::string ndarray_pickle(const std::vector<int64_t>& shape, const std::string& code,
+                           const std::string& order, const std::string& data,
+                           bool fortran = false) {
+  Py2Pickle p;
+  p.ndarray(shape, code, order, data, fortran);
+  return p.bytes();
+}
+
+// A torch.save checkpoint holding a numpy array (an old training script's extra state) is
+// refused as torch.load(weights_only=True) refuses it: numpy is opt-in for data files.
+TEST(PickleNumpyTest, CheckpointsStillRefuseNumpyGlobals) {
+  const std::string array = ndarray_pickle({2}, "i8", "<", std::string(16, '\1'));
+  for (const auto& [bytes, global] : std::vector<std::pair<std::string, std::string>>{
+           {array, "numpy.core.multiarray._reconstruct"},
+           {pickle_p2("cnumpy\ndtype\n"), "numpy.dtype"},
+           {pickle_p2("cnumpy\nndarray\n"), "numpy.ndarray"},
+           {pickle_p2("cnumpy.core.numeric\n_frombuffer\n"), "numpy.core.numeric._frombuffer"}}) {
+    expect_checkpoint_error([&] { unpickle(bytes, "arr.pt", nullptr); },
+                            {"arr.pt: refuses to load global " + global +
+                             ": loading a checkpoint must never run code"});
+  }
+  expect_checkpoint_error(
+      [&] { decode_torch_file(advft::testing::torch_save_zip(array, ""), "np.pt"); },
+      {"np.pt: refuses to load global numpy.core.multiarray._reconstruct: loading a checkpoint "
+       "must never run code"});
+}
+
+TEST(PickleNumpyTest, ReadsPlainDtypesAsNumpyPicklesThem) {
+  struct Case {
+    std::string code;
+    std::string order;
+    torch::Tensor expected;
+  };
+  const std::vector<Case> cases = {
+      {"u1", "|", torch::tensor({0, 7, 255}, torch::kUInt8)},
+      {"i1", "|", torch::tensor({-128, 0, 127}, torch::kInt8)},
+      {"b1", "|", torch::tensor({true, false, true})},
+      {"i2", "<", torch::tensor({-300, 2, 30000}, torch::kInt16)},
+      {"i4", "<", torch::tensor({-70000, 1, 2}, torch::kInt32)},
+      {"i8", "<", torch::tensor({int64_t{1} << 40, int64_t{-2}, int64_t{3}}, torch::kInt64)},
+      {"f2", "<", torch::tensor({0.5, -2.0, 1024.0}, torch::kFloat16)},
+      {"f4", "<", torch::tensor({0.25f, -1.5f, 3e38f})},
+      {"f8", "<", torch::tensor({1e-300, -0.0, 2.5}, torch::kFloat64)},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.code);
+    const torch::Tensor expected = c.expected.reshape({3, 1});
+    // Python 2 (str data), Python 3's protocol 2 (_codecs.encode), numpy 2's module name.
+    for (auto strings : {Py2Pickle::Strings::kPython2, Py2Pickle::Strings::kPython3Bytes}) {
+      for (const char* module : {"numpy.core.multiarray", "numpy._core.multiarray"}) {
+        Py2Pickle p(strings);
+        p.ndarray({3, 1}, c.code, c.order, raw_bytes(c.expected), false, module);
+        const PickleValue v = unpickle(p.bytes(), "a.pkl", nullptr, nullptr, numpy_allowed());
+        ASSERT_EQ(v.kind, Kind::kTensor);
+        EXPECT_EQ(v.tensor.scalar_type(), expected.scalar_type());
+        EXPECT_TRUE(torch::equal(v.tensor, expected));
+      }
+    }
+    // Protocol 5: _frombuffer(bytearray, dtype, shape, 'C') through STACK_GLOBAL, as Python 3.8+
+    // writes it (numpy 1.16+).
+    Py2Pickle dtype(Py2Pickle::Strings::kPython3Bytes);
+    dtype.dtype(c.code, c.order);
+    const std::string data = raw_bytes(c.expected);
+    std::string p5 = "\x80\x05"s + pickle_text("numpy.core.numeric") + pickle_text("_frombuffer") +
+                     "\x93(\x96" + advft::testing::le_bytes(data.size(), 8) + data;
+    const std::string dtype_ops = dtype.bytes();
+    p5 += dtype_ops.substr(2, dtype_ops.size() - 3) + "K\x03K\x01\x86" + pickle_text("C") + "tR.";
+    const PickleValue v = unpickle(p5, "p5.pkl", nullptr, nullptr, numpy_allowed());
+    ASSERT_EQ(v.kind, Kind::kTensor);
+    EXPECT_TRUE(torch::equal(v.tensor, expected));
+  }
+  // Keys: Python 2's str and Python 3's bytes are both found by their text.
+  Py2Pickle py3(Py2Pickle::Strings::kPython3Bytes);
+  py3.op("}").put().op("(").str("labels").int_list({3, 1}).op("u");
+  const PickleValue dict = unpickle(py3.bytes(), "d.pkl", nullptr);
+  EXPECT_EQ(dict.find("labels"), nullptr);
+  ASSERT_NE(dict.find_str_or_bytes("labels"), nullptr);
+  EXPECT_EQ(dict.find_str_or_bytes("labels")->items.at(1).integer, 1);
+}
+
+TEST(PickleNumpyTest, RefusesWhatIsNotAPlainLittleEndianCOrderArray) {
+  const std::string eight(8, '\0');
+  Py2Pickle subarray;
+  subarray.global("numpy", "dtype").native("u1").integer(0).integer(1).op("\x87R").put();
+  subarray.op("(K\x03").native("|").op("K\x01NN").integer(-1).integer(-1).integer(0).op("tb");
+  Py2Pickle bare;  // _reconstruct without the BUILD that brings shape, dtype and data
+  bare.global("numpy.core.multiarray", "_reconstruct").global("numpy", "ndarray").int_tuple({0});
+  bare.str("b").op("\x87R");
+  Py2Pickle not_ndarray;
+  not_ndarray.global("numpy.core.multiarray", "_reconstruct").global("collections", "OrderedDict");
+  not_ndarray.int_tuple({0}).str("b").op("\x87R");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {ndarray_pickle({1}, "i8", ">", eight),
+       "big-endian numpy arrays ('>i8') are not supported: convert with .astype('<i8')"},
+      {ndarray_pickle({1}, "i8", "|", eight),
+       "numpy dtype 'i8' with byte order '|' is not supported"},
+      {ndarray_pickle({2, 4}, "u1", "|", eight, /*fortran=*/true),
+       "Fortran-order numpy arrays are not supported"},
+      {ndarray_pickle({1}, "O8", "|", eight), "numpy dtype 'O8' is not supported (an object array"},
+      {ndarray_pickle({1}, "U2", "<", eight), "numpy dtype 'U2' is not supported (not a number"},
+      {ndarray_pickle({1}, "u8", "<", eight), "numpy dtype 'u8' is not supported"},
+      {ndarray_pickle({2}, "i4", "<", eight.substr(1)),
+       "numpy array of shape (2,) and dtype 'i4' needs 8 bytes, its data holds 7"},
+      {ndarray_pickle({-1, 0}, "i4", "<", ""), "numpy array has a negative size"},
+      {ndarray_pickle({int64_t{1} << 31, int64_t{1} << 31, 8}, "f8", "<", ""),
+       "numpy array size overflows"},
+      {ndarray_pickle({2}, "b1", "|", "\x01\x02"),
+       "numpy bool array holds a byte other than 0 or 1"},
+      {subarray.bytes(), "structured or subarray numpy dtypes are not supported"},
+      {bare.bytes(), "a numpy array without its state (no BUILD)"},
+      {not_ndarray.bytes(), "numpy _reconstruct of collections.OrderedDict, not numpy.ndarray"},
+      {pickle_p2("cnumpy\nndarray\n)R"), "calling numpy.ndarray is not allowed"},
+      {pickle_p2("cnumpy\ndtype\n" + pickle_text("u1") + "\x85R"),
+       "the pickle holds a numpy dtype by itself"},
+      {pickle_p2("cnumpy.core.multiarray\nscalar\n"),
+       "refuses to load global numpy.core.multiarray.scalar"},
+  };
+  for (const auto& [bytes, what] : cases) {
+    SCOPED_TRACE(what);
+    expect_checkpoint_error([&] { unpickle(bytes, "a.pkl", nullptr, nullptr, numpy_allowed()); },
+                            {"a.pkl: ", what});
+  }
+  // One data string BUILT into many arrays would let a small file fill the memory.
+  Py2Pickle shared;
+  shared.op("(");
+  for (int i = 0; i < 2; ++i) {
+    shared.global("numpy.core.multiarray", "_reconstruct").global("numpy", "ndarray");
+    shared.int_tuple({0}).str("b").op("\x87R").put().op("(").integer(1).int_tuple({4096});
+    shared.dtype("u1", "|").op("\x89");
+    shared.op(i == 0 ? "T" + advft::testing::le_bytes(4096, 4) + std::string(4096, 'x') + "q\xfa"
+                     : "h\xfa");
+    shared.op("tb");
+  }
+  expect_checkpoint_error(
+      [&] { unpickle(shared.op("l").bytes(), "a.pkl", nullptr, nullptr, numpy_allowed()); },
+      {"numpy arrays hold more bytes than the pickle"});
+}
+
+// A data file's errors are DataErrors (exit code 4), and its refusals say so.
+TEST(PickleNumpyTest, DataFileErrorsAreDataErrors) {
+  advft::io::UnpickleOptions options = numpy_allowed();
+  options.data_file = true;
+  for (const auto& [bytes, what] : std::vector<std::pair<std::string, std::string>>{
+           {pickle_p2("cos\nsystem\n"),
+            "data: b.pkl: refuses to load global os.system: loading a data file must never run "
+            "code"},
+           {pickle_p2("cmodels\nNet\n"), "data file must never run code"},
+           {"\x80\x02"s, "data: b.pkl: truncated pickle"}}) {
+    try {
+      unpickle(bytes, "b.pkl", nullptr, nullptr, options);
+      ADD_FAILURE() << "no error: " << what;
+    } catch (const advft::DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("state_dict"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(PickleTensorTest, RebuildsViewsAndChecksThemAgainstTheirStorage) {

@@ -45,7 +45,21 @@ constexpr StorageType kStorageTypes[] = {
     {"ByteStorage", torch::kUInt8, 1},        {"BoolStorage", torch::kBool, 1},
 };
 
-// The only callables a checkpoint may name.
+// The numpy dtypes (by the type code their pickles carry) that load as tensors: plain numbers.
+// Unsigned types wider than a byte have no tensor type in every LibTorch we build against.
+struct NumpyType {
+  const char* code;
+  torch::ScalarType type;
+  uint64_t itemsize;
+};
+
+constexpr NumpyType kNumpyTypes[] = {
+    {"b1", torch::kBool, 1},    {"i1", torch::kInt8, 1},    {"u1", torch::kUInt8, 1},
+    {"i2", torch::kInt16, 2},   {"i4", torch::kInt32, 4},   {"i8", torch::kInt64, 8},
+    {"f2", torch::kFloat16, 2}, {"f4", torch::kFloat32, 4}, {"f8", torch::kFloat64, 8},
+};
+
+// The only callables a checkpoint may name; the numpy ones only where UnpickleOptions allow.
 enum class Global {
   kOrderedDict,
   kRebuildTensorV2,
@@ -54,6 +68,25 @@ enum class Global {
   kRebuildParameterWithState,
   kCodecsEncode,  // protocol 2 pickles Python 3 bytes as _codecs.encode(text, 'latin1')
   kStorageType,
+  kNumpyReconstruct,  // ndarray.__reduce__: _reconstruct(ndarray, (0,), b'b'), then BUILD
+  kNumpyFromBuffer,   // ndarray.__reduce_ex__(5): _frombuffer(data, dtype, shape, order)
+  kNumpyNdarray,      // only as _reconstruct's first argument
+  kNumpyDtype,        // dtype(code, align, copy), then BUILD with the byte order
+};
+
+struct NamedGlobal {
+  const char* qualified;
+  Global global;
+};
+
+// numpy 2 moved numpy.core to numpy._core; files of both name theirs.
+constexpr NamedGlobal kNumpyGlobals[] = {
+    {"numpy.core.multiarray._reconstruct", Global::kNumpyReconstruct},
+    {"numpy._core.multiarray._reconstruct", Global::kNumpyReconstruct},
+    {"numpy.core.numeric._frombuffer", Global::kNumpyFromBuffer},
+    {"numpy._core.numeric._frombuffer", Global::kNumpyFromBuffer},
+    {"numpy.ndarray", Global::kNumpyNdarray},
+    {"numpy.dtype", Global::kNumpyDtype},
 };
 
 enum class NodeKind {
@@ -68,7 +101,9 @@ enum class NodeKind {
   kDict,
   kTensor,
   kGlobal,
-  kStorage
+  kStorage,
+  kDtype,  // numpy.dtype: storage_index into kNumpyTypes, boolean once its state is set
+  kArray,  // numpy.ndarray: boolean and tensor once its state (shape, dtype, data) is set
 };
 
 // The unpickler's own value: containers refer to other nodes by index into one arena, so that
@@ -114,6 +149,10 @@ const char* node_kind_name(NodeKind kind) {
       return "global";
     case NodeKind::kStorage:
       return "storage";
+    case NodeKind::kDtype:
+      return "numpy.dtype";
+    case NodeKind::kArray:
+      return "numpy.ndarray";
   }
   return "?";
 }
@@ -123,8 +162,12 @@ class Unpickler {
   /// `scan_only`: run the machine for its checks, the pickle's length and the storages it
   /// names, but load no storage and build no tensor (see scan_pickle).
   Unpickler(std::string_view bytes, const std::string& source, const StorageLoader& load_storage,
-            bool scan_only = false)
-      : bytes_(bytes), source_(source), load_storage_(load_storage), scan_only_(scan_only) {}
+            const UnpickleOptions& options, bool scan_only = false)
+      : bytes_(bytes),
+        source_(source),
+        load_storage_(load_storage),
+        options_(options),
+        scan_only_(scan_only) {}
 
   /// The value (an empty one when scanning), once the machine has reached STOP.
   PickleValue run() {
@@ -148,13 +191,23 @@ class Unpickler {
   std::vector<StorageRef>& storage_refs() { return refs_; }
 
  private:
+  // A data set file's errors are the data's (exit code 4), a checkpoint's the checkpoint's.
+  [[noreturn]] void raise(const std::string& message) const {
+    if (options_.data_file) throw DataError(message);
+    throw CheckpointError(message);
+  }
+
   [[noreturn]] void fail(const std::string& what) const {
-    throw CheckpointError(source_ + ": " + what + " (pickle byte " + std::to_string(op_pos_) + ")");
+    raise(source_ + ": " + what + " (pickle byte " + std::to_string(op_pos_) + ")");
   }
 
   [[noreturn]] void refuse(const std::string& name) const {
-    throw CheckpointError(source_ + ": refuses to load global " + printable(name) +
-                          ": loading a checkpoint must never run code" + whole_model_hint(name));
+    if (options_.data_file) {
+      raise(source_ + ": refuses to load global " + printable(name) +
+            ": loading a data file must never run code");
+    }
+    raise(source_ + ": refuses to load global " + printable(name) +
+          ": loading a checkpoint must never run code" + whole_model_hint(name));
   }
 
   // torch.save(model) pickles the model object, whose first global is its class: a module of
@@ -368,10 +421,23 @@ class Unpickler {
              " (supported: float32, float16, bfloat16, float64, int64, int32, int16, int8, "
              "uint8, bool)");
       }
-    } else {
+    } else if (!numpy_global(qualified, &n)) {
       refuse(qualified);
     }
     push(make(std::move(n)));
+  }
+
+  // Names numpy's array pickling uses, for data files that allow them: never called, only
+  // recognized by call() and BUILD in the exact pattern numpy writes.
+  bool numpy_global(const std::string& qualified, Node* n) const {
+    if (!options_.numpy_arrays) return false;
+    for (const NamedGlobal& known : kNumpyGlobals) {
+      if (qualified == known.qualified) {
+        n->integer = static_cast<int64_t>(known.global);
+        return true;
+      }
+    }
+    return false;
   }
 
   void step(uint8_t code) {
@@ -594,13 +660,22 @@ class Unpickler {
         return;
       }
       case op::kBuild: {
-        pop();  // the state: only an OrderedDict's attributes or a tensor's Python state
-        const NodeKind target = node(top()).kind;
-        if (target != NodeKind::kDict && target != NodeKind::kTensor) {
-          fail("BUILD (setting object state) on type " + std::string(node_kind_name(target)) +
-               " is not allowed");
+        const size_t state = pop();
+        const size_t target = top();
+        switch (node(target).kind) {
+          case NodeKind::kDict:
+          case NodeKind::kTensor:
+            return;  // an OrderedDict's attributes or a tensor's Python state: not needed
+          case NodeKind::kDtype:
+            build_dtype(target, state);
+            return;
+          case NodeKind::kArray:
+            build_array(target, state);
+            return;
+          default:
+            fail("BUILD (setting object state) on type " +
+                 std::string(node_kind_name(node(target).kind)) + " is not allowed");
         }
-        return;
       }
       case op::kBinPersId:
         push(persistent_load(pop()));
@@ -663,8 +738,178 @@ class Unpickler {
         return codecs_encode(tuple_args(args, name, 2, 2));
       case Global::kStorageType:
         fail("calling storage type " + printable(name) + " is not allowed");
+      case Global::kNumpyReconstruct:
+        return numpy_reconstruct(tuple_args(args, name, 3, 3));
+      case Global::kNumpyFromBuffer:
+        return numpy_frombuffer(tuple_args(args, name, 4, 4));
+      case Global::kNumpyDtype:
+        return numpy_dtype(tuple_args(args, name, 1, 3));
+      case Global::kNumpyNdarray:
+        fail("calling numpy.ndarray is not allowed (only as numpy's _reconstruct argument)");
     }
     fail("unknown global");
+  }
+
+  // ---- numpy arrays (UnpickleOptions::numpy_arrays) ----
+
+  // Python 2's str loads as str, Python 3's bytes as bytes: numpy's type codes and data are
+  // either, depending on which Python pickled them.
+  const std::string& str_or_bytes(size_t id, const char* what) {
+    const Node& n = node(id);
+    if (n.kind != NodeKind::kString && n.kind != NodeKind::kBytes) {
+      fail(std::string(what) + " must be of type str or bytes, got " + node_kind_name(n.kind));
+    }
+    return n.text;
+  }
+
+  bool truth(size_t id, const char* what) {
+    const Node& n = node(id);
+    if (n.kind == NodeKind::kBool) return n.boolean;
+    return int_arg(id, what) != 0;  // Python 2 code may pickle flags as 0 and 1
+  }
+
+  // numpy.dtype('u1', False, True): the type code, whose byte order comes with the BUILD state.
+  size_t numpy_dtype(std::vector<size_t> args) {
+    const std::string code = str_or_bytes(args[0], "numpy dtype type code");
+    for (size_t i = 0; i < std::size(kNumpyTypes); ++i) {
+      if (code == kNumpyTypes[i].code) {
+        Node n;
+        n.kind = NodeKind::kDtype;
+        n.text = code;
+        n.storage_index = static_cast<int64_t>(i);
+        return make(std::move(n));
+      }
+    }
+    const std::string why = !code.empty() && code[0] == 'O' ? "an object array" : "not a number";
+    fail("numpy dtype '" + printable(code) + "' is not supported (" + why +
+         "; arrays load of bool, int8, uint8, int16, int32, int64, float16, float32, float64)");
+  }
+
+  // The dtype's state: (3, byte order, subarray, names, fields, elsize, alignment, flags), and
+  // version 4 adds metadata. A plain number has no subarray, names or fields.
+  void build_dtype(size_t dtype, size_t state) {
+    const std::vector<size_t> items = expect(state, NodeKind::kTuple, "numpy dtype state").items;
+    if (node(dtype).boolean) fail("numpy dtype state set twice");
+    if (items.size() != 8 && items.size() != 9) {
+      fail("numpy dtype state has " + std::to_string(items.size()) + " items, expected 8 or 9");
+    }
+    const int64_t version = int_arg(items[0], "numpy dtype state version");
+    if (version != 3 && version != 4) {
+      fail("numpy dtype state version " + std::to_string(version) + " is not supported");
+    }
+    for (size_t i = 2; i <= 4; ++i) {
+      if (node(items[i]).kind != NodeKind::kNone) {
+        fail("structured or subarray numpy dtypes are not supported (only plain numbers)");
+      }
+    }
+    const NumpyType& type = kNumpyTypes[node(dtype).storage_index];
+    const std::string order = str_or_bytes(items[1], "numpy dtype byte order");
+    if (order == ">") {
+      fail(std::string("big-endian numpy arrays ('>") + type.code +
+           "') are not supported: convert with .astype('<" + type.code + "')");
+    }
+    if (order != "<" && !(order == "|" && type.itemsize == 1)) {
+      fail("numpy dtype '" + std::string(type.code) + "' with byte order '" + printable(order) +
+           "' is not supported (expected '<', or '|' for one-byte types)");
+    }
+    node(dtype).boolean = true;
+  }
+
+  // _reconstruct(numpy.ndarray, (0,), b'b'): an empty array that BUILD fills. Subclasses
+  // (numpy.matrix, masked arrays) are other globals, refused by name.
+  size_t numpy_reconstruct(std::vector<size_t> args) {
+    const Node& cls = node(args[0]);
+    if (cls.kind != NodeKind::kGlobal ||
+        static_cast<Global>(cls.integer) != Global::kNumpyNdarray) {
+      fail("numpy _reconstruct of " +
+           (cls.kind == NodeKind::kGlobal ? printable(cls.text) : node_kind_name(cls.kind)) +
+           ", not numpy.ndarray");
+    }
+    expect(args[1], NodeKind::kTuple, "numpy _reconstruct shape");
+    str_or_bytes(args[2], "numpy _reconstruct type code");
+    return make_kind(NodeKind::kArray);
+  }
+
+  // ndarray's state: (1, shape, dtype, is_fortran, data); numpy also reads it without the
+  // version.
+  void build_array(size_t array, size_t state) {
+    std::vector<size_t> items = expect(state, NodeKind::kTuple, "numpy array state").items;
+    if (node(array).boolean) fail("numpy array state set twice");
+    if (items.size() == 5) {
+      const int64_t version = int_arg(items[0], "numpy array state version");
+      if (version != 1) {
+        fail("numpy array state version " + std::to_string(version) + " is not supported");
+      }
+      items.erase(items.begin());
+    } else if (items.size() != 4) {
+      fail("numpy array state has " + std::to_string(items.size()) + " items, expected 5");
+    }
+    if (truth(items[2], "numpy array is_fortran")) {
+      fail("Fortran-order numpy arrays are not supported: save np.ascontiguousarray(a)");
+    }
+    torch::Tensor tensor = numpy_tensor(items[0], items[1], items[3]);
+    node(array).tensor = std::move(tensor);
+    node(array).boolean = true;
+  }
+
+  // _frombuffer(data, dtype, shape, order): protocol 5's form of a contiguous array.
+  size_t numpy_frombuffer(std::vector<size_t> args) {
+    const std::string order = str_or_bytes(args[3], "numpy _frombuffer order");
+    if (order == "F") {
+      fail("Fortran-order numpy arrays are not supported: save np.ascontiguousarray(a)");
+    }
+    if (order != "C") fail("numpy _frombuffer order '" + printable(order) + "' is not supported");
+    Node n;
+    n.kind = NodeKind::kArray;
+    n.tensor = numpy_tensor(args[2], args[1], args[0]);
+    n.boolean = true;
+    return make(std::move(n));
+  }
+
+  // The array's bytes copied into a tensor of its shape, after checking that they are exactly
+  // what shape and dtype need. Makes no node, so references into the arena stay valid.
+  torch::Tensor numpy_tensor(size_t shape_id, size_t dtype_id, size_t data_id) {
+    const std::vector<int64_t> shape = int_tuple(shape_id, "numpy array shape");
+    const Node& dtype = expect(dtype_id, NodeKind::kDtype, "numpy array dtype");
+    if (!dtype.boolean) fail("numpy dtype used before its state was set");
+    const NumpyType& type = kNumpyTypes[dtype.storage_index];
+    if (node(data_id).kind == NodeKind::kList) {
+      fail("numpy object arrays are not supported (only plain numbers)");
+    }
+    const std::string& data = str_or_bytes(data_id, "numpy array data");
+    if (shape.size() > 64) fail("numpy array has " + std::to_string(shape.size()) + " dimensions");
+    uint64_t nbytes = type.itemsize;
+    for (int64_t size : shape) {
+      if (size < 0) fail("numpy array has a negative size");
+      if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(size), &nbytes)) {
+        fail("numpy array size overflows");
+      }
+    }
+    if (nbytes != data.size()) {
+      fail("numpy array of shape " + shape_text(shape) + " and dtype '" + type.code + "' needs " +
+           std::to_string(nbytes) + " bytes, its data holds " + std::to_string(data.size()));
+    }
+    // Each array's bytes are in the pickle; one shared data string built into many arrays is
+    // not how numpy writes, and would let a small file fill the memory.
+    if (nbytes > bytes_.size() - array_bytes_) {
+      fail("numpy arrays hold more bytes than the pickle");
+    }
+    array_bytes_ += nbytes;
+    if (type.type == torch::kBool && data.find_first_not_of(std::string("\0\1", 2)) != data.npos) {
+      fail("numpy bool array holds a byte other than 0 or 1");
+    }
+    if (scan_only_) return {};
+    torch::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type.type));
+    if (nbytes > 0) std::memcpy(tensor.data_ptr(), data.data(), nbytes);
+    return tensor;
+  }
+
+  static std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string out = "(";
+    for (size_t i = 0; i < shape.size(); ++i) {
+      out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
+    }
+    return out + (shape.size() == 1 ? ",)" : ")");
   }
 
   // _codecs.encode(text, 'latin1'): each code point of the UTF-8 text becomes one byte.
@@ -937,13 +1182,15 @@ class Unpickler {
         out.kind = PickleValue::Kind::kDict;
         // Python keeps the first position and the last value of a repeated key.
         std::map<std::string, size_t> string_keys;
+        std::map<std::string, size_t> bytes_keys;  // b'a' is not 'a' in Python 3
         std::map<int64_t, size_t> int_keys;
         for (const auto& [key_id, value_id] : n.entries) {
           PickleValue key = convert(key_id, depth + 1);
           PickleValue value = convert(value_id, depth + 1);
           size_t* seen = nullptr;
-          if (key.kind == PickleValue::Kind::kString) {
-            const auto [it, fresh] = string_keys.emplace(key.text, out.entries.size());
+          if (key.kind == PickleValue::Kind::kString || key.kind == PickleValue::Kind::kBytes) {
+            auto& keys = key.kind == PickleValue::Kind::kString ? string_keys : bytes_keys;
+            const auto [it, fresh] = keys.emplace(key.text, out.entries.size());
             seen = fresh ? nullptr : &it->second;
           } else if (key.kind == PickleValue::Kind::kInt) {
             const auto [it, fresh] = int_keys.emplace(key.integer, out.entries.size());
@@ -965,6 +1212,13 @@ class Unpickler {
         fail("the pickle holds the global " + printable(n.text) + " itself as a value");
       case NodeKind::kStorage:
         fail("the pickle holds a bare storage, not a tensor");
+      case NodeKind::kDtype:
+        fail("the pickle holds a numpy dtype by itself, not an array");
+      case NodeKind::kArray:
+        if (!n.boolean) fail("the pickle holds a numpy array without its state (no BUILD)");
+        out.kind = PickleValue::Kind::kTensor;
+        out.tensor = n.tensor;
+        break;
     }
     return out;
   }
@@ -972,6 +1226,7 @@ class Unpickler {
   std::string_view bytes_;
   const std::string& source_;
   const StorageLoader& load_storage_;
+  const UnpickleOptions options_;
   const bool scan_only_;
   size_t pos_ = 0;
   size_t length_ = 0;
@@ -985,6 +1240,7 @@ class Unpickler {
   std::vector<StorageRef> refs_;
   uint64_t storage_bytes_ = 0;
   uint64_t tensor_bytes_ = 0;
+  uint64_t array_bytes_ = 0;  // of numpy arrays' data
   uint64_t budget_ = 0;
 };
 
@@ -1003,6 +1259,19 @@ const PickleValue* PickleValue::find(const std::string& key) const {
   }
   for (const auto& entry : entries) {
     if (entry.key.kind == Kind::kString && entry.key.text == key) {
+      return &entry.value;
+    }
+  }
+  return nullptr;
+}
+
+const PickleValue* PickleValue::find_str_or_bytes(const std::string& key) const {
+  if (kind != Kind::kDict) {
+    return nullptr;
+  }
+  for (const auto& entry : entries) {
+    if ((entry.key.kind == Kind::kString || entry.key.kind == Kind::kBytes) &&
+        entry.key.text == key) {
       return &entry.value;
     }
   }
@@ -1036,8 +1305,9 @@ const char* PickleValue::kind_name() const {
 }
 
 PickleValue unpickle(std::string_view bytes, const std::string& source,
-                     const StorageLoader& load_storage, size_t* length) {
-  Unpickler unpickler(bytes, source, load_storage);
+                     const StorageLoader& load_storage, size_t* length,
+                     const UnpickleOptions& options) {
+  Unpickler unpickler(bytes, source, load_storage, options);
   PickleValue value = unpickler.run();
   if (length != nullptr) *length = unpickler.length();
   return value;
@@ -1045,7 +1315,7 @@ PickleValue unpickle(std::string_view bytes, const std::string& source,
 
 PickleScan scan_pickle(std::string_view bytes, const std::string& source) {
   const StorageLoader none;  // never called when scanning
-  Unpickler unpickler(bytes, source, none, /*scan_only=*/true);
+  Unpickler unpickler(bytes, source, none, UnpickleOptions{}, /*scan_only=*/true);
   unpickler.run();
   return {unpickler.length(), std::move(unpickler.storage_refs())};
 }

@@ -3,6 +3,8 @@
 // machine that can call any importable function; this one knows only plain values, OrderedDict,
 // the storage types and the tensor rebuild functions, and refuses every other global by name,
 // as PyTorch's torch.load(weights_only=True) does: loading a checkpoint must never run code.
+// Data set files (CIFAR's python release) may opt in to numpy arrays, which it recognizes by the
+// exact shape of numpy's own pickling and rebuilds without calling anything.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -32,6 +34,10 @@ struct PickleValue {
   /// The value of a kDict entry whose key is the string `key`, or nullptr.
   const PickleValue* find(const std::string& key) const;
 
+  /// As find, but a bytes key with the same bytes matches too: Python 2's str keys (CIFAR's
+  /// b'data') load as str, and as bytes once Python 3 has re-pickled them.
+  const PickleValue* find_str_or_bytes(const std::string& key) const;
+
   /// The Python-ish name of the kind ("dict", "tensor", "int", ...), for messages.
   const char* kind_name() const;
 };
@@ -51,6 +57,19 @@ const char* storage_type_name(torch::ScalarType type);
 /// Throws advft::CheckpointError when missing.
 using StorageLoader = std::function<std::string_view(const std::string& key)>;
 
+/// What unpickle accepts beyond a checkpoint's values, and whose errors it raises.
+struct UnpickleOptions {
+  /// Also rebuild numpy arrays of plain numeric dtypes (bool, int8-int64, uint8, float16-float64;
+  /// little-endian, C order) as kTensor: numpy.core.multiarray._reconstruct(numpy.ndarray, ...)
+  /// with its BUILD state, or protocol 5's numpy.core.numeric._frombuffer, and numpy.dtype
+  /// (numpy 2's numpy._core too). Off by default: checkpoints refuse numpy's globals, as
+  /// torch.load(weights_only=True) does.
+  bool numpy_arrays = false;
+  /// The bytes are a data set file: errors are advft::DataError, and a refused global reads
+  /// "...: loading a data file must never run code".
+  bool data_file = false;
+};
+
 /// Unpickles the pickle at the start of `bytes` (protocol 2 as torch.save writes it; the binary
 /// opcodes of protocols 1-5 that plain data uses are accepted too) up to its STOP opcode, and
 /// stores in `length`, when given, how many bytes that took. Storages named by persistent ids
@@ -60,8 +79,10 @@ using StorageLoader = std::function<std::string_view(const std::string& key)>;
 /// size and stride, range-checked. Any other global, opcode or malformed input throws
 /// advft::CheckpointError "<source>: ..."; a refused global reads
 /// "<source>: refuses to load global os.system: loading a checkpoint must never run code".
+/// `options` widens what loads (see UnpickleOptions); the defaults are a checkpoint's.
 PickleValue unpickle(std::string_view bytes, const std::string& source,
-                     const StorageLoader& load_storage, size_t* length = nullptr);
+                     const StorageLoader& load_storage, size_t* length = nullptr,
+                     const UnpickleOptions& options = {});
 
 /// A storage that a pickle's persistent ids name.
 struct StorageRef {
