@@ -22,20 +22,27 @@ inline void init_torch() {
   torch::set_num_threads(1);
 }
 
-/// Runs `decode` and accepts a successful return or a CheckpointError naming kSourceName.
-template <typename Decode>
-void expect_success_or_checkpoint_error(Decode&& decode) {
+/// Runs `decode` and accepts a successful return or an `Expected` error (a CheckpointError for
+/// checkpoints, a DataError for data files) naming kSourceName.
+template <typename Expected = CheckpointError, typename Decode>
+void expect_success_or_error(Decode&& decode) {
   try {
     decode();
-  } catch (const CheckpointError& e) {
+  } catch (const Expected& e) {
     // For triage: ADVFT_FUZZ_VERBOSE=1 ./target FILE shows where an input stopped.
     static const bool verbose = std::getenv("ADVFT_FUZZ_VERBOSE") != nullptr;
-    if (verbose) std::fprintf(stderr, "CheckpointError: %s\n", e.what());
+    if (verbose) std::fprintf(stderr, "expected error: %s\n", e.what());
     if (std::string(e.what()).find(kSourceName) == std::string::npos) {
-      std::fprintf(stderr, "CheckpointError without the file name: %s\n", e.what());
+      std::fprintf(stderr, "error without the file name: %s\n", e.what());
       std::abort();
     }
   }
+}
+
+/// Runs `decode` and accepts a successful return or a CheckpointError naming kSourceName.
+template <typename Decode>
+void expect_success_or_checkpoint_error(Decode&& decode) {
+  expect_success_or_error<CheckpointError>(decode);
 }
 
 }  // namespace advft::fuzz

@@ -1,7 +1,8 @@
 // libFuzzer target: arbitrary bytes as the data.pkl of a torch.save archive. Storages come from
 // one fixed buffer, so that tensor rebuilding (offsets, sizes, strides, dtypes) is reachable
 // without the fuzzer having to build a zip archive around the pickle. Every tensor that loads
-// must also be one `advft convert` can write to safetensors and read back unchanged.
+// must also be one `advft convert` can write to safetensors and read back unchanged. The same
+// bytes are then read as a data file, with numpy arrays allowed (CIFAR's python release).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -95,6 +96,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         advft::io::unpickle(pickle, advft::fuzz::kSourceName, load_storage);
     // What the loader does next with the value: finding and flattening the state_dict.
     check_convertible(advft::io::find_state_dict(root, advft::fuzz::kSourceName).tensors);
+  });
+  // The same bytes as a data file (a CIFAR python batch), where numpy arrays load: its errors
+  // are DataErrors naming the file.
+  advft::fuzz::expect_success_or_error<advft::DataError>([&] {
+    advft::io::UnpickleOptions options;
+    options.numpy_arrays = true;
+    options.data_file = true;
+    advft::io::unpickle(pickle, advft::fuzz::kSourceName, nullptr, nullptr, options);
   });
   return 0;
 }
