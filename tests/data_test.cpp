@@ -611,6 +611,27 @@ TEST(Idx, MnistLikeFolder) {
   EXPECT_CONTAINS(msg, "12");
 }
 
+// torchvision.datasets.FashionMNIST(root, download=True) keeps the files in root/FashionMNIST/raw
+// (MNIST: root/MNIST/raw); some copies name them with a dot ("t10k-images.idx3-ubyte").
+TEST(Idx, TorchvisionRootAndDottedNames) {
+  TempDir tmp;
+  const std::filesystem::path raw = tmp.path() / "FashionMNIST" / "raw";
+  std::filesystem::create_directories(raw);
+  write_gz((raw / "t10k-images-idx3-ubyte.gz").string(), idx_images(5, 28, 28));
+  write_bytes((raw / "t10k-labels-idx1-ubyte").string(), idx_labels(5));
+  const data::Dataset test = data::read_mnist_like(tmp.path().string(), false, "fashion_mnist");
+  expect_idx_images(test.images, 5, 28, 28);
+  // The root of another data set does not hold it: the message says where it looked.
+  const std::string msg =
+      data_error([&] { data::read_mnist_like(tmp.path().string(), false, "mnist"); });
+  EXPECT_CONTAINS(msg, "MNIST/raw");
+
+  TempDir dotted;
+  write_bytes(dotted.file("t10k-images.idx3-ubyte"), idx_images(4, 28, 28));
+  write_bytes(dotted.file("t10k-labels.idx1-ubyte"), idx_labels(4));
+  EXPECT_EQ(data::read_mnist_like(dotted.path().string(), false, "mnist").labels.size(0), 4);
+}
+
 std::string fashion_mnist_dir() {
   const char* env = std::getenv("ADVFT_FASHION_MNIST_DIR");
   return env ? env : "/usr/share/datasets/fashion-mnist";

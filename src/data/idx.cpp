@@ -129,14 +129,31 @@ torch::Tensor to_tensor(std::vector<uint8_t>& payload, const std::vector<int64_t
 }
 
 /// The first existing of `stem` and `stem`.gz in `dir`, or "" if neither is there.
+/// `stem` ("train-images-idx3-ubyte") or its .gz in `dir`, also under the name with a dot before
+/// "idx" ("train-images.idx3-ubyte") that some copies of the files carry; "" when none is there.
 std::string find_file(const fs::path& dir, const std::string& stem) {
+  std::string dotted = stem;
+  dotted[dotted.find("-idx")] = '.';
   std::error_code ec;
-  for (const std::string& name : {stem, stem + ".gz"}) {
+  for (const std::string& name : {stem, stem + ".gz", dotted, dotted + ".gz"}) {
     if (fs::is_regular_file(dir / name, ec)) {
       return (dir / name).string();
     }
   }
   return "";
+}
+
+/// Where the IDX files are: `dir` itself, or the `<Class>/raw` folder under it where
+/// torchvision.datasets.MNIST / FashionMNIST(root=dir, download=True) puts them.
+fs::path idx_folder(const std::string& dir, const std::string& dataset,
+                    const std::string& images_stem) {
+  const fs::path torchvision_raw =
+      fs::path(dir) / (dataset == "fashion_mnist" ? "FashionMNIST" : "MNIST") / "raw";
+  std::error_code ec;
+  if (find_file(dir, images_stem).empty() && fs::is_directory(torchvision_raw, ec)) {
+    return torchvision_raw;
+  }
+  return dir;
 }
 
 }  // namespace
@@ -160,12 +177,15 @@ Dataset read_mnist_like(const std::string& dir, bool train, const std::string& n
     throw DataError(dir + ": no such directory (expected the " + name + " IDX files " +
                     images_stem + "[.gz] and " + labels_stem + "[.gz])");
   }
-  const std::string images_path = find_file(dir, images_stem);
-  const std::string labels_path = find_file(dir, labels_stem);
+  const fs::path folder = idx_folder(dir, name, images_stem);
+  const std::string images_path = find_file(folder, images_stem);
+  const std::string labels_path = find_file(folder, labels_stem);
   auto require = [&](const std::string& found, const std::string& stem) {
     if (found.empty()) {
-      throw DataError(dir + ": no " + stem + " or " + stem + ".gz found (the " + name + " " +
-                      (train ? "training" : "test") + " set)");
+      throw DataError(folder.string() + ": no " + stem + " or " + stem + ".gz found (the " + name +
+                      " " + (train ? "training" : "test") +
+                      " set; data.dir may also be torchvision's root, holding " +
+                      (name == "fashion_mnist" ? "FashionMNIST" : "MNIST") + "/raw)");
     }
   };
   require(images_path, images_stem);
