@@ -444,6 +444,12 @@ TEST(ImageFolder, RefusesWhatItCannotReadNamingTheFileOrFolder) {
   const std::string jpeg = encode_jpeg(solid(8, 8, 1, 2, 3), TJPF_RGB);
   std::string message = data_error_of([&] { data::image_folder_classes(root + "/train"); });
   EXPECT_NE(message.find(root + "/train: no such folder"), std::string::npos) << message;
+  // ImageNet's validation set as it comes: one flat folder of images.
+  write_bytes(root + "/flat/ILSVRC2012_val_00000001.JPEG", jpeg);
+  write_bytes(root + "/flat/ILSVRC2012_val_00000002.JPEG", jpeg);
+  message = data_error_of([&] { data::image_folder_classes(root + "/flat"); });
+  EXPECT_NE(message.find(root + "/flat: holds no class folders"), std::string::npos) << message;
+  EXPECT_NE(message.find("its 2 images lie loose"), std::string::npos) << message;
 
   write_bytes(root + "/train/cat/1.jpg", jpeg);
   write_bytes(root + "/train/dog/1.bmp", "BM");

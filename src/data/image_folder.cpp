@@ -101,13 +101,27 @@ std::vector<std::string> image_folder_classes(const std::string& split_dir) {
                     "with its JPEG or PNG images (torchvision's ImageFolder layout)");
   }
   std::vector<std::string> classes;
+  int64_t loose_images = 0;
   for (const std::string& name : list_or_throw(split_dir)) {
-    if (is_directory(split_dir + "/" + name)) classes.push_back(name);
+    if (is_directory(split_dir + "/" + name)) {
+      classes.push_back(name);
+    } else if (is_image_name(name)) {
+      ++loose_images;
+    }
   }
   if (classes.empty()) {
+    // ImageNet's validation images come in one flat folder, labelled by a separate file.
+    const std::string flat =
+        loose_images == 0
+            ? ""
+            : "; its " + std::to_string(loose_images) +
+                  " images lie loose, as ImageNet's validation set comes: sort them into their "
+                  "class folders first (torchvision.datasets.ImageNet does it from the devkit, "
+                  "the usual valprep.sh from its list of moves)";
     throw DataError(split_dir +
                     ": holds no class folders; an image folder holds one folder per "
-                    "class with its JPEG or PNG images (torchvision's ImageFolder layout)");
+                    "class with its JPEG or PNG images (torchvision's ImageFolder layout)" +
+                    flat);
   }
   return classes;
 }
