@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "advft/error.h"
+#include "advft/io/atomic_file.h"
 #include "advft/io/pickle.h"
 
 namespace advft::data {
@@ -222,20 +223,15 @@ std::string read_whole_file(const std::string& path, const CifarFormat& format) 
     throw DataError(path + ": missing (the " + std::string(format.title) + " python release has " +
                     format.python_expected_files + ")");
   }
-  const uintmax_t size = fs::file_size(path, ec);
-  if (ec) {
-    throw DataError(path + ": cannot read its size: " + ec.message());
+  std::string bytes;
+  try {
+    bytes = io::read_file_bytes(path);
+  } catch (const Error& e) {
+    throw DataError(e.what());  // "cannot read <path>: <reason>", a data error here
   }
-  if (size == 0) {
+  if (bytes.empty()) {
     throw DataError(path + ": file is empty (expected a pickled " + std::string(format.title) +
                     " batch)");
-  }
-  std::string bytes(static_cast<size_t>(size), '\0');
-  std::ifstream in(path, std::ios::binary);
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (!in || static_cast<uintmax_t>(in.gcount()) != size) {
-    throw DataError(path + ": read only " + std::to_string(in.gcount()) + " of " +
-                    std::to_string(size) + " bytes");
   }
   return bytes;
 }
