@@ -79,6 +79,18 @@ struct NamedGlobal {
   Global global;
 };
 
+// The functions a checkpoint may name (the storage types are matched by their own table).
+constexpr NamedGlobal kCheckpointGlobals[] = {
+    {"collections.OrderedDict", Global::kOrderedDict},
+    {"torch._utils._rebuild_tensor_v2", Global::kRebuildTensorV2},
+    {"torch._utils._rebuild_tensor", Global::kRebuildTensor},
+    {"torch._utils._rebuild_parameter", Global::kRebuildParameter},
+    {"torch._utils._rebuild_parameter_with_state", Global::kRebuildParameterWithState},
+    {"_codecs.encode", Global::kCodecsEncode},
+};
+
+// Names numpy's array pickling uses, for data files that allow them: never called, only
+// recognized by call() and BUILD in the exact pattern numpy writes.
 // numpy 2 moved numpy.core to numpy._core; files of both name theirs.
 constexpr NamedGlobal kNumpyGlobals[] = {
     {"numpy.core.multiarray._reconstruct", Global::kNumpyReconstruct},
@@ -88,6 +100,15 @@ constexpr NamedGlobal kNumpyGlobals[] = {
     {"numpy.ndarray", Global::kNumpyNdarray},
     {"numpy.dtype", Global::kNumpyDtype},
 };
+
+/// The entry of `table` named `qualified`, or nullptr.
+template <size_t N>
+const NamedGlobal* find_global(const NamedGlobal (&table)[N], const std::string& qualified) {
+  for (const NamedGlobal& known : table) {
+    if (qualified == known.qualified) return &known;
+  }
+  return nullptr;
+}
 
 enum class NodeKind {
   kNone,
@@ -394,18 +415,10 @@ class Unpickler {
     Node n;
     n.kind = NodeKind::kGlobal;
     n.text = qualified;
-    if (qualified == "collections.OrderedDict") {
-      n.integer = static_cast<int64_t>(Global::kOrderedDict);
-    } else if (qualified == "torch._utils._rebuild_tensor_v2") {
-      n.integer = static_cast<int64_t>(Global::kRebuildTensorV2);
-    } else if (qualified == "torch._utils._rebuild_tensor") {
-      n.integer = static_cast<int64_t>(Global::kRebuildTensor);
-    } else if (qualified == "torch._utils._rebuild_parameter") {
-      n.integer = static_cast<int64_t>(Global::kRebuildParameter);
-    } else if (qualified == "torch._utils._rebuild_parameter_with_state") {
-      n.integer = static_cast<int64_t>(Global::kRebuildParameterWithState);
-    } else if (qualified == "_codecs.encode") {
-      n.integer = static_cast<int64_t>(Global::kCodecsEncode);
+    const NamedGlobal* known = find_global(kCheckpointGlobals, qualified);
+    if (known == nullptr && options_.numpy_arrays) known = find_global(kNumpyGlobals, qualified);
+    if (known != nullptr) {
+      n.integer = static_cast<int64_t>(known->global);
     } else if (module == "torch" && name.size() > 7 &&
                name.compare(name.size() - 7, 7, "Storage") == 0) {
       bool found = false;
@@ -421,23 +434,10 @@ class Unpickler {
              " (supported: float32, float16, bfloat16, float64, int64, int32, int16, int8, "
              "uint8, bool)");
       }
-    } else if (!numpy_global(qualified, &n)) {
+    } else {
       refuse(qualified);
     }
     push(make(std::move(n)));
-  }
-
-  // Names numpy's array pickling uses, for data files that allow them: never called, only
-  // recognized by call() and BUILD in the exact pattern numpy writes.
-  bool numpy_global(const std::string& qualified, Node* n) const {
-    if (!options_.numpy_arrays) return false;
-    for (const NamedGlobal& known : kNumpyGlobals) {
-      if (qualified == known.qualified) {
-        n->integer = static_cast<int64_t>(known.global);
-        return true;
-      }
-    }
-    return false;
   }
 
   void step(uint8_t code) {
