@@ -3,7 +3,10 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
+
+#include "advft/config/load.h"
 
 namespace advft::cli {
 
@@ -42,15 +45,8 @@ CLI::Validator between(int64_t minimum, int64_t maximum) {
 CLI::Validator finite_number() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        std::size_t used = 0;
-        double value = 0.0;
-        try {
-          value = std::stod(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != text.size() || !std::isfinite(value))
-          return "must be a finite number, got " + text;
+        const std::optional<double> value = config::parse_whole_number(text);
+        if (!value || !std::isfinite(*value)) return "must be a finite number, got " + text;
         return "";
       },
       "FINITE");

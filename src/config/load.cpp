@@ -221,23 +221,29 @@ void apply_override(json& root, const std::string& assignment) {
   }
 }
 
+std::optional<double> parse_whole_number(const std::string& text) {
+  std::size_t used = 0;
+  double number = 0.0;
+  try {
+    number = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (used != text.size()) return std::nullopt;
+  return number;
+}
+
 double parse_number(const json& value, const std::string& key_path) {
   if (value.is_number()) return value.get<double>();
   if (value.is_string()) {
     const std::string text = value.get<std::string>();
     auto parse_plain = [&](const std::string& part) {
-      std::size_t used = 0;
-      double number = 0.0;
-      try {
-        number = std::stod(part, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != part.size()) {
+      const std::optional<double> number = parse_whole_number(part);
+      if (!number) {
         throw ConfigError(key_path + " = \"" + text +
                           "\": expected a number or a fraction like 8/255");
       }
-      return number;
+      return *number;
     };
     auto slash = text.find('/');
     double number = 0.0;

@@ -1,6 +1,7 @@
 #pragma once
 // Building a RunConfig: defaults < config file < --set overrides (named flags are applied by
 // the CLI afterwards), with strict key checking and one validation pass.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ nlohmann::json attack_to_json(const AttackConfig& attack);
 
 /// Parses a number that may be written as a fraction ("8/255") or as a JSON number.
 double parse_number(const nlohmann::json& value, const std::string& key_path);
+
+/// `text` read whole as one number in std::stod's syntax ("nan" and "inf" included, for the
+/// caller to refuse), or nullopt when it is not one or has anything after it.
+std::optional<double> parse_whole_number(const std::string& text);
 
 /// Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(const std::string& a, const std::string& b);
